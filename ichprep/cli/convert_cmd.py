@@ -1,0 +1,50 @@
+"""`ichprep convert`: DICOMs to windowed, cropped, resized images with a manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ichprep.cli.app import app
+
+
+def fail_usage(message: str) -> None:
+    """One line on stderr and exit code 2, the convention for a command given wrongly."""
+    typer.echo(f"ichprep: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def convert(
+    src: Path = typer.Argument(..., help="DICOM folder (searched recursively), a .zip archive, or a text/CSV list of paths."),
+    out: Path = typer.Argument(..., help="Output folder: images, manifest.parquet, ichprep.json."),
+    windows: str = typer.Option("brain,subdural,bone", help="Channels as window names or LEVEL/WIDTH pairs (R,G,B), or 'fastai'."),
+    size: int = typer.Option(256, help="Output side in pixels."),
+    crop: bool = typer.Option(True, "--crop/--no-crop", help="Square crop around the head before resizing."),
+    format: str = typer.Option("png", "--format", help="png or jpg."),
+    quality: int = typer.Option(95, help="JPEG quality (written 4:4:4)."),
+    ids: Optional[Path] = typer.Option(None, help="Only these image ids: a text file, CSV or Parquet (e.g. clean-meta's train.parquet)."),
+    jobs: Optional[int] = typer.Option(None, help="Worker processes (default: all cores)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Convert DICOMs to 3-channel windowed images, resumably, with a manifest of every input."""
+    from ichprep import convert as pipeline
+    from ichprep.sources import SourceError, read_ids
+
+    try:
+        wanted = read_ids(ids) if ids else None
+        options = pipeline.Options(windows=windows, size=size, crop=crop, format=format.lower(), quality=quality, jobs=jobs, quiet=quiet, ids=wanted)
+        result = pipeline.convert(src, out, options)
+    except (pipeline.UsageError, SourceError) as err:
+        fail_usage(str(err))
+    except pipeline.DiskFullError as err:
+        typer.echo(f"ichprep: stopped: {err}; free some space and re-run the same command to resume", err=True)
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        typer.echo("ichprep: interrupted; re-run the same command to resume", err=True)
+        raise typer.Exit(130)
+    summary = f"{result.converted} converted, {result.failed} failed, {result.skipped} already done -> {out}"
+    typer.echo(summary)
+    raise typer.Exit(1 if result.failed else 0)

@@ -1,0 +1,103 @@
+"""The manifest: one row per input with its outcome, header fields and pixel statistics.
+
+Rows are flushed to numbered part files as a run goes, so a crash or Ctrl-C loses at most
+the batches in flight, and the parent never holds 675,000 rows of dicts in memory. The
+final ``manifest.parquet`` is the previous manifest plus all parts, last word per id, written
+under a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+MANIFEST = "manifest.parquet"
+STATE_DIR = ".ichprep"
+PARTS = "parts"
+FLUSH_ROWS = 5000
+
+LEAD_COLUMNS = ["id", "source", "status", "error", "output", "row", "header_fix", "fname"]
+STAT_COLUMNS = ["img_min", "img_max", "img_mean", "img_std", "img_pct_window"]
+
+
+def frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """Rows to a DataFrame that Parquet accepts: lead columns first, mixed-type columns as text."""
+    table = pd.DataFrame(list(rows))
+    for column in LEAD_COLUMNS + STAT_COLUMNS:
+        if column not in table.columns:
+            table[column] = None
+    for column in table.columns:
+        if table[column].dtype == object:
+            kinds = {type(v) for v in table[column] if v is not None and not (isinstance(v, float) and pd.isna(v))}
+            if len(kinds) > 1 or kinds - {str, int, float, bool}:
+                table[column] = table[column].map(lambda v: None if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
+    for column in STAT_COLUMNS:
+        table[column] = pd.to_numeric(table[column], errors="coerce").astype("float64")
+    table["header_fix"] = table["header_fix"].fillna(False).astype(bool)
+    table["row"] = pd.to_numeric(table["row"], errors="coerce").astype("Int64")
+    ordered = LEAD_COLUMNS + [c for c in table.columns if c not in LEAD_COLUMNS]
+    return table[ordered]
+
+
+def write_atomic(table: pd.DataFrame, path: Path) -> None:
+    """Write Parquet under a temporary name, then rename: readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    table.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _concat(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    tables = [t for t in tables if len(t)]
+    if not tables:
+        return frame([])
+    combined = pd.concat(tables, ignore_index=True, sort=False)
+    combined = combined.drop_duplicates("id", keep="last").reset_index(drop=True)
+    return frame(combined.to_dict("records")) if len(tables) > 1 else combined
+
+
+def load(out: Path) -> pd.DataFrame:
+    """The manifest of ``out`` including parts of an unfinished run (empty if none)."""
+    tables = []
+    if (out / MANIFEST).exists():
+        tables.append(pd.read_parquet(out / MANIFEST))
+    parts_dir = out / STATE_DIR / PARTS
+    if parts_dir.exists():
+        tables += [pd.read_parquet(p) for p in sorted(parts_dir.glob("part-*.parquet"))]
+    return _concat(tables)
+
+
+class ManifestWriter:
+    """Collects rows, flushes them to part files, and folds everything into the manifest at the end."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.parts_dir = out / STATE_DIR / PARTS
+        self.parts_dir.mkdir(parents=True, exist_ok=True)
+        existing = sorted(self.parts_dir.glob("part-*.parquet"))
+        self._next = 1 + max((int(p.stem.split("-")[1]) for p in existing), default=-1)
+        self._pending: list[dict[str, Any]] = []
+
+    def add(self, rows: Iterable[dict[str, Any]]) -> None:
+        self._pending.extend(rows)
+        if len(self._pending) >= FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Persist pending rows as the next part file."""
+        if not self._pending:
+            return
+        write_atomic(frame(self._pending), self.parts_dir / f"part-{self._next:06d}.parquet")
+        self._next += 1
+        self._pending = []
+
+    def finalize(self) -> pd.DataFrame:
+        """Merge the old manifest and every part into ``manifest.parquet``; remove the parts."""
+        self.flush()
+        table = load(self.out)
+        write_atomic(table, self.out / MANIFEST)
+        for part in self.parts_dir.glob("part-*.parquet"):
+            part.unlink()
+        return table

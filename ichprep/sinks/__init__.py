@@ -1,0 +1,1 @@
+"""Where rendered images go: image files, or HDF5 shards."""

@@ -1,0 +1,81 @@
+"""One PNG or JPEG file per slice, written atomically inside the output folder.
+
+JPEG is written with 4:4:4 chroma sampling: the three channels are three different windows,
+and the default 4:2:0 subsampling would blur them into each other at half resolution.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+EXTENSIONS = {"png": "png", "jpg": "jpg", "jpeg": "jpg"}
+DEFAULT_QUALITY = 95
+PNG_LEVEL = 1
+"""zlib level for PNG: level 1 writes fastest, and higher levels shrink these images by only a few percent."""
+
+
+def encode(image: np.ndarray, fmt: str, quality: int = DEFAULT_QUALITY) -> bytes:
+    """Encode an RGB (or single-channel) uint8 image as PNG or 4:4:4 JPEG bytes."""
+    bgr = image[..., ::-1] if image.ndim == 3 else image
+    return encode_bgr(np.ascontiguousarray(bgr), fmt, quality)
+
+
+def encode_bgr(bgr: np.ndarray, fmt: str, quality: int = DEFAULT_QUALITY) -> bytes:
+    """Encode an image already in OpenCV's BGR channel order."""
+    ext = EXTENSIONS[fmt]
+    if ext == "jpg":
+        params = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+    else:
+        params = [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL]
+    ok, buf = cv2.imencode(f".{ext}", bgr, params)
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {bgr.shape} image as {ext}")
+    return buf.tobytes()
+
+
+def decode(data: bytes) -> np.ndarray:
+    """Encoded bytes back to an RGB uint8 image."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError("not a decodable image")
+    return image[..., ::-1] if image.ndim == 3 else image
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a hidden temporary name in the same folder, then rename over the target."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class ImageSink:
+    """Writes ``OUT/<id>.<ext>``; ids are validated by the caller to be plain file names."""
+
+    out: str
+    fmt: str
+    quality: int = DEFAULT_QUALITY
+    bgr: bool = True
+
+    @property
+    def ext(self) -> str:
+        return EXTENSIONS[self.fmt]
+
+    def name(self, image_id: str) -> str:
+        return f"{image_id}.{self.ext}"
+
+    def write(self, image_id: str, bgr_image: np.ndarray) -> str:
+        """Encode and write one image; returns its file name relative to OUT."""
+        name = self.name(image_id)
+        write_atomic(Path(self.out) / name, encode_bgr(bgr_image, self.fmt, self.quality))
+        return name

@@ -1,0 +1,148 @@
+"""Window presets and the pixel math that maps Hounsfield units to display values.
+
+Pure numpy, no I/O. A *channel* maps an HU array to floats in [0, 1]; ``to_uint8`` turns
+those into grey levels. The renderer evaluates channels once per distinct stored value
+(a lookup table), so these functions must be exact and vectorised, never fast-and-loose.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import numpy as np
+
+
+class Channel(Protocol):
+    """Anything that maps HU to [0, 1] and can describe itself for the settings file."""
+
+    name: str
+
+    def unit(self, hu: np.ndarray) -> np.ndarray: ...
+
+    def describe(self) -> dict: ...
+
+
+@dataclass(frozen=True)
+class Window:
+    """A linear window: clip((HU - (level - width/2)) / width, 0, 1)."""
+
+    name: str
+    level: float
+    width: float
+
+    def unit(self, hu: np.ndarray) -> np.ndarray:
+        lo = self.level - self.width / 2.0
+        return np.clip((np.asarray(hu, dtype=np.float64) - lo) / self.width, 0.0, 1.0)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": "window", "level": self.level, "width": self.width}
+
+
+@dataclass(frozen=True)
+class FreqHist:
+    """fastai's histogram-equalised full range: piecewise-linear over sample quantiles."""
+
+    name: str
+    breaks: tuple[float, ...]
+
+    def unit(self, hu: np.ndarray) -> np.ndarray:
+        ys = np.linspace(0.0, 1.0, len(self.breaks))
+        return np.clip(np.interp(np.asarray(hu, dtype=np.float64), self.breaks, ys), 0.0, 1.0)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": "freqhist", "breaks": list(self.breaks)}
+
+
+PRESETS: dict[str, Window] = {
+    "brain": Window("brain", 40, 80),
+    "subdural": Window("subdural", 80, 200),
+    "bone": Window("bone", 600, 2800),
+    "soft": Window("soft", 40, 380),
+    "stroke": Window("stroke", 32, 8),
+    "fastai_subdural": Window("fastai_subdural", 100, 254),
+}
+"""Named windows as (level, width). fastai writes (width, level): its subdural is W254/L100."""
+
+DEFAULT_WINDOWS = "brain,subdural,bone"
+FASTAI = "fastai"
+"""Jeremy's JPG channels: brain, fastai's subdural, histogram-equalised full range."""
+
+_PAIR = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)\s*$")
+
+
+def parse_windows(spec: str) -> list[Window] | str:
+    """Parse ``--windows``: names or ``LEVEL/WIDTH`` pairs, or the ``fastai`` preset.
+
+    Returns the list of windows, or the string ``"fastai"`` whose third channel needs
+    breakpoints computed from the data (see ``freqhist_breaks``). Raises ValueError with
+    the offending item for anything else.
+    """
+    if spec.strip().lower() == FASTAI:
+        return FASTAI
+    windows: list[Window] = []
+    for item in spec.split(","):
+        item = item.strip()
+        if item.lower() in PRESETS:
+            windows.append(PRESETS[item.lower()])
+            continue
+        match = _PAIR.match(item)
+        if not match:
+            names = ", ".join(PRESETS)
+            raise ValueError(f"unknown window {item!r}: use a name ({names}) or LEVEL/WIDTH such as 40/80")
+        level, width = float(match.group(1)), float(match.group(2))
+        if width <= 0:
+            raise ValueError(f"window {item!r} has width {width}: it must be positive")
+        windows.append(Window(f"{level:g}/{width:g}", level, width))
+    if not 1 <= len(windows) <= 4:
+        raise ValueError(f"{len(windows)} windows given: 1 to 4 are supported")
+    return windows
+
+
+def fastai_channels(breaks: Sequence[float]) -> list[Channel]:
+    """The ``fastai`` preset once its freqhist breakpoints are known."""
+    return [PRESETS["brain"], PRESETS["fastai_subdural"], FreqHist("freqhist", tuple(float(b) for b in breaks))]
+
+
+def freqhist_breaks(hu: np.ndarray, n_bins: int = 100) -> np.ndarray:
+    """fastai's ``freqhist_bins``: values at the 0.1 %, 0.5 %, 1.5 %, ..., 99.5 %, 99.9 % ranks, deduplicated.
+
+    Ranks are taken as ``sorted[int(n * q)]`` exactly as fastai indexes its sorted tensor,
+    so the same sample gives the same breakpoints as Jeremy's ``bins.pkl``.
+    """
+    flat = np.sort(np.asarray(hu, dtype=np.float64).ravel())
+    qs = np.concatenate([[0.001], np.arange(n_bins) / n_bins + 1 / (2 * n_bins), [0.999]])
+    idx = (len(flat) * qs).astype(np.int64)
+    return np.unique(flat[idx])
+
+
+def channel_stack(channels: Sequence[Channel], hu: np.ndarray) -> np.ndarray:
+    """Evaluate every channel on ``hu``; result has a trailing channel axis, values in [0, 1]."""
+    return np.stack([c.unit(hu) for c in channels], axis=-1)
+
+
+def to_uint8(unit: np.ndarray) -> np.ndarray:
+    """Grey level = floor(v * 255 + 0.5): round half up, the rule every output follows."""
+    return np.floor(np.asarray(unit, dtype=np.float64) * 255.0 + 0.5).astype(np.uint8)
+
+
+def to_fixed16(unit: np.ndarray) -> np.ndarray:
+    """Grey level with 8 fractional bits (v * 255 * 256, rounded), for resampling before rounding."""
+    return np.floor(np.asarray(unit, dtype=np.float64) * 65280.0 + 0.5).astype(np.uint16)
+
+
+def fixed16_to_uint8(fixed: np.ndarray) -> np.ndarray:
+    """Round 8.8 fixed-point grey levels to uint8 (half up)."""
+    return ((fixed.astype(np.uint32) + 128) >> 8).astype(np.uint8)
+
+
+def from_description(described: Sequence[dict]) -> list[Channel]:
+    """Channels back from the settings file (the inverse of ``describe``)."""
+    channels: list[Channel] = []
+    for item in described:
+        if item.get("kind") == "freqhist":
+            channels.append(FreqHist(item["name"], tuple(float(b) for b in item["breaks"])))
+        else:
+            channels.append(Window(item["name"], float(item["level"]), float(item["width"])))
+    return channels
