@@ -1,0 +1,264 @@
+"""A PyTorch Dataset over `ichprep convert`'s output: an image folder or HDF5 shards.
+
+Images come back as float tensors C x H x W normalised with (x/255 - mean) / std, labels as six
+floats in LABELS order (NaN when an image has no label, e.g. the test set). HDF5 files are opened
+lazily in whichever process reads them (and reopened after a fork), so a Dataset pickles without
+open handles and works with DataLoader workers under both fork and spawn.
+
+"2.5D" neighbours: with `neighbours=k` every item stacks the full 3-window image of the k previous
+slices, the slice itself and the k next slices of its series (sorted by ImagePositionPatient z),
+in that order, giving 3 * (2k + 1) channels; at a series end the edge slice is repeated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from ichprep import LABELS
+from ichprep.labels import ID_COLUMN, read_labels
+from ichprep.sinks.images import decode
+
+MEAN: float = 0.6
+STD: float = 0.25
+"""Default normalisation, Jeremy's hint for these windowed images (saved into model.pt)."""
+
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")
+ENCODED_CODECS: tuple[str, ...] = ("jpeg", "png")
+
+
+class FolderSource:
+    """Images stored as OUT/<id>.png|jpg, read with OpenCV and returned as RGB uint8 (H, W, 3)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        files = sorted(p for p in self.root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        self.ids: list[str] = [p.stem for p in files]
+        self._names: list[str] = [p.name for p in files]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def read(self, index: int) -> np.ndarray:
+        return decode((self.root / self._names[index]).read_bytes())
+
+
+class ShardSource:
+    """Images stored in OUT/shard-*.h5 (raw (N,S,S,C) uint8 or encoded jpeg/png bytes).
+
+    File handles live in `_files`, keyed by shard name, and belong to the process that opened them:
+    they are dropped when pickled (spawn) and reopened when the pid changes (fork).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        index = _shard_index(self.root)
+        self.ids: list[str] = index["id"].tolist()
+        self._shard: list[str] = index["shard"].tolist()
+        self._row: np.ndarray = index["row"].to_numpy(dtype=np.int64)
+        self._files: dict = {}
+        self._pid = os.getpid()
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_files"] = {}
+        return state
+
+    def _file(self, name: str):
+        import h5py
+        import hdf5plugin  # noqa: F401  (registers the blosc filter before a blosc shard is read)
+
+        if self._pid != os.getpid():
+            self._files, self._pid = {}, os.getpid()
+        if name not in self._files:
+            self._files[name] = h5py.File(self.root / name, "r")
+        return self._files[name]
+
+    def read(self, index: int) -> np.ndarray:
+        f = self._file(self._shard[index])
+        item = f["images"][self._row[index]]
+        if str(f.attrs.get("codec", "")).lower() in ENCODED_CODECS:
+            return decode(item)
+        return np.asarray(item, dtype=np.uint8)
+
+    def labels(self) -> pd.DataFrame | None:
+        """The shards' own `labels` datasets as a table indexed by id (None when no shard has them)."""
+        import h5py
+
+        frames = []
+        for name in dict.fromkeys(self._shard):
+            with h5py.File(self.root / name, "r") as f:
+                if "labels" not in f:
+                    return None
+                names = [str(n) for n in f["labels"].attrs.get("label_names", LABELS)]
+                table = pd.DataFrame(f["labels"][:], columns=names)[list(LABELS)]
+                table.index = pd.Index(f["ids"].asstr()[:], name="id")
+                frames.append(table)
+        return pd.concat(frames) if frames else None
+
+
+def _shard_index(root: Path) -> pd.DataFrame:
+    """id -> (shard, row): from OUT/index.parquet when convert wrote it, else from each shard's `ids`."""
+    index_path = root / "index.parquet"
+    if index_path.exists():
+        return pd.read_parquet(index_path, columns=["id", "shard", "row"])
+    import h5py
+
+    frames = []
+    for path in sorted(root.glob("shard-*.h5")):
+        with h5py.File(path, "r") as f:
+            ids = f["ids"].asstr()[:]
+        frames.append(pd.DataFrame({"id": ids, "shard": path.name, "row": np.arange(len(ids))}))
+    if not frames:
+        raise FileNotFoundError(f"{root}: no shard-*.h5 files")
+    return pd.concat(frames, ignore_index=True)
+
+
+ImageSource = FolderSource | ShardSource
+
+
+def open_source(data: str | Path) -> ImageSource:
+    """The image store in `data`: HDF5 shards when any shard-*.h5 is there, else an image folder."""
+    data = Path(data)
+    if not data.is_dir():
+        raise FileNotFoundError(f"{data}: not a folder of converted images or shards")
+    if any(data.glob("shard-*.h5")):
+        return ShardSource(data)
+    source = FolderSource(data)
+    if not len(source):
+        raise FileNotFoundError(f"{data}: no .png/.jpg images and no shard-*.h5 files")
+    return source
+
+
+def read_settings(data: str | Path) -> dict:
+    """convert's settings (windows, size, crop, format) from DATA/ichprep.json; {} when absent."""
+    path = Path(data) / "ichprep.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def load_labels(path: str | Path) -> pd.DataFrame:
+    """Labels indexed by image id with LABELS columns, from a long competition CSV or clean-meta's parquet.
+
+    A parquet keeps its other columns (fold, PatientID, SeriesInstanceUID, ImagePositionPatient2),
+    which the split and the neighbour stacking use.
+    """
+    path = Path(path)
+    table = pd.read_parquet(path) if path.suffix == ".parquet" else read_labels(path)
+    return table.set_index(ID_COLUMN if ID_COLUMN in table else "id").rename_axis("id")
+
+
+def series_table(data: str | Path, labels: pd.DataFrame | None = None) -> pd.DataFrame | None:
+    """id -> (SeriesInstanceUID, z) for ordering slices, from DATA/manifest.parquet or the label table.
+
+    The manifest is preferred because it lists every converted slice, including neighbours that a
+    rebalanced training table left out.
+    """
+    cols = ["SeriesInstanceUID", "ImagePositionPatient2"]
+    manifest = Path(data) / "manifest.parquet"
+    if manifest.exists():
+        table = pd.read_parquet(manifest)
+        if set(cols) <= set(table.columns):
+            return table.drop_duplicates("id").set_index("id")[cols]
+    if labels is not None and set(cols) <= set(labels.columns):
+        return labels[cols]
+    return None
+
+
+def neighbour_rows(ids: list[str], series: pd.DataFrame | None, k: int) -> np.ndarray:
+    """(len(ids), 2k+1) positions into `ids`: k previous slices, the slice, k next, within its series.
+
+    Slices are sorted by z inside each series; an edge slice repeats itself, and a slice without
+    series information stands alone (all 2k+1 entries are itself).
+    """
+    n = len(ids)
+    rows = np.repeat(np.arange(n)[:, None], 2 * k + 1, axis=1)
+    if k == 0 or series is None:
+        return rows
+    pos = pd.Series(np.arange(n), index=pd.Index(ids))
+    known = series[series.index.isin(pos.index)].dropna()
+    known = known.assign(pos=pos[known.index].to_numpy()).sort_values(["SeriesInstanceUID", "ImagePositionPatient2"])
+    for _, group in known.groupby("SeriesInstanceUID", sort=False):
+        members = group["pos"].to_numpy()
+        m = len(members)
+        for offset in range(-k, k + 1):
+            neighbour = members[np.clip(np.arange(m) + offset, 0, m - 1)]
+            rows[members, offset + k] = neighbour
+    return rows
+
+
+@dataclass
+class ICHDataset(Dataset):
+    """Items of `source` (positions `rows`, one row of 2k+1 slices each) with optional labels.
+
+    `labels` is (len(rows), 6) in LABELS order or None; `size` resizes (cv2 INTER_AREA) images that
+    differ from it, None keeps the stored size.
+    """
+
+    source: ImageSource
+    rows: np.ndarray
+    labels: np.ndarray | None = None
+    mean: float = MEAN
+    std: float = STD
+    size: int | None = None
+    ids: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.rows = np.asarray(self.rows, dtype=np.int64).reshape(len(self.rows), -1)
+        if not self.ids:
+            self.ids = [self.source.ids[r] for r in self.rows[:, self.rows.shape[1] // 2]]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def channels(self) -> int:
+        return 3 * self.rows.shape[1]
+
+    def _image(self, index: int) -> np.ndarray:
+        img = self.source.read(int(index))
+        if self.size is not None and img.shape[:2] != (self.size, self.size):
+            img = cv2.resize(img, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        return img
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        stack = np.concatenate([self._image(r) for r in self.rows[i]], axis=2)
+        x = torch.from_numpy(np.ascontiguousarray(stack.transpose(2, 0, 1))).float()
+        x = (x / 255.0 - self.mean) / self.std
+        if self.labels is None:
+            y = torch.full((len(LABELS),), float("nan"))
+        else:
+            y = torch.tensor(self.labels[i], dtype=torch.float32)
+        return x, y
+
+
+def make_dataset(
+    source: ImageSource,
+    ids: list[str],
+    labels: pd.DataFrame | None,
+    series: pd.DataFrame | None = None,
+    neighbours: int = 0,
+    mean: float = MEAN,
+    std: float = STD,
+    size: int | None = None,
+) -> ICHDataset:
+    """An ICHDataset over the images `ids` of `source`, labelled from `labels` (indexed by id) when given."""
+    position = pd.Series(np.arange(len(source)), index=pd.Index(source.ids))
+    missing = [i for i in ids if i not in position.index]
+    if missing:
+        raise KeyError(f"{len(missing)} ids not in the images, e.g. {missing[0]}")
+    stack = neighbour_rows(source.ids, series, neighbours)[position[ids].to_numpy()]
+    y = None
+    if labels is not None:
+        y = labels.reindex(ids)[list(LABELS)].to_numpy(dtype=np.float32)
+    return ICHDataset(source, stack, y, mean, std, size, list(ids))
