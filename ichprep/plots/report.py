@@ -21,8 +21,8 @@ def _label_panel(ax: Any, report: dict[str, Any]) -> None:
     x = np.arange(len(LABELS))
     before = [report["positives_before"].get(name, 0) for name in LABELS]
     after = [report["positives_after"].get(name, 0) for name in LABELS]
-    ax.bar(x - 0.2, before, width=0.4, label="before")
-    ax.bar(x + 0.2, after, width=0.4, label="kept")
+    ax.bar_label(ax.bar(x - 0.2, before, width=0.4, label="before"), fontsize=8)
+    ax.bar_label(ax.bar(x + 0.2, after, width=0.4, label="kept"), fontsize=8)
     ax.set_xticks(x, LABELS, rotation=30, ha="right")
     ax.set_ylabel("positive images")
     title = "positives per label" if report["labelled"] else "positives per label (no labels given)"
@@ -45,7 +45,8 @@ def _study_panel(ax: Any, meta: pd.DataFrame) -> None:
     """Histogram of slices per study."""
     per_study = meta["StudyInstanceUID"].dropna().value_counts().to_numpy()
     if per_study.size:
-        ax.hist(per_study, bins=min(40, max(1, int(per_study.max() - per_study.min() + 1))))
+        lo, hi = int(per_study.min()), int(per_study.max())
+        ax.hist(per_study, bins=np.arange(lo, hi + 2) - 0.5 if hi - lo < 60 else 60)
     ax.set_xlabel("slices in study")
     ax.set_ylabel("studies")
     ax.set_title(f"slices per study ({per_study.size} studies)")
