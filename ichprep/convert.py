@@ -12,6 +12,7 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import sys
 import zipfile
 from contextlib import contextmanager
@@ -23,8 +24,9 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from ichprep import __version__, dicom, manifest, sources
+from ichprep import LABELS, __version__, budget, dicom, manifest, sources
 from ichprep.render import Renderer
+from ichprep.sinks import hdf5
 from ichprep.sinks.images import EXTENSIONS, ImageSink
 from ichprep.windows import FASTAI, Channel, Window, fastai_channels, freqhist_breaks, parse_windows
 
@@ -38,7 +40,11 @@ class UsageError(Exception):
 
 
 class DiskFullError(Exception):
-    """The output file system is full: the run stops cleanly and can be resumed."""
+    """The output file system is (nearly) full: the run stops cleanly and can be resumed."""
+
+
+class BudgetError(Exception):
+    """The estimated output would not fit the disk or the budget; nothing was converted."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,12 @@ class Options:
     jobs: int | None = None
     quiet: bool = False
     ids: Sequence[str] | None = None
+    codec: str = hdf5.DEFAULT_CODEC
+    shard_size: int = hdf5.DEFAULT_SHARD_SIZE
+    labels: Path | None = None
+    max_disk: int | None = None
+    dry_run: bool = False
+    scheduler: str | None = None
 
 
 @dataclass
@@ -64,16 +76,21 @@ class Result:
     skipped: int = 0
     manifest: Path | None = None
     failures: list[tuple[str, str]] = field(default_factory=list)
+    estimate: budget.Estimate | None = None
+
+
+FORMATS = ("png", "jpg", "jpeg", "hdf5")
 
 
 @dataclass(frozen=True)
 class Job:
-    """Everything a worker needs, picklable and small."""
+    """Everything a worker needs, picklable and small: channels, geometry and where images go."""
 
     channels: tuple[Channel, ...]
     size: int
     crop: bool
-    sink: ImageSink | None
+    sink: ImageSink | None = None
+    shard: hdf5.ShardSpec | None = None
 
 
 def default_jobs() -> int:
@@ -94,8 +111,12 @@ def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split())[:300] or type(err).__name__
 
 
-def convert_one(item: sources.Input, job: Job) -> dict[str, Any]:
-    """Read, render and write one input; never raises for a bad file, returns its manifest row."""
+Store = Callable[[str, np.ndarray], "tuple[str, int | None]"]
+"""Puts one rendered image somewhere; returns (output name, row in it or None)."""
+
+
+def convert_one(item: sources.Input, job: Job, store: Store | None = None, bgr: bool = False) -> dict[str, Any]:
+    """Read, render and store one input; never raises for a bad file, returns its manifest row."""
     row: dict[str, Any] = {"id": item.id, "source": item.source, "fname": item.source, "status": "failed", "error": None, "output": None}
     try:
         ds = dicom.parse(sources.read_bytes(item))
@@ -103,9 +124,9 @@ def convert_one(item: sources.Input, job: Job) -> dict[str, Any]:
         sl = dicom.decode(ds)
         row["header_fix"] = sl.fix
         row.update(dicom.pixel_stats(sl.raw, sl.slope, sl.intercept))
-        if job.sink is not None:
+        if store is not None:
             renderer = _renderer(job.channels, job.size, job.crop)
-            row["output"] = job.sink.write(item.id, renderer.render(sl, bgr=job.sink.bgr))
+            row["output"], row["row"] = store(item.id, renderer.render(sl, bgr=bgr))
         row["status"] = "ok"
     except OSError as err:
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -121,11 +142,34 @@ def convert_one(item: sources.Input, job: Job) -> dict[str, Any]:
 
 
 def convert_batch(items: Sequence[sources.Input], job: Job) -> list[dict[str, Any]]:
-    """A worker's unit of work: a batch, so per-task overhead stays small next to the work."""
+    """A worker's unit of work for image files (or no output at all, for ``scan``)."""
     import cv2
 
     cv2.setNumThreads(1)
-    return [convert_one(item, job) for item in items]
+    sink = job.sink
+    if sink is None:
+        return [convert_one(item, job) for item in items]
+    return [convert_one(item, job, lambda i, img: (sink.write(i, img), None), sink.bgr) for item in items]
+
+
+def convert_shard(items: Sequence[sources.Input], labels: dict[str, np.ndarray], job: Job, out: str, number: int) -> list[dict[str, Any]]:
+    """A worker's unit of work for HDF5: one whole shard, written by this process alone."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    spec = job.shard
+    name = hdf5.shard_name(number)
+    writer = hdf5.ShardWriter(Path(out) / name, spec, capacity=len(items))
+    try:
+        rows = [convert_one(item, job, lambda i, img: (name, writer.append(i, img, labels.get(i))), spec.bgr) for item in items]
+    except BaseException:
+        writer.abort()
+        raise
+    if any(r["status"] == "ok" for r in rows):
+        writer.close()
+    else:
+        writer.abort()
+    return rows
 
 
 def _batches(items: Sequence[sources.Input], jobs: int) -> list[list[sources.Input]]:
@@ -134,16 +178,25 @@ def _batches(items: Sequence[sources.Input], jobs: int) -> list[list[sources.Inp
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
-def _run(batches: list[list[sources.Input]], job: Job, jobs: int) -> Iterator[list[dict[str, Any]]]:
-    """Results of the batches as they finish, through joblib (its configured backend: loky or Dask)."""
+Task = tuple[Callable[..., list[dict[str, Any]]], tuple]
+
+
+def _run(tasks: list[Task], jobs: int, scheduler: str | None = None) -> Iterator[list[dict[str, Any]]]:
+    """Results of the tasks as they finish: in-process for one job, else joblib (loky, or Dask at ``scheduler``)."""
     from joblib import Parallel, delayed
 
-    if jobs == 1:
-        for batch in batches:
-            yield convert_batch(batch, job)
+    if scheduler is None and jobs == 1:
+        for fn, args in tasks:
+            yield fn(*args)
         return
-    parallel = Parallel(n_jobs=jobs, return_as="generator_unordered", batch_size=1)
-    yield from parallel(delayed(convert_batch)(batch, job) for batch in batches)
+    if scheduler is None:
+        yield from Parallel(n_jobs=jobs, return_as="generator_unordered", batch_size=1)(delayed(fn)(*args) for fn, args in tasks)
+        return
+    from dask.distributed import Client
+    from joblib import parallel_config
+
+    with Client(scheduler), parallel_config(backend="dask"):
+        yield from Parallel(n_jobs=-1, return_as="generator_unordered", batch_size=1)(delayed(fn)(*args) for fn, args in tasks)
 
 
 @contextmanager
@@ -197,6 +250,7 @@ def _settings(options: Options, channels: Sequence[Channel]) -> dict[str, Any]:
         "crop": options.crop,
         "format": EXTENSIONS.get(options.format, options.format),
         "quality": options.quality,
+        **({"codec": options.codec} if options.format == "hdf5" else {}),
         "ichprep_version": __version__,
     }
 
@@ -207,7 +261,8 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
     if not path.exists():
         return
     old = json.loads(path.read_text())
-    keys = ("windows", "size", "crop", "format") + (("quality",) if settings["format"] == "jpg" else ())
+    lossy = settings["format"] == "jpg" or settings.get("codec") == "jpeg"
+    keys = ("windows", "size", "crop", "format") + (("quality",) if lossy else ()) + (("codec",) if "codec" in settings else ())
     changed = [f"{k} {old.get(k)!r} -> {settings[k]!r}" for k in keys if old.get(k) != settings[k]]
     if changed:
         raise UsageError(f"{out} holds output made with other settings ({'; '.join(changed)}): use another output folder")
@@ -245,11 +300,21 @@ def _remove_stale_temporaries(out: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def _done_ids(out: Path, previous: pd.DataFrame, sink: ImageSink) -> set[str]:
+def _done_ids(out: Path, previous: pd.DataFrame) -> set[str]:
+    """Ids whose manifest row is ok and whose output (image or shard) is on disk."""
     if previous.empty:
         return set()
-    ok = previous.loc[previous["status"] == "ok", "id"].astype(str)
-    return {i for i in ok if (out / sink.name(i)).exists()}
+    ok = previous.loc[previous["status"] == "ok", ["id", "output"]].dropna()
+    present = {name for name in ok["output"].unique() if (out / name).exists()}
+    return set(ok.loc[ok["output"].isin(present), "id"].astype(str))
+
+
+def _remove_orphan_shards(out: Path, previous: pd.DataFrame) -> None:
+    """Shards no manifest row points to (finished after a stop): their images would be duplicates."""
+    known = set(previous["output"].dropna()) if not previous.empty else set()
+    for path in out.glob("shard-*.h5"):
+        if path.name not in known:
+            path.unlink()
 
 
 def _report(row: dict[str, Any], result: Result, say: Callable[[str], None]) -> None:
@@ -261,56 +326,143 @@ def _report(row: dict[str, Any], result: Result, say: Callable[[str], None]) -> 
         say(f"{row['source']}: {row['error']}")
 
 
-def convert(src: Path | str, out: Path | str, options: Options = Options()) -> Result:
-    """Convert every DICOM of ``src`` into ``out``; resumable, one manifest row per input."""
-    from tqdm import tqdm
-
-    src, out = Path(src), Path(out)
-    if options.format not in EXTENSIONS:
-        raise UsageError(f"--format {options.format!r}: choose png or jpg")
+def _check_options(options: Options) -> None:
+    if options.format not in FORMATS:
+        raise UsageError(f"--format {options.format!r}: choose png, jpg or hdf5")
     if options.size < 8 or options.size > 4096:
         raise UsageError(f"--size {options.size}: choose 8 to 4096 pixels")
     if not 1 <= options.quality <= 100:
         raise UsageError(f"--quality {options.quality}: choose 1 to 100")
+    if options.codec not in hdf5.CODECS:
+        raise UsageError(f"--codec {options.codec!r}: choose one of {', '.join(hdf5.CODECS)}")
+    if options.shard_size < 1:
+        raise UsageError(f"--shard-size {options.shard_size}: must be at least 1")
+
+
+def _labels_by_id(path: Path | None) -> dict[str, np.ndarray]:
+    """Per-image label vectors (LABELS order) for shards, from the competition CSV."""
+    if path is None:
+        return {}
+    from ichprep.labels import LabelsError, read_labels
+
+    try:
+        table = read_labels(path)
+    except (LabelsError, OSError) as err:
+        raise UsageError(f"--labels: {err}") from None
+    values = table[list(LABELS)].to_numpy(np.uint8)
+    return dict(zip(table["SOPInstanceUID"].astype(str), values))
+
+
+def _tasks(todo: list[sources.Input], job: Job, out: Path, jobs: int, options: Options, labels: dict[str, np.ndarray]) -> list[Task]:
+    """Image batches, or whole shards numbered after every shard already on disk."""
+    if job.shard is None:
+        return [(convert_batch, (batch, job)) for batch in _batches(todo, jobs)]
+    first = 1 + max((hdf5.shard_number(p.name) for p in out.glob("shard-*.h5")), default=-1)
+    tasks: list[Task] = []
+    for k, start in enumerate(range(0, len(todo), options.shard_size)):
+        items = todo[start : start + options.shard_size]
+        shard_labels = {i.id: labels[i.id] for i in items if i.id in labels}
+        tasks.append((convert_shard, (items, shard_labels, job, str(out), first + k)))
+    return tasks
+
+
+def _estimate(todo: list[sources.Input], job: Job, out: Path, options: Options) -> budget.Estimate:
+    """Convert a spread-out sample into a scratch folder of OUT and measure what it occupies."""
+    scratch = out / manifest.STATE_DIR / "sample"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    picks = [todo[int(i)] for i in np.linspace(0, len(todo) - 1, min(budget.SAMPLE, len(todo)))] if todo else []
+    try:
+        sample_job = Job(job.channels, job.size, job.crop, ImageSink(str(scratch), job.sink.fmt, job.sink.quality) if job.sink else None, job.shard)
+        if job.shard is not None:
+            rows = convert_shard(picks, {}, sample_job, str(scratch), 0)
+        else:
+            rows = convert_batch(picks, sample_job)
+        made = sum(r["status"] == "ok" for r in rows)
+        per_image = budget.disk_usage(scratch) / made if made else 0.0
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    limit = options.max_disk
+    return budget.Estimate(images=len(todo), per_image=per_image, free=budget.free_bytes(out), limit=limit)
+
+
+def convert(src: Path | str, out: Path | str, options: Options = Options(), say: Callable[[str], None] | None = None) -> Result:
+    """Convert every DICOM of ``src`` into ``out``; resumable, one manifest row per input.
+
+    ``say`` receives one line per failed input (default: stderr above the progress bar).
+    """
+    from tqdm import tqdm
+
+    src, out = Path(src), Path(out)
+    _check_options(options)
+    say = say or (lambda line: tqdm.write(line, file=sys.stderr))
     try:
         inputs = sources.discover(src, options.ids)
     except sources.SourceError as err:
         raise UsageError(str(err)) from None
+    labels = _labels_by_id(options.labels)
     out.mkdir(parents=True, exist_ok=True)
     with locked(out):
         previous_settings = json.loads((out / SETTINGS).read_text()) if (out / SETTINGS).exists() else None
         channels = _channels(options, inputs, previous_settings)
-        if options.format in ("png", "jpg", "jpeg") and len(channels) not in (1, 3):
+        if options.format != "hdf5" and len(channels) not in (1, 3):
             raise UsageError(f"{options.format} images hold 1 or 3 channels; {len(channels)} windows given")
         settings = _settings(options, channels)
         _check_settings(out, settings)
-        _write_settings(out, settings)
         _remove_stale_temporaries(out)
+        previous = manifest.load(out)
+        _remove_orphan_shards(out, previous)
 
-        sink = ImageSink(str(out), options.format, options.quality)
-        job = Job(tuple(channels), options.size, options.crop, sink)
+        if options.format == "hdf5":
+            spec = hdf5.ShardSpec(options.codec, options.size, len(channels), options.quality, hdf5.shard_attrs(settings))
+            job = Job(tuple(channels), options.size, options.crop, shard=spec)
+        else:
+            job = Job(tuple(channels), options.size, options.crop, sink=ImageSink(str(out), options.format, options.quality))
         good, bad = _validate_ids(inputs)
-        done = _done_ids(out, manifest.load(out), sink)
+        done = _done_ids(out, previous)
         todo = [i for i in good if i.id not in done]
-        result = Result(skipped=len(good) - len(todo))
+        result = Result(skipped=len(good) - len(todo), manifest=out / manifest.MANIFEST)
+
+        if options.max_disk is not None or options.dry_run:
+            estimate = _estimate(todo, job, out, options)
+            result.estimate = estimate
+            if options.dry_run:
+                return result
+            if not estimate.fits:
+                raise BudgetError(f"{estimate.describe()}: it would not fit; {budget.advice(EXTENSIONS.get(options.format, 'hdf5'), options.size)}")
+        _write_settings(out, settings)
+
         writer = manifest.ManifestWriter(out)
-        say = (lambda line: tqdm.write(line, file=sys.stderr))
         for row in bad:
             _report(row, result, say)
         writer.add(bad)
         jobs = max(1, min(options.jobs or default_jobs(), len(todo) or 1))
         bar = tqdm(total=len(todo), disable=options.quiet, unit="img", desc="convert", file=sys.stderr, dynamic_ncols=True)
         try:
-            for rows in _run(_batches(todo, jobs), job, jobs):
+            for rows in _run(_tasks(todo, job, out, jobs, options, labels), jobs, options.scheduler):
                 for row in rows:
                     _report(row, result, say)
                 writer.add(rows)
                 bar.update(len(rows))
+                _check_space(out, options, result)
         finally:
             bar.close()
-            result.manifest = out / manifest.MANIFEST
-            writer.finalize()
+            table = writer.finalize()
+            if options.format == "hdf5":
+                ok = table[(table["status"] == "ok") & table["output"].notna()]
+                manifest.write_atomic(hdf5.index_frame(ok.to_dict("records")), out / "index.parquet")
     return result
+
+
+def _check_space(out: Path, options: Options, result: Result) -> None:
+    """Stop before the disk fills or the budget is spent; everything finished so far is kept."""
+    free = budget.free_bytes(out)
+    if free < budget.MARGIN:
+        raise DiskFullError(f"free space on {out} fell to {budget.human(free)}")
+    if options.max_disk is not None and result.estimate is not None:
+        used = result.converted * result.estimate.per_image
+        if used > options.max_disk:
+            raise DiskFullError(f"the budget --max-disk {budget.human(options.max_disk)} is spent")
 
 
 def scan(src: Path | str, jobs: int | None = None, quiet: bool = True, ids: Sequence[str] | None = None) -> pd.DataFrame:
@@ -326,7 +478,7 @@ def scan(src: Path | str, jobs: int | None = None, quiet: bool = True, ids: Sequ
     n_jobs = max(1, min(jobs or default_jobs(), len(good) or 1))
     rows: list[dict[str, Any]] = list(bad)
     with tqdm(total=len(good), disable=quiet, unit="file", desc="scan", file=sys.stderr) as bar:
-        for batch_rows in _run(_batches(good, n_jobs), job, n_jobs):
+        for batch_rows in _run([(convert_batch, (batch, job)) for batch in _batches(good, n_jobs)], n_jobs):
             rows.extend(batch_rows)
             bar.update(len(batch_rows))
     return manifest.frame(rows)

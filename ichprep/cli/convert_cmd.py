@@ -23,8 +23,14 @@ def convert(
     windows: str = typer.Option("brain,subdural,bone", help="Channels as window names or LEVEL/WIDTH pairs (R,G,B), or 'fastai'."),
     size: int = typer.Option(256, help="Output side in pixels."),
     crop: bool = typer.Option(True, "--crop/--no-crop", help="Square crop around the head before resizing."),
-    format: str = typer.Option("png", "--format", help="png or jpg."),
-    quality: int = typer.Option(95, help="JPEG quality (written 4:4:4)."),
+    format: str = typer.Option("png", "--format", help="png, jpg, or hdf5 (shards)."),
+    quality: int = typer.Option(95, help="JPEG quality (written 4:4:4), also for --codec jpeg."),
+    codec: str = typer.Option("blosc", help="HDF5 codec: blosc, lzf, gzip (lossless chunks), jpeg or png (encoded bytes)."),
+    shard_size: int = typer.Option(10000, help="HDF5: images per shard."),
+    labels: Optional[Path] = typer.Option(None, help="HDF5: stage_1_train.csv whose labels are stored in the shards."),
+    max_disk: Optional[str] = typer.Option(None, help="Refuse to start if the estimated output exceeds this (e.g. 20GB); stop if it is spent."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the size estimate and convert nothing."),
+    scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address (tcp://host:8786): convert on that cluster."),
     ids: Optional[Path] = typer.Option(None, help="Only these image ids: a text file, CSV or Parquet (e.g. clean-meta's train.parquet)."),
     jobs: Optional[int] = typer.Option(None, help="Worker processes (default: all cores)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -33,18 +39,30 @@ def convert(
     from ichprep import convert as pipeline
     from ichprep.sources import SourceError, read_ids
 
+    from ichprep.budget import parse_size
+
     try:
         wanted = read_ids(ids) if ids else None
-        options = pipeline.Options(windows=windows, size=size, crop=crop, format=format.lower(), quality=quality, jobs=jobs, quiet=quiet, ids=wanted)
+        limit = parse_size(max_disk) if max_disk else None
+        options = pipeline.Options(
+            windows=windows, size=size, crop=crop, format=format.lower(), quality=quality, jobs=jobs, quiet=quiet, ids=wanted,
+            codec=codec.lower(), shard_size=shard_size, labels=labels, max_disk=limit, dry_run=dry_run, scheduler=scheduler,
+        )
         result = pipeline.convert(src, out, options)
-    except (pipeline.UsageError, SourceError) as err:
+    except (pipeline.UsageError, SourceError, ValueError) as err:
         fail_usage(str(err))
+    except pipeline.BudgetError as err:
+        typer.echo(f"ichprep: refused: {err}", err=True)
+        raise typer.Exit(2)
     except pipeline.DiskFullError as err:
         typer.echo(f"ichprep: stopped: {err}; free some space and re-run the same command to resume", err=True)
         raise typer.Exit(1)
     except KeyboardInterrupt:
         typer.echo("ichprep: interrupted; re-run the same command to resume", err=True)
         raise typer.Exit(130)
+    if dry_run:
+        typer.echo(result.estimate.describe() + ("" if result.estimate.fits else ": it would NOT fit"))
+        raise typer.Exit(0)
     summary = f"{result.converted} converted, {result.failed} failed, {result.skipped} already done -> {out}"
     typer.echo(summary)
     raise typer.Exit(1 if result.failed else 0)
