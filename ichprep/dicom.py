@@ -106,8 +106,16 @@ def read_header(ds: Dataset) -> dict[str, Any]:
         return {}
 
 
+def _get(ds: Dataset, keyword: str, default: Any) -> Any:
+    """An element's value; ``DicomError`` when its bytes do not parse as its VR (e.g. a 1-byte US)."""
+    try:
+        return ds.get(keyword, default)
+    except Exception as err:
+        raise DicomError(f"bad {keyword} ({_one_line(err)[:120]})") from None
+
+
 def _int_tag(ds: Dataset, keyword: str, default: int | None = None) -> int:
-    value = ds.get(keyword, default)
+    value = _get(ds, keyword, default)
     if value is None or value == "":
         if default is None:
             raise DicomError(f"missing {keyword}")
@@ -119,7 +127,7 @@ def _int_tag(ds: Dataset, keyword: str, default: int | None = None) -> int:
 
 
 def _float_tag(ds: Dataset, keyword: str, default: float) -> float:
-    value = ds.get(keyword, default)
+    value = _get(ds, keyword, default)
     if value is None or value == "":
         return default
     if isinstance(value, (list, tuple)) or hasattr(value, "__len__") and not isinstance(value, str):
