@@ -109,11 +109,13 @@ def freqhist_breaks(hu: np.ndarray, n_bins: int = 100) -> np.ndarray:
     """fastai's ``freqhist_bins``: values at the 0.1 %, 0.5 %, 1.5 %, ..., 99.5 %, 99.9 % ranks, deduplicated.
 
     Ranks are taken as ``sorted[int(n * q)]`` exactly as fastai indexes its sorted tensor,
+    in torch's float32 arithmetic (float64 picks a neighbouring rank for some sample sizes),
     so the same sample gives the same breakpoints as Jeremy's ``bins.pkl``.
     """
     flat = np.sort(np.asarray(hu, dtype=np.float64).ravel())
-    qs = np.concatenate([[0.001], np.arange(n_bins) / n_bins + 1 / (2 * n_bins), [0.999]])
-    idx = (len(flat) * qs).astype(np.int64)
+    middle = np.arange(n_bins, dtype=np.float32) / np.float32(n_bins) + np.float32(1 / (2 * n_bins))
+    qs = np.concatenate([np.float32([0.001]), middle, np.float32([0.999])])
+    idx = (np.float32(len(flat)) * qs).astype(np.int64)
     return np.unique(flat[idx])
 
 
