@@ -14,6 +14,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Sequence
 
+import cv2
 import numpy as np
 
 from ichprep import geometry
@@ -57,6 +58,15 @@ def _pack(unit: np.ndarray, exact: bool) -> np.ndarray:
 def _unpack(words: np.ndarray, exact: bool) -> np.ndarray:
     """Words back to (H, W, SLOTS) lanes."""
     return words.view(np.uint8 if exact else np.uint16).reshape(words.shape + (SLOTS,))
+
+
+def _first_channels(lanes: np.ndarray, count: int) -> np.ndarray:
+    """The first ``count`` lanes as a contiguous image (OpenCV's channel drop is several times numpy's speed)."""
+    if count == 4:
+        return lanes
+    if count == 3:
+        return cv2.cvtColor(lanes, cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(lanes[..., :count])
 
 
 class Renderer:
@@ -105,7 +115,7 @@ class Renderer:
         raw = sl.raw
         if _table_domain(raw.dtype) is not None:
             table, _, lowest = self._tables(raw.dtype.str, sl.slope, sl.intercept, sl.fix, exact, bgr)
-            words = table[geometry.crop_pad(_index_view(raw), square, lowest)]
+            words = np.take(table, geometry.crop_pad(_index_view(raw), square, lowest))
         else:
             channels = self.channels[::-1] if bgr else self.channels
             hu = sl.hu()
@@ -114,4 +124,4 @@ class Renderer:
         lanes = _unpack(words, exact)
         if not exact:
             lanes = fixed16_to_uint8(geometry.resize_area(lanes, self.size))
-        return np.ascontiguousarray(lanes[..., : len(self.channels)])
+        return _first_channels(lanes, len(self.channels))

@@ -135,8 +135,10 @@ def to_fixed16(unit: np.ndarray) -> np.ndarray:
 
 
 def fixed16_to_uint8(fixed: np.ndarray) -> np.ndarray:
-    """Round 8.8 fixed-point grey levels to uint8 (half up)."""
-    return ((fixed.astype(np.uint32) + 128) >> 8).astype(np.uint8)
+    """Round 8.8 fixed-point grey levels to uint8 (exact halves to even: OpenCV's rounding, one pass in C)."""
+    import cv2
+
+    return cv2.convertScaleAbs(fixed, alpha=1.0 / 256.0)
 
 
 def from_description(described: Sequence[dict]) -> list[Channel]:
