@@ -187,6 +187,8 @@ def _native_pixels(ds: Dataset, rows: int, cols: int, bits_allocated: int, bits_
         data = ds.PixelData
     except Exception as err:
         raise DicomError(f"unreadable pixel data ({_one_line(err)})") from None
+    if not data:
+        raise DicomError("pixel data is empty")
     if not isinstance(data, (bytes, bytearray)):
         raise DicomError("pixel data is not a byte string")
     needed = rows * cols * bits_allocated // 8
