@@ -77,6 +77,7 @@ def ct_dataset(
     ds.RescaleSlope = slope
     byteorder = ">" if syntax == ExplicitVRBigEndian else "<"
     ds.PixelData = raw.astype(raw.dtype.newbyteorder(byteorder)).tobytes()
+    ds["PixelData"].VR = "OB" if raw.dtype.itemsize == 1 else "OW"
     return ds
 
 
@@ -118,6 +119,12 @@ def text_file() -> bytes:
 def no_pixel_data() -> bytes:
     ds = ct_dataset()
     del ds.PixelData
+    return encode(ds)
+
+
+def empty_pixel_data() -> bytes:
+    ds = ct_dataset()
+    ds.PixelData = b""
     return encode(ds)
 
 
@@ -340,6 +347,7 @@ CASES: tuple[Case, ...] = (
     Case("empty", empty, "failed", "empty file"),
     Case("text_file", text_file, "failed", "not a DICOM file"),
     Case("no_pixel_data", no_pixel_data, "failed", "no pixel data"),
+    Case("empty_pixel_data", empty_pixel_data, "failed", "pixel data is empty"),
     Case("rows_larger_than_data", rows_larger_than_data, "failed", "pixel data truncated"),
     Case("rows_smaller_than_data", rows_smaller_than_data, "ok"),
     Case("rows_text_abc", rows_text_abc, "failed", "bad Rows 'abc'"),
