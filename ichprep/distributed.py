@@ -1,0 +1,84 @@
+"""What a run needs to know about torchrun: rank, world size, device, and a gather for validation.
+
+The same `ichprep train` command runs alone or under `torchrun --nproc_per_node=N`; torchrun
+sets RANK/WORLD_SIZE/LOCAL_RANK, and their presence switches DistributedDataParallel on.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in the run."""
+
+    rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        """Rank 0 alone writes files and prints."""
+        return self.rank == 0
+
+
+def pick_device(name: str) -> torch.device:
+    """`auto` is CUDA when available, else CPU; anything else is taken as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def setup(device: str = "auto") -> Dist:
+    """Join the process group when launched by torchrun (nccl on CUDA, gloo on CPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    chosen = pick_device(device)
+    if world == 1:
+        return Dist(0, 1, chosen)
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if chosen.type == "cuda":
+        chosen = torch.device("cuda", local)
+        torch.cuda.set_device(chosen)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if chosen.type == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), chosen)
+
+
+def teardown(d: Dist) -> None:
+    if d.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def gather_rows(d: Dist, positions: np.ndarray, values: np.ndarray, total: int) -> np.ndarray | None:
+    """Reassemble per-rank (positions, values) into one array of `total` rows on rank 0.
+
+    Each rank validated a disjoint, unpadded slice, so no duplicate ever enters the metric.
+    Returns None on the other ranks.
+    """
+    if not d.enabled:
+        out = np.empty((total,) + values.shape[1:], dtype=values.dtype)
+        out[positions] = values
+        return out
+    parts: list = [None] * d.world
+    dist.all_gather_object(parts, (positions, values))
+    if not d.main:
+        return None
+    out = np.empty((total,) + values.shape[1:], dtype=values.dtype)
+    for pos, val in parts:
+        out[pos] = val
+    return out
+
+
+def barrier(d: Dist) -> None:
+    if d.enabled:
+        dist.barrier()
