@@ -75,12 +75,15 @@ def head_box(hu_coarse: np.ndarray, step: int, shape: tuple[int, int]) -> Box:
 def square_around(box: Box, shape: tuple[int, int], margin: int = 0) -> Square:
     """Smallest square holding ``box`` plus ``margin``, kept inside the image where it fits.
 
+    The margin stops at the image's edges: there is nothing beyond them to keep, and a head
+    filling the slice (or an empty slice's full box) must not be zoomed out into padding.
+
     Along an axis shorter than the square, the square is centred on the image, so the
     crop gets padding on both sides instead of being distorted.
     """
     height, width = shape
-    y0, x0 = box.y0 - margin, box.x0 - margin
-    y1, x1 = box.y1 + margin, box.x1 + margin
+    y0, x0 = max(box.y0 - margin, 0), max(box.x0 - margin, 0)
+    y1, x1 = min(box.y1 + margin, height), min(box.x1 + margin, width)
     side = max(y1 - y0, x1 - x0, 1)
     return Square(
         y0=_place(y0, y1, side, height),
