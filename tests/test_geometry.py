@@ -98,9 +98,16 @@ def inside(square: Square, shape: tuple[int, int]) -> bool:
 def test_square_around_holds_the_box_with_margin_inside_the_image(box, shape, margin):
     square = geometry.square_around(box, shape, margin)
     grown = Box(max(box.y0 - margin, 0), max(box.x0 - margin, 0), min(box.y1 + margin, shape[0]), min(box.x1 + margin, shape[1]))
-    assert square.side == max(box.y1 - box.y0, box.x1 - box.x0) + 2 * margin
+    assert square.side == max(grown.y1 - grown.y0, grown.x1 - grown.x0)
     assert contains(square, grown)
     assert inside(square, shape)
+
+
+@pytest.mark.parametrize("shape", [(512, 512), (128, 96), (96, 128)])
+def test_square_around_the_full_image_with_a_margin_is_the_full_square(shape):
+    full = geometry.square_around(Box(0, 0, *shape), shape, margin=16)
+    assert full == geometry.full_square(shape)
+    assert full.side == max(shape)
 
 
 def test_square_around_is_centred_on_the_box_when_there_is_room():
