@@ -175,3 +175,19 @@ def test_rows_of_different_files_save_as_parquet(tmp_path, validation):
     frame = pd.DataFrame(rows)
     frame.to_parquet(tmp_path / "h.parquet")
     assert pd.read_parquet(tmp_path / "h.parquet").shape == frame.shape
+
+
+def test_text_in_another_character_set_is_decoded_by_pydicom(validation):
+    validation(pydicom.config.IGNORE)
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.PatientName = "Müller^Jürgen"
+    ds.InstitutionName = "Hôpital Nord"
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3"
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    row = check_against_pydicom(pydicom.dcmread(io.BytesIO(buffer.getvalue())))
+    assert (row["PatientName"], row["InstitutionName"]) == ("Müller^Jürgen", "Hôpital Nord")
