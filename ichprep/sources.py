@@ -49,7 +49,7 @@ def id_of(name: str) -> str:
 
 def is_safe_id(image_id: str) -> bool:
     """Whether ``image_id`` can name a file inside OUT without escaping it."""
-    return bool(SAFE_ID.match(image_id)) and ".." not in image_id
+    return bool(SAFE_ID.fullmatch(image_id)) and ".." not in image_id
 
 
 def has_preamble(path: str) -> bool:
