@@ -257,7 +257,7 @@ def _lesion_mask(frame: _Frame, lesion: Lesion, brain: np.ndarray, ventricles: t
     if lesion.subtype == "subarachnoid":
         spokes = [(psi, depth) for psi, depth in frame.head.sulci if abs(wrap(psi - lesion.angle)) < lesion.spread]
         band = intracranial & (off < lesion.spread) & (e < lesion.size * c)
-        return (band | _lines(frame, spokes, lesion.size * 1.2 * c)) & brain
+        return (band | _lines(frame, spokes, lesion.size * 1.3 * c)) & brain
     if lesion.subtype == "intraparenchymal":
         reach = float(outer_radius(frame.head, lesion.angle, frame.section.t) - inner_depth(frame.head, lesion.angle))
         s0 = lesion.depth * reach

@@ -28,7 +28,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless, generate_uid
 
 from ichprep import SUBTYPES
-from ichprep.phantom import Head, Lesion, Phantom, Section, head_scale, render, ventricle_scale
+from ichprep.phantom import Head, Lesion, Phantom, Section, head_scale, render, ventricle_scale, wrap
 
 IMAGES_DIR = "stage_1_train_images"
 LABELS_CSV = "stage_1_train.csv"
@@ -111,9 +111,13 @@ def _hex_ids(rng: np.random.Generator, count: int, digits: int, taken: set[str])
 def _head(rng: np.random.Generator) -> Head:
     """A plausible adult head: size, shape, tilt, skull and brain densities vary per patient."""
     n_sulci = int(rng.integers(22, 32))
-    angles = np.sort(rng.uniform(-np.pi, np.pi, n_sulci))
-    sulci = [(float(a), float(rng.uniform(8, 16))) for a in angles]
-    sulci += [(-np.pi / 2, float(rng.uniform(25, 35))), (np.pi / 2, float(rng.uniform(25, 35)))]
+    gap = 2 * np.pi / n_sulci
+    angles = rng.uniform(-np.pi, np.pi) + gap * (np.arange(n_sulci) + rng.uniform(-0.25, 0.25, n_sulci))
+    depths = rng.uniform(8, 16, n_sulci)
+    for fissure in (-np.pi / 2, np.pi / 2):  # the interhemispheric fissure replaces the nearest sulcus
+        nearest = int(np.argmin(np.abs(wrap(angles - fissure))))
+        angles[nearest], depths[nearest] = fissure, rng.uniform(25, 35)
+    sulci = [(float(wrap(a)), float(depth)) for a, depth in zip(angles, depths)]
     table = None
     if rng.random() < 0.6:
         table = (float(rng.uniform(6, 18)), float(rng.uniform(2.5, 5)), float(rng.uniform(250, 450)), float(rng.uniform(120, 350)))
@@ -138,13 +142,14 @@ def _head(rng: np.random.Generator) -> Head:
     )
 
 
-def _levels(rng: np.random.Generator, head: Head, count: int) -> np.ndarray:
-    """Normalised heights of ``count`` slices 5 mm apart, bottom first, always through the ventricles."""
-    half_height = float(rng.uniform(75, 90))
-    step = SLICE_THICKNESS / half_height
-    span = (count - 1) * step
-    bottom = float(rng.uniform(-0.5, max(-0.5, min(head.ventricle_level, 0.95 - span))))
-    return bottom + step * np.arange(count)
+def _levels(rng: np.random.Generator, count: int) -> np.ndarray:
+    """Normalised heights of ``count`` slices, bottom first, from above the skull base to near the vertex.
+
+    Like a real head CT the series covers the whole brain, ventricles included, whatever its
+    length: a shorter series means a head less tall, not a partial scan.
+    """
+    bottom, top = float(rng.uniform(-0.45, -0.2)), float(rng.uniform(0.78, 0.92))
+    return np.linspace(bottom, top, count)
 
 
 def _lesion(rng: np.random.Generator, subtype: str) -> Lesion:
@@ -156,7 +161,7 @@ def _lesion(rng: np.random.Generator, subtype: str) -> Lesion:
     if subtype == "subdural":
         return Lesion("subdural", angle, float(rng.uniform(0.7, 1.1)), float(rng.uniform(7, 11)), 0.0, hu)
     if subtype == "subarachnoid":
-        return Lesion("subarachnoid", angle, float(rng.uniform(0.6, 1.0)), float(rng.uniform(3, 4)), 0.0, hu)
+        return Lesion("subarachnoid", angle, float(rng.uniform(0.7, 1.1)), float(rng.uniform(4, 5.5)), 0.0, hu)
     if subtype == "intraparenchymal":
         lateral = float(rng.choice([0.0, np.pi])) + float(rng.uniform(-0.6, 0.6))
         return Lesion("intraparenchymal", lateral, float(rng.uniform(0, 2 * np.pi)), float(rng.uniform(11, 17)), float(rng.uniform(0.45, 0.6)), hu)
@@ -218,7 +223,7 @@ def _series(rng: np.random.Generator, n: int) -> list[_Series]:
     plans: list[_Series] = []
     for i, count in enumerate(counts):
         head = _head(rng)
-        series = _Series(head, _levels(rng, head, count), [])
+        series = _Series(head, _levels(rng, count), [])
         if i in positive:
             for _ in range(int(rng.choice([1, 2, 3], p=[0.4, 0.35, 0.25]))):
                 series.add(rng, str(rng.choice(HEMORRHAGES, p=HEMORRHAGE_WEIGHTS)))
