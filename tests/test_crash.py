@@ -1,0 +1,205 @@
+"""Crashes and concurrency: a killed run resumes to a complete output, a second run is refused, a full disk stops cleanly.
+
+The kill tests start a real ``ichprep convert`` process, SIGKILL its whole process group
+(parent and workers, as an OOM kill or a power cut would) at random points while it
+converts, then re-run the same command and check the final folder as a user would read it.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import h5py
+import hdf5plugin  # noqa: F401  (registers the blosc filter for reading shards)
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import badinput
+from ichprep.cli import app
+from ichprep.sinks.images import ImageSink
+
+N_SLICES = 200
+SIDE = 512
+KILLS = 3
+LOCK = Path(".ichprep") / "lock"
+
+
+@pytest.fixture(scope="module")
+def slices(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """200 distinct full-size slices: big enough that a run takes a few seconds to kill mid-way."""
+    src = tmp_path_factory.mktemp("slices")
+    base = badinput.ct_pixels(SIDE, SIDE)
+    for i in range(N_SLICES):
+        image_id = f"ID_{i:09x}"
+        pixels = base.copy()
+        pixels[200:300, 200:300] = i - 20  # a per-slice patch inside the subdural window: every image differs
+        (src / f"{image_id}.dcm").write_bytes(badinput.encode(badinput.ct_dataset(pixels, image_id=image_id)))
+    return src
+
+
+def ids_of(src: Path) -> list[str]:
+    return sorted(p.stem for p in src.glob("*.dcm"))
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from ichprep.cli import main; main()", "convert", *args]
+
+
+def lock_held(out: Path) -> bool:
+    """Whether some process holds the run lock of ``out`` (probing takes and drops it if free)."""
+    try:
+        with open(out / LOCK, "a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            return False
+    except FileNotFoundError:
+        return False
+
+
+def start(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def wait_for_lock(proc: subprocess.Popen, out: Path, timeout: float = 20) -> bool:
+    """Until the run holds its lock (it is converting); False if it finished first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if lock_held(out):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def kill_at_random_points(args: list[str], out: Path, rng: np.random.Generator) -> int:
+    """Start and SIGKILL the run KILLS times, 0.2-1.5 s into its conversion; returns kills that hit a live run."""
+    hits = 0
+    for k in range(KILLS):
+        proc = start(args + ["--jobs", str(1 + k % 2)])
+        running = wait_for_lock(proc, out)
+        time.sleep(rng.uniform(0.2, 1.5))
+        if running and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            hits += 1
+        proc.communicate()
+    return hits
+
+
+def temporaries(out: Path) -> list[Path]:
+    return [p for p in out.rglob("*") if ".tmp" in p.name or p.parent.name == "parts"]
+
+
+def assert_one_ok_row_per_input(out: Path, ids: list[str]) -> pd.DataFrame:
+    table = pd.read_parquet(out / "manifest.parquet")
+    assert sorted(table["id"]) == ids, "manifest rows lost or duplicated"
+    assert (table["status"] == "ok").all(), table.loc[table["status"] != "ok", ["id", "error"]]
+    return table
+
+
+def test_a_killed_image_run_resumes_to_a_complete_folder(slices: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = cli(str(slices), str(out), "--quiet", "--format", "png")
+
+    hits = kill_at_random_points(args, out, np.random.default_rng(7))
+    final = subprocess.run(args + ["--jobs", "2"], capture_output=True, text=True, timeout=60)
+
+    assert hits >= 1, "no kill landed while a run was converting"
+    assert final.returncode == 0, final.stderr
+    ids = ids_of(slices)
+    assert_one_ok_row_per_input(out, ids)
+    images = sorted(out.glob("*.png"))
+    assert [p.stem for p in images] == ids
+    decoded = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in images]
+    assert all(img is not None and img.shape == (256, 256, 3) for img in decoded)
+    assert len({img.tobytes() for img in decoded}) == len(ids), "two ids share one image"
+    assert temporaries(out) == []
+
+
+def test_a_killed_hdf5_run_resumes_to_complete_shards_without_duplicates(slices: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = cli(str(slices), str(out), "--quiet", "--format", "hdf5", "--shard-size", "20")
+
+    hits = kill_at_random_points(args, out, np.random.default_rng(11))
+    final = subprocess.run(args + ["--jobs", "2"], capture_output=True, text=True, timeout=60)
+
+    assert hits >= 1, "no kill landed while a run was converting"
+    assert final.returncode == 0, final.stderr
+    ids = ids_of(slices)
+    assert_one_ok_row_per_input(out, ids)
+    stored: list[str] = []
+    for shard in sorted(out.glob("shard-*.h5")):
+        with h5py.File(shard, "r") as fh:
+            stored += [s.decode() if isinstance(s, bytes) else s for s in fh["ids"][:]]
+            assert fh["images"].shape[1:] == (256, 256, 3) and fh["images"].shape[0] == fh["ids"].shape[0]
+            assert int(fh["images"][:].max()) > 0
+    assert sorted(stored) == ids, "shards hold lost or duplicated images"
+    index = pd.read_parquet(out / "index.parquet")
+    assert sorted(index["id"]) == ids
+    for row in index.sample(10, random_state=0).itertuples():
+        with h5py.File(out / row.shard, "r") as fh:
+            assert fh["ids"][row.row].decode() == row.id
+    assert temporaries(out) == []
+
+
+def test_a_second_run_into_the_same_folder_is_refused_while_one_runs(slices: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = start(cli(str(slices), str(out), "--quiet", "--jobs", "1"))
+    try:
+        assert wait_for_lock(first, out), "the first run finished before it could be raced"
+        second = CliRunner().invoke(app, ["convert", str(slices), str(out), "--quiet", "--jobs", "1"])
+        still_running = first.poll() is None
+    finally:
+        first_out, first_err = first.communicate(timeout=60)
+
+    assert still_running, "the second run was not started while the first ran"
+    assert second.exit_code == 2
+    assert "is being written by another ichprep run" in second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1
+    assert first.returncode == 0, first_err
+    assert_one_ok_row_per_input(out, ids_of(slices))
+
+
+def test_a_full_disk_stops_with_exit_1_keeps_the_manifest_and_a_rerun_completes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    for i in range(40):
+        image_id = f"ID_{i:09x}"
+        (src / f"{image_id}.dcm").write_bytes(badinput.encode(badinput.ct_dataset(badinput.ct_pixels(seed=i), image_id=image_id)))
+    ids = ids_of(src)
+    real_write = ImageSink.write
+    written: list[str] = []
+
+    def write_until_full(self: ImageSink, image_id: str, image: np.ndarray) -> str:
+        if len(written) >= 25:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(image_id)
+        return real_write(self, image_id, image)
+
+    monkeypatch.setattr(ImageSink, "write", write_until_full)
+    full = CliRunner().invoke(app, ["convert", str(src), str(out), "--quiet", "--jobs", "1", "--size", "32"])
+
+    assert full.exit_code == 1, full.output
+    assert "free some space and re-run" in full.stderr
+    assert sorted(p.stem for p in out.glob("*.png")) == sorted(written)
+    kept = pd.read_parquet(out / "manifest.parquet")
+    assert set(kept["id"]) <= set(written) and (kept["status"] == "ok").all()
+    assert temporaries(out) == []
+
+    monkeypatch.setattr(ImageSink, "write", real_write)
+    rerun = CliRunner().invoke(app, ["convert", str(src), str(out), "--quiet", "--jobs", "1", "--size", "32"])
+
+    assert rerun.exit_code == 0, rerun.output
+    assert_one_ok_row_per_input(out, ids)
+    assert sorted(p.stem for p in out.glob("*.png")) == ids
