@@ -104,3 +104,15 @@ def test_real_stage_2_labels_match_the_data_readme():
     counts = labels[list(LABELS)].sum().to_dict()
     assert counts == {"any": 28, "epidural": 0, "intraparenchymal": 26, "intraventricular": 5,
                       "subarachnoid": 10, "subdural": 8}
+
+
+def test_first_malformed_line_is_the_one_named(tmp_path):
+    rows = image_rows("ID_aaa", set()) + ["ID_bbb_bleed,1", "nounderscore,1"]
+    with pytest.raises(LabelsError, match=r"line 8: unknown subtype in ID 'ID_bbb_bleed'"):
+        read_labels(write_csv(tmp_path, rows))
+
+
+def test_ragged_csv_is_refused_with_its_line(tmp_path):
+    rows = image_rows("ID_aaa", set()) + ["ID_bbb_any,1,extra"]
+    with pytest.raises(LabelsError, match=r"not a readable CSV .*line 8"):
+        read_labels(write_csv(tmp_path, rows))
