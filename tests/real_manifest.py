@@ -7,6 +7,7 @@ clean-meta tests do not depend on convert's implementation.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,12 @@ def manifest_row(path: Path) -> dict:
     }
 
 
+@lru_cache(maxsize=1)
+def _rows() -> tuple[dict, ...]:
+    return tuple(manifest_row(p) for p in sorted(TRAIN_IMAGES.glob("*.dcm")))
+
+
 def real_manifest() -> pd.DataFrame:
-    """Manifest of the 40 real train slices (skips when they are absent)."""
+    """Manifest of the 40 real train slices (skips when they are absent); read once per session."""
     require_rsna()
-    return pd.DataFrame([manifest_row(p) for p in sorted(TRAIN_IMAGES.glob("*.dcm"))])
+    return pd.DataFrame(list(_rows()))
