@@ -25,7 +25,7 @@ def convert(
     crop: bool = typer.Option(True, "--crop/--no-crop", help="Square crop around the head before resizing."),
     format: str = typer.Option("png", "--format", help="png, jpg, or hdf5 (shards)."),
     quality: int = typer.Option(95, help="JPEG quality (written 4:4:4), also for --codec jpeg."),
-    codec: str = typer.Option("blosc", help="HDF5 codec: blosc, lzf, gzip (lossless chunks), jpeg or png (encoded bytes)."),
+    codec: str = typer.Option("zstd", help="HDF5 codec: zstd, blosc (lz4), lzf, gzip (lossless chunks), jpeg or png (encoded bytes)."),
     shard_size: int = typer.Option(10000, help="HDF5: images per shard."),
     labels: Optional[Path] = typer.Option(None, help="HDF5: stage_1_train.csv whose labels are stored in the shards."),
     max_disk: Optional[str] = typer.Option(None, help="Refuse to start if the estimated output exceeds this (e.g. 20GB); stop if it is spent."),

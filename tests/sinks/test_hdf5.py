@@ -34,7 +34,7 @@ def png_image(folder: Path, image_id: str) -> np.ndarray:
     return cv2.imread(str(folder / f"{image_id}.png"), cv2.IMREAD_COLOR)[..., ::-1]
 
 
-@pytest.mark.parametrize("codec", ["lzf", "gzip", "blosc", "png"])
+@pytest.mark.parametrize("codec", ["zstd", "lzf", "gzip", "blosc", "png"])
 def test_lossless_shards_hold_the_png_paths_pixels_ids_and_labels(codec, synth, png_out, tmp_path):
     out = tmp_path / "h5"
     opts = Options(size=64, jobs=1, quiet=True, format="hdf5", codec=codec, shard_size=12, labels=synth / "stage_1_train.csv")
