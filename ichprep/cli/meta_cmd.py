@@ -37,9 +37,9 @@ def clean_meta_cmd(
 ) -> None:
     """Build the metadata table and clean it as Jeremy Howard's RSNA kernels did.
 
-    Drops unreadable files and little-brain slices, samples negatives to --neg-ratio per
-    positive and adds a PatientID-grouped `fold` column. Every row stays in meta.parquet with
-    `keep` and `drop_reason`; train.parquet holds the kept rows.
+    Drops unreadable and little-brain slices, samples negatives, adds a PatientID-grouped fold.
+
+    Every row stays in meta.parquet with keep and drop_reason; train.parquet holds the kept rows.
     """
     from ichprep.cleaning import CleanOptions, format_report
     from ichprep.labels import LabelsError
@@ -71,8 +71,7 @@ def sheet_cmd(
 ) -> None:
     """A contact sheet: one row of converted images per subtype (and one of negatives).
 
-    Each tile is labelled with its id and its positive labels, to check by eye that the
-    windows, crops and labels line up.
+    Each tile shows its id and positive labels: a check by eye that windows, crops and labels agree.
     """
     from ichprep.labels import LabelsError
     from ichprep.plots.sheet import SheetError, contact_sheet
