@@ -87,7 +87,7 @@ def sample_negatives(any_label: pd.Series, ids: pd.Series, candidates: pd.Series
 
 
 def patient_folds(patients: pd.Series, val_frac: float, seed: int) -> pd.Series:
-    """"train"/"valid" per row, whole patients at a time (spec §3.5).
+    """The fold ("train" or "valid") of each row, whole patients at a time (spec §3.5).
 
     Slices of one patient are near-duplicates, so a per-image split would leak. The patients
     are sorted before the seeded shuffle so the split does not depend on row order, and

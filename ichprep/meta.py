@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ichprep.cleaning import CleanOptions, clean, format_report
+from ichprep.header import scalar
 from ichprep.labels import ID_COLUMN, read_labels
 from ichprep.manifest import MANIFEST
 
@@ -56,8 +57,13 @@ def _plain_column(column: pd.Series) -> pd.Series:
     numeric = pd.to_numeric(present, errors="coerce")
     if numeric.notna().all():
         return pd.to_numeric(column, errors="coerce")
-    return column.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v),
-                      na_action="ignore").astype(object)
+    return column.map(_text, na_action="ignore").astype(object)
+
+
+def _text(value: Any) -> str | None:
+    """A header value as text (bytes decoded as the header flattening does)."""
+    plain = scalar(value)
+    return None if plain is None else str(plain)
 
 
 def series_position(table: pd.DataFrame) -> pd.DataFrame:

@@ -62,6 +62,7 @@ def test_mixed_type_header_columns_become_saveable(tmp_path):
         WindowCenter=[40.0, "40", None], Odd=[1.5, "abc", None], Raw=[b"x", b"y", None]))
     assert table["WindowCenter"].tolist()[:2] == [40.0, 40.0]
     assert table["Odd"].tolist()[:2] == ["1.5", "abc"]
+    assert table["Raw"].tolist()[:2] == ["x", "y"]
     table.to_parquet(tmp_path / "t.parquet")
     table.to_feather(tmp_path / "t.fth")
     assert pd.read_feather(tmp_path / "t.fth").shape == table.shape
