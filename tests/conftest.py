@@ -19,7 +19,7 @@ import pydicom
 import pydicom.data
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless, UID
+from pydicom.uid import CTImageStorage, ExplicitVRBigEndian, ExplicitVRLittleEndian, RLELossless, UID
 
 RSNA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "rsna"
 DEFAULT_WINDOWS = ((40.0, 80.0), (80.0, 200.0), (600.0, 2800.0))
@@ -69,7 +69,8 @@ def ct_bytes(
     ds.RescaleIntercept = intercept
     ds.RescaleSlope = slope
     if with_pixels:
-        ds.PixelData = pixel_data if pixel_data is not None else raw.astype(raw.dtype.newbyteorder("<")).tobytes()
+        order = ">" if syntax == ExplicitVRBigEndian else "<"
+        ds.PixelData = pixel_data if pixel_data is not None else raw.astype(raw.dtype.newbyteorder(order)).tobytes()
     if preamble:
         ds.file_meta = FileMetaDataset()
         ds.file_meta.MediaStorageSOPClassUID = CTImageStorage

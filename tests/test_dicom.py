@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pydicom
 import pytest
-from pydicom.uid import ImplicitVRLittleEndian, RLELossless
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian, RLELossless
 
 from ichprep import dicom
 from ichprep.dicom import DicomError
@@ -27,6 +27,8 @@ GENERATED = {
     "RLE Lossless signed": (S16, dict(syntax=RLELossless, intercept=0.0)),
     "implicit VR": (S16, dict(syntax=ImplicitVRLittleEndian)),
     "slope 0.5": (U12, dict(bits_stored=12, slope=0.5, intercept=-512.0)),
+    "deflated explicit VR": (U12, dict(bits_stored=12, syntax=DeflatedExplicitVRLittleEndian)),
+    "explicit VR big endian": (S16, dict(intercept=0.0, syntax=ExplicitVRBigEndian)),
 }
 
 

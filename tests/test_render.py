@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pydicom
 import pytest
-from pydicom.uid import ImplicitVRLittleEndian, RLELossless
+from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian, RLELossless
 
 from ichprep import dicom
 from ichprep.render import Renderer
@@ -44,6 +44,7 @@ GENERATED = {
     "implicit VR": (S16, dict(intercept=0.0, syntax=ImplicitVRLittleEndian)),
     "no preamble, no file meta": (U12, dict(bits_stored=12, preamble=False)),
     "garbage high bits": (U12 | np.uint16(0xF000), dict(bits_stored=12)),
+    "explicit VR big endian": (S16, dict(intercept=0.0, syntax=ExplicitVRBigEndian)),
 }
 
 
