@@ -74,8 +74,8 @@ def test_a_speck_smaller_than_a_head_gives_the_full_image():
     assert head_box_of(hu) == Box(0, 0, 128, 128)
 
 
-def test_coarse_step_brings_the_short_side_near_128():
-    assert [geometry.coarse_step(s) for s in [(512, 512), (512, 436), (128, 128), (100, 300), (1024, 2048)]] == [4, 3, 1, 1, 8]
+def test_coarse_step_brings_the_short_side_near_64():
+    assert [geometry.coarse_step(s) for s in [(512, 512), (512, 436), (128, 128), (100, 300), (1024, 2048)]] == [8, 6, 2, 1, 16]
 
 
 def contains(square: Square, box: Box) -> bool:
