@@ -96,7 +96,7 @@ class Section:
     spacing: float
     """Pixel size, mm."""
     padding_hu: float
-    """Value outside the reconstruction circle (``fov`` < 1 per cent of the grid means none)."""
+    """Value outside the reconstruction circle."""
     fov: float
     """Radius of the reconstruction circle as a fraction of half the smaller side; 0 for no circle."""
     lesions: tuple[Lesion, ...] = ()

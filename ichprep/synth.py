@@ -207,6 +207,7 @@ class _Series:
         return placed is not None
 
     def subtypes(self) -> set[str]:
+        """Hemorrhage subtypes placed so far."""
         return {lesion.subtype for cuts in self.lesions for lesion in cuts.values()}
 
 
@@ -287,7 +288,7 @@ def plan(n: int, seed: int = 0, size: int = 512) -> list[SliceSpec]:
     taken: set[str] = set()
     image_ids = _hex_ids(rng, n, 9, taken)
     specs: list[SliceSpec] = []
-    for plan_ in series:
+    for planned in series:
         patient, = _hex_ids(rng, 1, 8, taken)
         study, series_uid = _hex_ids(rng, 2, 10, taken)
         fov_mm = float(rng.integers(205, 251))
@@ -298,12 +299,12 @@ def plan(n: int, seed: int = 0, size: int = 512) -> list[SliceSpec]:
             windows=(((40.0, 80.0), (35.0, 135.0), (30.0, 80.0), (40.0, 150.0))[int(rng.integers(0, 4))],),
         )
         fov = float(rng.uniform(0.97, 1.0)) if rng.random() < 0.8 else 0.0
-        for k, t in enumerate(plan_.levels):
+        for k, t in enumerate(planned.levels):
             index = len(specs)
             quirk = quirks[index]
             encoding = _encoding(rng, base, quirk)
             rows, cols = size, max(8, int(round(size * encoding.columns_ratio)))
-            cuts = tuple(cuts[k] for cuts in plan_.lesions if k in cuts)
+            cuts = tuple(cuts[k] for cuts in planned.lesions if k in cuts)
             blank = "zero_variance" in quirk
             hemorrhages = set() if blank else {lesion.subtype for lesion in cuts}
             labels = [int(m in hemorrhages) for m in HEMORRHAGES]
@@ -317,7 +318,7 @@ def plan(n: int, seed: int = 0, size: int = 512) -> list[SliceSpec]:
                     series_uid=series_uid,
                     z=z0 + SLICE_THICKNESS * k,
                     origin=(-cols * spacing / 2, -rows * spacing / 2),
-                    head=plan_.head,
+                    head=planned.head,
                     section=section,
                     encoding=encoding,
                     labels=(*labels, max(labels)),
