@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -53,8 +54,13 @@ def is_safe_id(image_id: str) -> bool:
 
 
 def has_preamble(path: str) -> bool:
-    """True for a file that starts with the 128-byte preamble and ``DICM``."""
+    """True for a regular file that starts with the 128-byte preamble and ``DICM``.
+
+    Anything but a regular file (a FIFO, a device) is never opened: opening a FIFO blocks forever.
+    """
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
         with open(path, "rb") as fh:
             head = fh.read(132)
     except OSError:
@@ -158,11 +164,16 @@ def _archive(path: str) -> zipfile.ZipFile:
 def read_bytes(item: Input, limit: int = MAX_FILE_BYTES) -> bytes:
     """The file's bytes; ``OSError``/``ValueError`` with a clear reason when it cannot be read."""
     if item.member is None:
-        size = os.path.getsize(item.path)
-        if size > limit:
-            raise ValueError(f"file is {size} bytes, larger than any CT slice (limit {limit})")
+        info = os.stat(item.path)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("not a regular file (a FIFO, device or socket could block or never end)")
+        if info.st_size > limit:
+            raise ValueError(f"file is {info.st_size} bytes, larger than any CT slice (limit {limit})")
         with open(item.path, "rb") as fh:
-            return fh.read()
+            data = fh.read(limit + 1)
+        if len(data) > limit:
+            raise ValueError(f"file grew past {limit} bytes while being read")
+        return data
     info = _archive(item.path).getinfo(item.member)
     if info.file_size > limit:
         raise ValueError(f"member is {info.file_size} bytes, larger than any CT slice (limit {limit})")
