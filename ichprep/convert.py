@@ -400,6 +400,9 @@ def convert(src: Path | str, out: Path | str, options: Options = Options(), say:
         inputs = sources.discover(src, options.ids)
     except sources.SourceError as err:
         raise UsageError(str(err)) from None
+    if not inputs:
+        restriction = " among the --ids given" if options.ids is not None else ""
+        raise UsageError(f"{src}: no DICOM files found{restriction}")
     labels = _labels_by_id(options.labels)
     out.mkdir(parents=True, exist_ok=True)
     with locked(out):

@@ -71,14 +71,17 @@ def has_preamble(path: str) -> bool:
 def from_folder(root: Path) -> list[Input]:
     """Every ``*.dcm`` under ``root`` (an input even if unreadable) and other files with a DICM preamble.
 
-    Symbolic links to folders are not followed, so a link loop cannot trap the walk.
+    Symbolic links to folders are not followed, so a link loop cannot trap the walk. Hidden
+    files and folders (``.git``, macOS's ``._ID_x.dcm`` resource forks) are not inputs.
     """
     inputs: list[Input] = []
     for folder, dirs, files in os.walk(root, followlinks=False):
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
+            if name.startswith("."):
+                continue
             path = os.path.join(folder, name)
-            if name.lower().endswith(".dcm") or (not name.startswith(".") and has_preamble(path)):
+            if name.lower().endswith(".dcm") or has_preamble(path):
                 inputs.append(Input(id=id_of(name), source=path, path=path))
     return inputs
 
@@ -170,9 +173,9 @@ def read_bytes(item: Input, limit: int = MAX_FILE_BYTES) -> bytes:
         if info.st_size > limit:
             raise ValueError(f"file is {info.st_size} bytes, larger than any CT slice (limit {limit})")
         with open(item.path, "rb") as fh:
-            data = fh.read(limit + 1)
-        if len(data) > limit:
-            raise ValueError(f"file grew past {limit} bytes while being read")
+            data = fh.read(info.st_size + 1)
+        if len(data) > info.st_size:
+            raise ValueError("file grew while being read")
         return data
     info = _archive(item.path).getinfo(item.member)
     if info.file_size > limit:
