@@ -205,3 +205,24 @@ def test_a_file_larger_than_any_slice_fails_before_it_is_read(tmp_path: Path) ->
 
     assert row["status"] == "failed" and "larger than any CT slice" in row["error"]
     assert peak < 2**20
+
+
+def test_a_fifo_or_device_among_the_inputs_fails_instead_of_hanging_the_run(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    badinput.case("valid").write(src)
+    os.mkfifo(src / "pipe.dcm")
+    os.mkfifo(src / "pipe_without_suffix")
+    (src / "zero.dcm").symlink_to("/dev/zero")
+    results: list = []
+    run = threading.Thread(target=lambda: results.append(convert.convert(src, tmp_path / "out", convert.Options(jobs=1, quiet=True))), daemon=True)
+
+    run.start()
+    run.join(timeout=30)
+
+    assert not run.is_alive(), "the run blocked on a FIFO or an endless device"
+    table = pd.read_parquet(tmp_path / "out" / "manifest.parquet").set_index("id")
+    assert sorted(table.index) == ["pipe", "valid", "zero"]
+    assert table.loc["valid", "status"] == "ok"
+    for name in ("pipe", "zero"):
+        assert table.loc[name, "status"] == "failed" and "not a regular file" in table.loc[name, "error"]
