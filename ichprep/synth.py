@@ -159,7 +159,7 @@ def _lesion(rng: np.random.Generator, subtype: str) -> Lesion:
     if subtype == "epidural":
         return Lesion("epidural", angle, float(rng.uniform(0.35, 0.5)), float(rng.uniform(12, 18)), 0.0, hu)
     if subtype == "subdural":
-        return Lesion("subdural", angle, float(rng.uniform(0.7, 1.1)), float(rng.uniform(7, 11)), 0.0, hu)
+        return Lesion("subdural", angle, float(rng.uniform(0.8, 1.2)), float(rng.uniform(9, 13)), 0.0, hu)
     if subtype == "subarachnoid":
         return Lesion("subarachnoid", angle, float(rng.uniform(0.7, 1.1)), float(rng.uniform(4, 5.5)), 0.0, hu)
     if subtype == "intraparenchymal":
