@@ -226,3 +226,35 @@ def test_a_fifo_or_device_among_the_inputs_fails_instead_of_hanging_the_run(tmp_
     assert table.loc["valid", "status"] == "ok"
     for name in ("pipe", "zero"):
         assert table.loc[name, "status"] == "failed" and "not a regular file" in table.loc[name, "error"]
+
+
+def test_zip_members_whose_names_make_no_safe_file_name_fail_and_write_nothing(tmp_path: Path) -> None:
+    archive = tmp_path / "train.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for member in ("a/..dcm", "b/.dcm", "-rf.dcm", "ok.dcm"):
+            zf.writestr(member, badinput.valid())
+
+    convert.convert(archive, tmp_path / "out", convert.Options(jobs=1, quiet=True))
+
+    table = pd.read_parquet(tmp_path / "out" / "manifest.parquet").set_index("source")
+    assert table.loc[f"{archive}!ok.dcm", "status"] == "ok"
+    for member in ("a/..dcm", "b/.dcm", "-rf.dcm"):
+        assert "unsafe image id" in table.loc[f"{archive}!{member}", "error"]
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["ok.png"]
+
+
+def test_a_corrupted_zip_member_fails_alone(tmp_path: Path) -> None:
+    archive = tmp_path / "train.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr("bad.dcm", badinput.valid())
+        zf.writestr("good.dcm", badinput.valid())
+    data = bytearray(archive.read_bytes())
+    data[data.index(b"DICM") + 200] ^= 0xFF  # inside the first member: its CRC no longer matches
+    archive.write_bytes(bytes(data))
+
+    result = convert.convert(archive, tmp_path / "out", convert.Options(jobs=1, quiet=True))
+
+    table = pd.read_parquet(tmp_path / "out" / "manifest.parquet").set_index("id")
+    assert (result.converted, result.failed) == (1, 1)
+    assert table.loc["good", "status"] == "ok"
+    assert "CRC" in table.loc["bad", "error"]
