@@ -5,9 +5,10 @@ floats in LABELS order (NaN when an image has no label, e.g. the test set). HDF5
 lazily in whichever process reads them (and reopened after a fork), so a Dataset pickles without
 open handles and works with DataLoader workers under both fork and spawn.
 
-"2.5D" neighbours: with `neighbours=k` every item stacks the full 3-window image of the k previous
-slices, the slice itself and the k next slices of its series (sorted by ImagePositionPatient z),
-in that order, giving 3 * (2k + 1) channels; at a series end the edge slice is repeated.
+"2.5D" neighbours: with `neighbours=k` every item stacks the full image (all its windows, 3 by
+default) of the k previous slices, the slice itself and the k next slices of its series (sorted by
+ImagePositionPatient z), in that order, giving 3 * (2k + 1) channels for 3 windows; at a series
+end the edge slice is repeated.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from torch.utils.data import Dataset
 
 from ichprep import LABELS
 from ichprep.labels import ID_COLUMN, read_labels
+from ichprep.sinks.hdf5 import read_image
 from ichprep.sinks.images import decode
 
 MEAN: float = 0.6
@@ -32,7 +34,6 @@ STD: float = 0.25
 """Default normalisation, Jeremy's hint for these windowed images (saved into model.pt)."""
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")
-ENCODED_CODECS: tuple[str, ...] = ("jpeg", "png")
 
 
 class FolderSource:
@@ -86,11 +87,7 @@ class ShardSource:
         return self._files[name]
 
     def read(self, index: int) -> np.ndarray:
-        f = self._file(self._shard[index])
-        item = f["images"][self._row[index]]
-        if str(f.attrs.get("codec", "")).lower() in ENCODED_CODECS:
-            return decode(item)
-        return np.asarray(item, dtype=np.uint8)
+        return read_image(self._file(self._shard[index]), int(self._row[index]))
 
     def labels(self) -> pd.DataFrame | None:
         """The shards' own `labels` datasets as a table indexed by id (None when no shard has them)."""
@@ -223,12 +220,15 @@ class ICHDataset(Dataset):
 
     @property
     def channels(self) -> int:
-        return 3 * self.rows.shape[1]
+        """Input channels of the model: the stored channels (1-4 windows) times the stacked slices."""
+        return self._image(int(self.rows[0, 0])).shape[2] * self.rows.shape[1]
 
     def _image(self, index: int) -> np.ndarray:
         img = self.source.read(int(index))
+        if img.ndim == 2:
+            img = img[..., None]
         if self.size is not None and img.shape[:2] != (self.size, self.size):
-            img = cv2.resize(img, (self.size, self.size), interpolation=cv2.INTER_AREA)
+            img = cv2.resize(img, (self.size, self.size), interpolation=cv2.INTER_AREA).reshape(self.size, self.size, -1)
         return img
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -79,6 +79,17 @@ def gather_rows(d: Dist, positions: np.ndarray, values: np.ndarray, total: int) 
     return out
 
 
+def sync_buffers(d: Dist, module: torch.nn.Module) -> None:
+    """Give every rank rank 0's buffers (BatchNorm running statistics) before validating.
+
+    DDP broadcasts buffers only at the start of each training forward, so after the last step
+    every rank holds its own statistics; rank 0's are the ones saved, so all ranks validate with them.
+    """
+    if d.enabled:
+        for buffer in module.buffers():
+            dist.broadcast(buffer, 0)
+
+
 def barrier(d: Dist) -> None:
     if d.enabled:
         dist.barrier()

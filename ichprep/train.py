@@ -26,7 +26,7 @@ from ichprep import LABELS, __version__
 from ichprep.augment import augment
 from ichprep.checkpoint import load, rng_state, save_atomic, seed_everything, set_rng_state
 from ichprep.data import MEAN, STD, ICHDataset, make_dataset, read_settings
-from ichprep.distributed import Dist, barrier, gather_rows, setup, teardown
+from ichprep.distributed import Dist, barrier, gather_rows, setup, sync_buffers, teardown
 from ichprep.metrics import LABEL_WEIGHTS, summary
 from ichprep.models import build, load_pretrained
 from ichprep.trainset import TrainSet, prepare
@@ -279,6 +279,7 @@ def _validate(run: Run, val_ds: ICHDataset | None, size: int | None) -> np.ndarr
     """Validation probabilities of every image on rank 0 (each rank predicts its own unpadded slice)."""
     if run.val_loader is None or val_ds is None:
         return None
+    sync_buffers(run.dist, unwrap(run.model))
     p = predict_loader(unwrap(run.model), run.val_loader, run.dist.device, size, quiet=True)
     return gather_rows(run.dist, run.val_positions, p, len(val_ds))
 

@@ -6,6 +6,7 @@ torch is imported inside each command so `ichprep convert` and `import ichprep.c
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -90,7 +91,8 @@ def train(
         run_training(cfg, say=lambda m: typer.echo(m, err=True))
     except (FileNotFoundError, ValueError, KeyError) as err:
         raise _usage(str(err)) from None
-    typer.echo(f"model: {out / 'model.pt'}")
+    if os.environ.get("RANK", "0") == "0":
+        typer.echo(f"model: {out / 'model.pt'}")
 
 
 @app.command("lr-find")
