@@ -46,6 +46,8 @@ def plot_lr_find(sweep: pd.DataFrame, suggestion: float, path: Path) -> Path:
     ax.plot(sweep["lr"], sweep["smoothed_loss"], label="smoothed loss")
     ax.axvline(suggestion, color="red", linestyle="--", label=f"suggested {suggestion:.2e}")
     ax.set_xscale("log")
+    smoothed = sweep["smoothed_loss"]
+    ax.set_ylim(0.9 * smoothed.min(), 1.5 * smoothed.max())  # the raw spike at divergence would flatten the curve
     ax.set_xlabel("learning rate")
     ax.set_ylabel("weighted BCE")
     ax.legend()
