@@ -1,6 +1,7 @@
 """The Dataset over convert's output: folders, HDF5 shards (raw and encoded), labels, neighbours, workers."""
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -150,3 +151,28 @@ def test_unknown_ids_are_refused(tmp_path, fake):
     ids, images, _, _ = fake
     with pytest.raises(KeyError, match="not in the images"):
         make_dataset(open_source(write_folder(tmp_path / "png", ids, images)), ["ID_nope"], None)
+
+
+def test_converts_png_folder_and_hdf5_shards_read_identically(tmp_path):
+    import subprocess
+    import sys
+
+    from ichprep.labels import read_labels
+
+    ichprep = str(Path(sys.executable).parent / "ichprep")
+
+    def run(*args: str) -> None:
+        done = subprocess.run([ichprep, *args, "-q"], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    run("synth", str(tmp_path / "syn"), "--n", "12", "--size", "64")
+    dicoms, csv = str(tmp_path / "syn" / "stage_1_train_images"), tmp_path / "syn" / "stage_1_train.csv"
+    run("convert", dicoms, str(tmp_path / "png"), "--size", "32", "--jobs", "1")
+    run("convert", dicoms, str(tmp_path / "h5"), "--size", "32", "--jobs", "1", "--format", "hdf5", "--labels", str(csv))
+    png, h5 = open_source(tmp_path / "png"), open_source(tmp_path / "h5")
+    assert isinstance(h5, ShardSource) and sorted(h5.ids) == png.ids
+    a, b = make_dataset(png, png.ids, None), make_dataset(h5, png.ids, None)
+    for i in range(len(png.ids)):
+        assert torch.equal(a[i][0], b[i][0])
+    expected = read_labels(csv).set_index("SOPInstanceUID")[list(LABELS)]
+    assert np.array_equal(h5.labels().loc[png.ids].to_numpy(), expected.loc[png.ids].to_numpy())
