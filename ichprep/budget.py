@@ -7,6 +7,7 @@ any formula.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -51,6 +52,31 @@ def disk_usage(path: Path) -> int:
 
 def free_bytes(path: Path) -> int:
     return shutil.disk_usage(path).free
+
+
+RESERVE = 16 * 2**20
+"""Space held back during a run (at most an eighth of the free space) so the manifest can still be written when the disk fills."""
+
+
+class Reserve:
+    """A placeholder file that holds ``size`` bytes until ``release`` gives them back.
+
+    If the disk fills during a run, releasing it leaves room to write the manifest of
+    everything finished, so the run stops resumable rather than with a half-written table.
+    """
+
+    def __init__(self, path: Path, size: int = RESERVE) -> None:
+        self.path = path
+        try:
+            size = min(size, free_bytes(path.parent) // 8)
+            with open(path, "wb") as fh:
+                if size > 0:
+                    os.posix_fallocate(fh.fileno(), 0, size)
+        except OSError:
+            path.unlink(missing_ok=True)
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

@@ -436,6 +436,7 @@ def convert(src: Path | str, out: Path | str, options: Options = Options(), say:
         _write_settings(out, settings)
 
         writer = manifest.ManifestWriter(out)
+        reserve = budget.Reserve(out / manifest.STATE_DIR / "reserve")
         for row in bad:
             _report(row, result, say)
         writer.add(bad)
@@ -450,11 +451,22 @@ def convert(src: Path | str, out: Path | str, options: Options = Options(), say:
                 _check_space(out, options, result)
         finally:
             bar.close()
-            table = writer.finalize()
-            if options.format == "hdf5":
-                ok = table[(table["status"] == "ok") & table["output"].notna()]
-                manifest.write_atomic(hdf5.index_frame(ok.to_dict("records")), out / "index.parquet")
+            reserve.release()
+            _finalize(writer, out, options.format == "hdf5")
     return result
+
+
+def _finalize(writer: manifest.ManifestWriter, out: Path, shards: bool) -> None:
+    """Write the manifest (and the shard index); a full disk here is reported as one, resumably."""
+    try:
+        table = writer.finalize()
+        if shards:
+            ok = table[(table["status"] == "ok") & table["output"].notna()]
+            manifest.write_atomic(hdf5.index_frame(ok.to_dict("records")), out / "index.parquet")
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(f"no space left on {out} to write the manifest") from None
+        raise
 
 
 def _check_space(out: Path, options: Options, result: Result) -> None:
