@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from ichprep import LABELS
 from ichprep.augment import augment
-from ichprep.data import make_dataset, open_source
+from ichprep.data import make_dataset, normalise, open_source
 from ichprep.distributed import pick_device
 from ichprep.metrics import LABEL_WEIGHTS
 from ichprep.models import build
@@ -85,7 +85,7 @@ def both_rate(model: torch.nn.Module, loader: DataLoader, batches: int, device: 
     start, count = time.perf_counter(), 0
     for _ in range(batches):
         x, y = next(it)
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        x, y = normalise(x.to(device, non_blocking=True)), y.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             logits = model(augment(x, g))
         loss = weighted_bce(logits, y, weights)
@@ -128,7 +128,7 @@ def main() -> None:
         if device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
         x, y = next(iter(loader))
-        x, y = x.to(device), y.to(device)
+        x, y = normalise(x.to(device)), y.to(device)
         rows = [
             ("loader alone", loader_rate(loader, batches)),
             ("model step alone", step_rate(model, x, y, batches, device)),

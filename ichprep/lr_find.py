@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ichprep.augment import augment
+from ichprep.data import normalise
 from ichprep.distributed import Dist, pick_device
 from ichprep.metrics import LABEL_WEIGHTS
 from ichprep.train import TrainConfig, amp_dtype, build_model, datasets, make_loaders, resize_batch, weighted_bce
@@ -73,7 +74,9 @@ def lr_find(
             x, y = next(batches)
         for group in optimizer.param_groups:
             group["lr"] = float(lr)
-        x = augment(resize_batch(x.to(device), size), g) if cfg.augment else resize_batch(x.to(device), size)
+        x = resize_batch(normalise(x.to(device), cfg.mean, cfg.std), size)
+        if cfg.augment:
+            x = augment(x, g)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             logits = model(x)
         loss = weighted_bce(logits, y.to(device), weights)

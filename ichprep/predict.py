@@ -114,9 +114,9 @@ def predict(
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ichprep-predict-")))
             data = convert_dicoms(data, tmp, record, quiet)
         source = open_source(data)
-        ds = make_dataset(source, list(source.ids), None, series_table(data), record["neighbours"], record["mean"], record["std"], record["size"])
+        ds = make_dataset(source, list(source.ids), None, series_table(data), record["neighbours"], record["size"])
         loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, pin_memory=dev.type == "cuda")
-        probs = predict_loader(model, loader, dev, None, tta=tta, quiet=quiet)
+        probs = predict_loader(model, loader, dev, None, tta=tta, quiet=quiet, mean=record["mean"], std=record["std"])
     probs = _to_labels_order(probs, record["labels"])
     if prior_correction:
         probs = prior_correct(probs, np.asarray(record["true_pos_rate"]), np.asarray(record["train_pos_rate"]))

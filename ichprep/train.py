@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Sampler, Subset
 from ichprep import LABELS, __version__
 from ichprep.augment import augment
 from ichprep.checkpoint import load, rng_state, save_atomic, seed_everything, set_rng_state
-from ichprep.data import MEAN, STD, ICHDataset, make_dataset, read_settings
+from ichprep.data import MEAN, STD, ICHDataset, make_dataset, normalise, read_settings
 from ichprep.distributed import Dist, barrier, gather_rows, setup, sync_buffers, teardown
 from ichprep.metrics import LABEL_WEIGHTS, summary
 from ichprep.models import build, load_pretrained
@@ -129,7 +129,14 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 @torch.no_grad()
 def predict_loader(
-    model: nn.Module, loader: DataLoader, device: torch.device, size: int | None, tta: bool = False, quiet: bool = True
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    size: int | None,
+    tta: bool = False,
+    quiet: bool = True,
+    mean: float = MEAN,
+    std: float = STD,
 ) -> np.ndarray:
     """Sigmoid probabilities for every item of `loader`, in order; `tta` averages with horizontal flips."""
     from tqdm import tqdm
@@ -138,7 +145,7 @@ def predict_loader(
     dtype = amp_dtype(device)
     out = []
     for x, _ in tqdm(loader, desc="predict", disable=quiet, leave=False):
-        x = resize_batch(x.to(device, non_blocking=True), size)
+        x = resize_batch(normalise(x.to(device, non_blocking=True), mean, std), size)
         if device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
@@ -249,7 +256,7 @@ def _train_epoch(run: Run, epoch: int, size: int | None) -> float:
     total, count, smooth = 0.0, 0, None
     bar = tqdm(run.loader, desc=f"epoch {epoch + 1}", disable=cfg.quiet or not d.main, leave=False)
     for x, y in bar:
-        x = resize_batch(x.to(d.device, non_blocking=True), size)
+        x = resize_batch(normalise(x.to(d.device, non_blocking=True), cfg.mean, cfg.std), size)
         y = y.to(d.device, non_blocking=True)
         if cfg.augment:
             x = augment(x, g)
@@ -280,7 +287,7 @@ def _validate(run: Run, val_ds: ICHDataset | None, size: int | None) -> np.ndarr
     if run.val_loader is None or val_ds is None:
         return None
     sync_buffers(run.dist, unwrap(run.model))
-    p = predict_loader(unwrap(run.model), run.val_loader, run.dist.device, size, quiet=True)
+    p = predict_loader(unwrap(run.model), run.val_loader, run.dist.device, size, quiet=True, mean=run.cfg.mean, std=run.cfg.std)
     return gather_rows(run.dist, run.val_positions, p, len(val_ds))
 
 
@@ -323,7 +330,7 @@ def build_model(cfg: TrainConfig, in_channels: int, device: torch.device) -> nn.
 def datasets(cfg: TrainConfig, ts: TrainSet) -> tuple[ICHDataset, ICHDataset | None]:
     """Train and validation Datasets of a TrainSet with the run's neighbours and normalisation."""
     def make(ids: list[str]) -> ICHDataset:
-        return make_dataset(ts.source, ids, ts.labels, ts.series, cfg.neighbours, cfg.mean, cfg.std)
+        return make_dataset(ts.source, ids, ts.labels, ts.series, cfg.neighbours)
 
     return make(ts.train_ids), (make(ts.val_ids) if ts.val_ids else None)
 

@@ -10,12 +10,24 @@ import torch
 from torch.utils.data import DataLoader
 
 from ichprep import LABELS
-from ichprep.data import MEAN, STD, ShardSource, load_labels, make_dataset, neighbour_rows, open_source, series_table
+from ichprep.data import MEAN, STD, ShardSource, load_labels, make_dataset, neighbour_rows, normalise, open_source, series_table
 from tests.ich_fixtures import fabricate, write_folder, write_manifest, write_shards, write_train_table
+
+
+def chw(img: np.ndarray) -> torch.Tensor:
+    """The stored uint8 image as the Dataset returns it: channels first."""
+    return torch.from_numpy(img.transpose(2, 0, 1).copy())
 
 
 def normalised(img: np.ndarray) -> torch.Tensor:
     return (torch.from_numpy(img.transpose(2, 0, 1).copy()).float() / 255 - MEAN) / STD
+
+
+def test_normalise_turns_uint8_batches_into_the_models_float_input(fake):
+    _, images, _, _ = fake
+    batch = torch.stack([chw(i) for i in images[:4]])
+    assert torch.allclose(normalise(batch, MEAN, STD), torch.stack([normalised(i) for i in images[:4]]), atol=1e-6)
+    assert batch.dtype == torch.uint8
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +35,14 @@ def fake():
     return fabricate(12, seed=1, size=16)
 
 
-def test_folder_items_are_normalised_rgb_and_labels(tmp_path, fake):
+def test_folder_items_are_stored_rgb_channels_first_with_labels(tmp_path, fake):
     ids, images, labels, table = fake
     source = open_source(write_folder(tmp_path / "png", ids, images))
     frame = pd.DataFrame(labels, index=ids, columns=list(LABELS))
     ds = make_dataset(source, ids[3:6], frame)
     x, y = ds[1]
-    assert x.shape == (3, 16, 16) and x.dtype == torch.float32
-    assert torch.allclose(x, normalised(images[4]), atol=1e-6)
+    assert x.shape == (3, 16, 16) and x.dtype == torch.uint8
+    assert torch.equal(x, chw(images[4]))
     assert y.tolist() == labels[4].astype(float).tolist()
 
 
@@ -41,14 +53,14 @@ def test_shards_return_the_stored_pixels(tmp_path, fake, codec):
     assert isinstance(source, ShardSource)
     ds = make_dataset(source, ids, None)
     for i in (0, 7, 11):
-        assert torch.allclose(ds[i][0], normalised(images[i]), atol=1e-6)
+        assert torch.equal(ds[i][0], chw(images[i]))
 
 
 def test_jpeg_shards_decode_close_to_the_original(tmp_path, fake):
     ids, images, labels, _ = fake
     source = open_source(write_shards(tmp_path / "jpg", ids, images, labels, codec="jpeg"))
     x = make_dataset(source, ids, None)[5][0]
-    assert (x * STD + MEAN - normalised(images[5]) * STD - MEAN).abs().mean() < 0.05
+    assert (x.float() - chw(images[5]).float()).abs().mean() / 255 < 0.05
 
 
 def test_shards_without_index_parquet_are_indexed_from_their_ids(tmp_path, fake):
@@ -57,7 +69,7 @@ def test_shards_without_index_parquet_are_indexed_from_their_ids(tmp_path, fake)
     (root / "index.parquet").unlink()
     source = open_source(root)
     assert source.ids == ids
-    assert torch.allclose(make_dataset(source, [ids[9]], None)[0][0], normalised(images[9]), atol=1e-6)
+    assert torch.equal(make_dataset(source, [ids[9]], None)[0][0], chw(images[9]))
 
 
 def test_shard_labels_follow_label_names(tmp_path, fake):
@@ -107,11 +119,11 @@ def test_neighbour_channels_stack_previous_current_next(tmp_path, fake):
     x = ds[5][0]
     assert ds.channels == 9 and x.shape == (9, 16, 16)
     # z falls with the id order, so the slice below (previous) is ids[6] and the one above ids[4].
-    assert torch.allclose(x[0:3], normalised(images[6]), atol=1e-6)
-    assert torch.allclose(x[3:6], normalised(images[5]), atol=1e-6)
-    assert torch.allclose(x[6:9], normalised(images[4]), atol=1e-6)
+    assert torch.equal(x[0:3], chw(images[6]))
+    assert torch.equal(x[3:6], chw(images[5]))
+    assert torch.equal(x[6:9], chw(images[4]))
     # ids[4] is the first slice of its series and the highest z: its "next" repeats itself.
-    assert torch.allclose(ds[4][0][6:9], normalised(images[4]), atol=1e-6)
+    assert torch.equal(ds[4][0][6:9], chw(images[4]))
 
 
 def test_a_read_source_pickles_without_open_handles(tmp_path, fake):
@@ -130,7 +142,7 @@ def test_loader_workers_read_shards_under_fork_and_spawn(tmp_path, fake, context
     ds = make_dataset(source, ids, source.labels())
     loader = DataLoader(ds, batch_size=4, num_workers=2, multiprocessing_context=context)
     xs, ys = zip(*loader)
-    assert torch.allclose(torch.cat(xs), torch.stack([normalised(i) for i in images]), atol=1e-6)
+    assert torch.equal(torch.cat(xs), torch.stack([chw(i) for i in images]))
     assert np.array_equal(torch.cat(ys).numpy(), labels)
 
 
@@ -138,7 +150,7 @@ def test_loader_workers_read_a_folder_under_spawn(tmp_path, fake):
     ids, images, labels, _ = fake
     ds = make_dataset(open_source(write_folder(tmp_path / "png", ids, images)), ids, None)
     loader = DataLoader(ds, batch_size=6, num_workers=2, multiprocessing_context="spawn")
-    assert torch.allclose(torch.cat([x for x, _ in loader]), torch.stack([normalised(i) for i in images]), atol=1e-6)
+    assert torch.equal(torch.cat([x for x, _ in loader]), torch.stack([chw(i) for i in images]))
 
 
 def test_resize_to_a_requested_size(tmp_path, fake):
