@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 
 from ichprep import LABELS
 from ichprep.labels import ID_COLUMN, read_labels
-from ichprep.sinks.hdf5 import read_image
+from ichprep.sinks.hdf5 import ShardReader
 from ichprep.sinks.images import decode
 
 MEAN: float = 0.6
@@ -83,11 +83,11 @@ class ShardSource:
         if self._pid != os.getpid():
             self._files, self._pid = {}, os.getpid()
         if name not in self._files:
-            self._files[name] = h5py.File(self.root / name, "r")
+            self._files[name] = ShardReader(h5py.File(self.root / name, "r"))
         return self._files[name]
 
     def read(self, index: int) -> np.ndarray:
-        return read_image(self._file(self._shard[index]), int(self._row[index]))
+        return self._file(self._shard[index]).read(int(self._row[index]))
 
     def labels(self) -> pd.DataFrame | None:
         """The shards' own `labels` datasets as a table indexed by id (None when no shard has them)."""

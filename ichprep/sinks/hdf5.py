@@ -146,12 +146,29 @@ def shard_attrs(settings: dict[str, Any]) -> tuple[tuple[str, str], ...]:
 
 def read_image(shard: Any, row: int) -> np.ndarray:
     """One RGB image from an open shard (``h5py.File``), whatever its codec."""
-    from ichprep.sinks.images import decode
+    return ShardReader(shard).read(row)
 
-    data = shard["images"][row]
-    if is_encoded(str(shard.attrs.get("codec", ""))):
-        return decode(data.tobytes())
-    return np.asarray(data)
+
+class ShardReader:
+    """Reads images of one open shard, with its dataset handle and codec looked up once.
+
+    A training loader reads one image per call; looking up the dataset and the codec
+    attribute each time cost as much as decompressing a zstd chunk.
+    """
+
+    def __init__(self, shard: Any) -> None:
+        self.file = shard
+        self.images = shard["images"]
+        self.encoded = is_encoded(str(shard.attrs.get("codec", "")))
+
+    def read(self, row: int) -> np.ndarray:
+        if self.encoded:
+            from ichprep.sinks.images import decode
+
+            return decode(self.images[row].tobytes())
+        out = np.empty(self.images.shape[1:], dtype=self.images.dtype)
+        self.images.read_direct(out, np.s_[row])
+        return out
 
 
 def index_frame(rows: Sequence[dict[str, Any]]):
