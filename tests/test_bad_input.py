@@ -258,3 +258,18 @@ def test_a_corrupted_zip_member_fails_alone(tmp_path: Path) -> None:
     assert (result.converted, result.failed) == (1, 1)
     assert table.loc["good", "status"] == "ok"
     assert "CRC" in table.loc["bad", "error"]
+
+
+@pytest.mark.parametrize(("name", "syntax"), [("jpeg_baseline", "JPEG Baseline (Process 1)"), ("jpeg_2000", "JPEG 2000 Image Compression (Lossless Only)")])
+def test_compressed_data_without_any_decoder_installed_fails_naming_the_transfer_syntax(name: str, syntax: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydicom.pixels.decoders.base import get_decoder
+    from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit
+
+    decoder = get_decoder(JPEGBaseline8Bit if name == "jpeg_baseline" else JPEG2000Lossless)
+    monkeypatch.setattr(decoder, "_available", {})  # as on a machine without Pillow, pylibjpeg or GDCM
+
+    row = run_one(badinput.case(name), tmp_path)
+
+    assert row["status"] == "failed"
+    assert row["error"].startswith(f"cannot decode pixel data ({syntax}): ")
+    assert "missing dependencies" in row["error"] and "\n" not in row["error"]
