@@ -50,6 +50,20 @@ def rgb(path: Path) -> np.ndarray:
     return image[..., ::-1]
 
 
+def stored_ids(out: Path, fmt: str) -> set[str]:
+    """Ids with an image in OUT: PNG file names, or the ids datasets of the HDF5 shards."""
+    if fmt == "png":
+        return {p.stem for p in out.glob("*.png")}
+    import h5py
+
+    ids: list[str] = []
+    for shard in out.glob("shard-*.h5"):
+        with h5py.File(shard, "r") as fh:
+            ids += [i.decode() for i in fh["ids"][:]]
+    assert len(ids) == len(set(ids))
+    return set(ids)
+
+
 def files_under(root: Path) -> set[Path]:
     return {p for p in root.rglob("*")}
 
@@ -67,13 +81,14 @@ def test_convert_one_gives_each_case_its_documented_outcome(case: badinput.Case,
         assert rgb(tmp_path / f"{case.name}.png").shape == (64, 64, 3)
 
 
-def test_a_run_over_every_case_records_each_and_writes_images_only_for_the_good_ones(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["png", "hdf5"])
+def test_a_run_over_every_case_records_each_and_writes_images_only_for_the_good_ones(fmt: str, tmp_path: Path) -> None:
     src, out = tmp_path / "src", tmp_path / "out"
     src.mkdir()
     for case in badinput.CASES:
         case.write(src)
 
-    result = convert.convert(src, out, convert.Options(jobs=1, quiet=True))
+    result = convert.convert(src, out, convert.Options(jobs=1, quiet=True, format=fmt))
 
     table = pd.read_parquet(out / "manifest.parquet").set_index("id")
     assert sorted(table.index) == sorted(c.name for c in badinput.CASES)
@@ -82,7 +97,7 @@ def test_a_run_over_every_case_records_each_and_writes_images_only_for_the_good_
         if case.outcome == "failed":
             assert case.reason in table.loc[case.name, "error"]
     ok = {c.name for c in badinput.CASES if c.outcome == "ok"}
-    assert {p.stem for p in out.glob("*.png")} == ok
+    assert stored_ids(out, fmt) == ok
     assert (result.converted, result.failed) == (len(ok), len(badinput.CASES) - len(ok))
     assert {p.name for p in tmp_path.iterdir()} == {"src", "out"}
 
