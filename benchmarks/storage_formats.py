@@ -36,7 +36,8 @@ FORMATS = [
 
 
 def loader_rate(folder: Path, repeats: int, workers: int = 2, batch: int = 64) -> float:
-    """Images per second of shuffled epochs through a DataLoader (median of ``repeats``)."""
+    """Images per second of shuffled epochs through a DataLoader with persistent workers, as training
+    uses it (median of ``repeats``, after a first epoch that starts the workers)."""
     import torch
     from torch.utils.data import DataLoader
 
@@ -44,9 +45,10 @@ def loader_rate(folder: Path, repeats: int, workers: int = 2, batch: int = 64) -
 
     source = open_source(folder)
     dataset = make_dataset(source, list(source.ids), None)
+    loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, persistent_workers=True,
+                        generator=torch.Generator().manual_seed(0))
     rates = []
     for epoch in range(repeats + 1):
-        loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, generator=torch.Generator().manual_seed(epoch))
         start = time.perf_counter()
         count = sum(len(images) for images, _ in loader)
         if epoch:

@@ -294,10 +294,11 @@ def _validate_ids(inputs: Sequence[sources.Input]) -> tuple[list[sources.Input],
 
 
 def _remove_stale_temporaries(out: Path) -> None:
-    """Temporary files of an interrupted run: never valid output, always safe to delete."""
-    for path in out.glob(".*.tmp*"):
-        if path.is_file():
-            path.unlink(missing_ok=True)
+    """Temporary files of an interrupted run (images, shards, manifest parts): never valid output."""
+    for folder in (out, out / manifest.STATE_DIR / manifest.PARTS):
+        for path in folder.glob(".*.tmp*"):
+            if path.is_file():
+                path.unlink(missing_ok=True)
 
 
 def _done_ids(out: Path, previous: pd.DataFrame) -> set[str]:

@@ -45,8 +45,12 @@ def frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
 def write_atomic(table: pd.DataFrame, path: Path) -> None:
     """Write Parquet under a temporary name, then rename: readers never see half a file."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    table.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    try:
+        table.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _concat(tables: list[pd.DataFrame]) -> pd.DataFrame:

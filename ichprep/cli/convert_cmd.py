@@ -44,12 +44,15 @@ def convert(
     try:
         wanted = read_ids(ids) if ids else None
         limit = parse_size(max_disk) if max_disk else None
+    except (SourceError, ValueError) as err:
+        fail_usage(f"--ids/--max-disk: {err}")
+    try:
         options = pipeline.Options(
             windows=windows, size=size, crop=crop, format=format.lower(), quality=quality, jobs=jobs, quiet=quiet, ids=wanted,
             codec=codec.lower(), shard_size=shard_size, labels=labels, max_disk=limit, dry_run=dry_run, scheduler=scheduler,
         )
         result = pipeline.convert(src, out, options)
-    except (pipeline.UsageError, SourceError, ValueError) as err:
+    except pipeline.UsageError as err:
         fail_usage(str(err))
     except pipeline.BudgetError as err:
         typer.echo(f"ichprep: refused: {err}", err=True)
