@@ -21,9 +21,10 @@ import cv2
 import numpy as np
 import pydicom
 
+from slices import make_inputs
+
 from ichprep.convert import Options, convert
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "rsna"
 WINDOWS = ((40, 80), (80, 200), (600, 2800))
 
 
@@ -36,24 +37,6 @@ def plain_loop(files: list[Path], out: Path, ext: str) -> None:
         image = (np.stack(channels[::-1], axis=-1) * 255).astype(np.uint8)
         image = cv2.resize(image, (256, 256), interpolation=cv2.INTER_AREA)
         cv2.imwrite(str(out / f"{path.stem}.{ext}"), image)
-
-
-def make_inputs(folder: Path, n: int) -> list[Path]:
-    """``n`` slices named ID_bench<k>.dcm, copied from the real samples (or synthesised)."""
-    sources = sorted(SHARED.glob("*/*.dcm"))
-    if not sources:
-        from ichprep.synth import generate
-
-        sources = sorted((generate(folder / "synth", n=min(n, 200), seed=0) / "stage_1_train_images").glob("*.dcm"))
-    files = []
-    for k in range(n):
-        target = folder / "in" / f"ID_bench{k:06d}.dcm"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(sources[k % len(sources)], target)
-        files.append(target)
-    for path in files:
-        path.read_bytes()
-    return files
 
 
 def timed(run, repeats: int, root: str | None) -> float:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from convert_speed import make_inputs
+from slices import make_inputs
 
 from ichprep.convert import Options, convert
 

@@ -31,7 +31,7 @@ from ichprep.header import flatten
 from ichprep.labels import read_labels
 from ichprep.meta import build_table
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "rsna"
+from slices import SHARED
 SLICES_PER_SERIES = 40
 
 

@@ -22,9 +22,10 @@ import cv2
 import numpy as np
 import pydicom
 
+from slices import make_inputs
+
 from ichprep.convert import Options, convert
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "rsna"
 WINDOWS = ((40, 80), (80, 200), (600, 2800))
 """(level, width) of the R, G, B channels: ichprep's default brain, subdural, bone."""
 SIZE = 256
@@ -75,31 +76,6 @@ def ichprep_pipeline(crop: bool) -> Pipeline:
         assert result.failed == 0, result.failures[:3]
 
     return run
-
-
-def make_inputs(folder: Path, n: int) -> list[Path]:
-    """``n`` slices named ID_bench<k>.dcm copied from the real samples (or synthetic ones), page cache warm."""
-    originals = sorted(SHARED.glob("stage_2_*_images/*.dcm")) or plain_phantoms(folder / "synth")
-    files = []
-    for k in range(n):
-        target = folder / "in" / f"ID_bench{k:06d}.dcm"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(originals[k % len(originals)], target)
-        files.append(target)
-    for path in files:
-        path.read_bytes()
-    return files
-
-
-def plain_phantoms(folder: Path, n: int = 100) -> list[Path]:
-    """``ichprep synth`` slices without header quirks (the kernels' loop handles none of them)."""
-    import pandas as pd
-
-    from ichprep.synth import IMAGES_DIR, QUIRKS_CSV, generate
-
-    generate(folder, n=n, seed=0)
-    quirky = set(pd.read_csv(folder / QUIRKS_CSV, dtype=str)["id"])
-    return sorted(p for p in (folder / IMAGES_DIR).glob("*.dcm") if p.stem not in quirky)
 
 
 def agreement(files: list[Path], pipelines: dict[str, Pipeline], work: Path) -> dict[str, int]:

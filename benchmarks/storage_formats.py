@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from convert_speed import make_inputs
+from slices import make_inputs
 
 from ichprep.budget import disk_usage
 from ichprep.convert import Options, convert

@@ -184,3 +184,14 @@ def phantom_hu(shape: tuple[int, int], centre: tuple[float, float], axes: tuple[
 def phantom() -> Callable[..., np.ndarray]:
     """``phantom(shape, centre, axes, table_row=None, ring=False) -> HU array`` (see ``phantom_hu``)."""
     return phantom_hu
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op torch thread: on two shared cores, two OpenMP threads spin-wait and run several times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

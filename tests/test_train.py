@@ -21,13 +21,7 @@ from tests.ich_fixtures import fabricate, write_folder, write_manifest, write_tr
 ICHPREP = Path(sys.executable).parent / "ichprep"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on two shared cores, two OpenMP threads spin-wait and run several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
