@@ -24,16 +24,24 @@ STAT_COLUMNS = ["img_min", "img_max", "img_mean", "img_std", "img_pct_window"]
 
 
 def frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    """Rows to a DataFrame that Parquet accepts: lead columns first, mixed-type columns as text."""
-    table = pd.DataFrame(list(rows))
+    """Rows to a manifest table (see ``tidy``)."""
+    return tidy(pd.DataFrame(list(rows)))
+
+
+def tidy(table: pd.DataFrame) -> pd.DataFrame:
+    """A table that Parquet accepts: lead columns first, typed statistics, mixed-type columns as text.
+
+    Works column by column, so folding 675,000 rows from many parts stays a matter of seconds.
+    """
+    table = table.copy()
     for column in LEAD_COLUMNS + STAT_COLUMNS:
         if column not in table.columns:
             table[column] = None
     for column in table.columns:
         if table[column].dtype == object:
-            kinds = {type(v) for v in table[column] if v is not None and not (isinstance(v, float) and pd.isna(v))}
+            kinds = set(map(type, table[column].dropna()))
             if len(kinds) > 1 or kinds - {str, int, float, bool}:
-                table[column] = table[column].map(lambda v: None if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
+                table[column] = table[column].map(lambda v: None if v is None or (isinstance(v, float) and v != v) else str(v))
     for column in STAT_COLUMNS:
         table[column] = pd.to_numeric(table[column], errors="coerce").astype("float64")
     table["header_fix"] = table["header_fix"].fillna(False).astype(bool)
@@ -58,8 +66,7 @@ def _concat(tables: list[pd.DataFrame]) -> pd.DataFrame:
     if not tables:
         return frame([])
     combined = pd.concat(tables, ignore_index=True, sort=False)
-    combined = combined.drop_duplicates("id", keep="last").reset_index(drop=True)
-    return frame(combined.to_dict("records")) if len(tables) > 1 else combined
+    return tidy(combined.drop_duplicates("id", keep="last").reset_index(drop=True))
 
 
 def load(out: Path) -> pd.DataFrame:
