@@ -231,9 +231,11 @@ class ICHDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(uint8 C x H x W image, 6 float labels): uint8 crosses the worker queues at a quarter of float's
-        size; ``normalise`` turns the batch into model input on its device."""
-        stack = np.concatenate([self._image(r) for r in self.rows[i]], axis=2)
-        x = torch.from_numpy(np.ascontiguousarray(stack.transpose(2, 0, 1)))
+        size; ``normalise`` turns the batch into model input on its device. The image is a channels-first
+        view of the stored array: the batch collation makes the one copy."""
+        images = [self._image(r) for r in self.rows[i]]
+        stack = images[0] if len(images) == 1 else np.concatenate(images, axis=2)
+        x = torch.from_numpy(np.ascontiguousarray(stack)).permute(2, 0, 1)
         if self.labels is None:
             y = torch.full((len(LABELS),), float("nan"))
         else:
