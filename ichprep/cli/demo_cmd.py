@@ -27,5 +27,5 @@ def demo(
     typer.echo(f"images:        {made['images']}  ({result.converted} converted, {result.failed} failed; manifest.parquet)")
     typer.echo(f"clean tables:  {made['meta']}  (train.parquet, meta.parquet, df_trn.fth, report.png)")
     typer.echo(f"contact sheet: {made['sheet']}")
-    typer.echo(f"next: ichprep train {made['images']} --labels {made['meta'] / 'train.parquet'} --out {out / 'run'}")
+    typer.echo(f"next: ichprep train {made['images']} --labels {made['meta'] / 'train.parquet'} --out {out / 'run'} --sizes 64,128 --epochs 6")
     raise typer.Exit(1 if result.failed else 0)
