@@ -50,14 +50,14 @@ def loader_rate(loader: DataLoader, batches: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def step_rate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, device: torch.device) -> float:
-    """Images per second of forward + backward + AdamW on one resident batch."""
+def trainer_step(model: torch.nn.Module, device: torch.device):
+    """One training step as the trainer takes it: augment, forward (autocast), weighted BCE, backward, AdamW."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     weights = torch.tensor(LABEL_WEIGHTS, device=device)
     dtype = amp_dtype(device)
     g = torch.Generator(device=device).manual_seed(0)
 
-    def step() -> None:
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             logits = model(augment(x, g))
         loss = weighted_bce(logits, y, weights)
@@ -65,33 +65,30 @@ def step_rate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: i
         loss.backward()
         optimizer.step()
 
-    step()
+    return step
+
+
+def step_rate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, device: torch.device) -> float:
+    """Images per second of forward + backward + AdamW on one resident batch."""
+    step = trainer_step(model, device)
+    step(x, y)
     _sync(device)
     start = time.perf_counter()
     for _ in range(steps):
-        step()
+        step(x, y)
     _sync(device)
     return steps * len(x) / (time.perf_counter() - start)
 
 
 def both_rate(model: torch.nn.Module, loader: DataLoader, batches: int, device: torch.device) -> float:
-    """Images per second of the real loop: load, copy to the device, augment, step."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    weights = torch.tensor(LABEL_WEIGHTS, device=device)
-    dtype = amp_dtype(device)
-    g = torch.Generator(device=device).manual_seed(0)
+    """Images per second of the real loop: load, copy to the device, normalise, augment, step."""
+    step = trainer_step(model, device)
     it = iter(loader)
     next(it)
     start, count = time.perf_counter(), 0
     for _ in range(batches):
         x, y = next(it)
-        x, y = normalise(x.to(device, non_blocking=True)), y.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits = model(augment(x, g))
-        loss = weighted_bce(logits, y, weights)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        step(normalise(x.to(device, non_blocking=True)), y.to(device, non_blocking=True))
         count += len(x)
     _sync(device)
     return count / (time.perf_counter() - start)
