@@ -1,13 +1,16 @@
 # The two commands a newcomer runs (see README): `make demo` and `make test`.
 PYTHON ?= python3
 VENV ?= .venv
+# On a GPU notebook, `make demo VENV_FLAGS=--system-site-packages` lets the environment see the
+# torch already installed there, which `setup` then keeps.
+VENV_FLAGS ?=
 BIN := $(VENV)/bin
 DEMO ?= demo-out
 
 .PHONY: setup demo test bench clean
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 
 # torch first: the pinned CPU build where no torch is installed, so that the `torch>=2.1`
 # range of the extras never pulls CUDA wheels onto a CPU machine; an existing torch is kept.
