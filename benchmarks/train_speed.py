@@ -23,7 +23,8 @@ from torch.utils.data import DataLoader
 
 from ichprep import LABELS
 from ichprep.augment import augment
-from ichprep.data import make_dataset, normalise, open_source
+from ichprep.data import make_dataset, normalise
+from ichprep.stores import open_source
 from ichprep.distributed import pick_device
 from ichprep.metrics import LABEL_WEIGHTS
 from ichprep.models import build

@@ -35,7 +35,8 @@ def main(work: Path, n: int) -> None:
     import torch
     from torch.utils.data import DataLoader
 
-    from ichprep.data import load_labels, make_dataset, normalise, open_source
+    from ichprep.data import load_labels, make_dataset, normalise
+    from ichprep.stores import open_source
 
     source = open_source(work / "shards")
     ids = train.loc[train["fold"] == "train", "SOPInstanceUID"].tolist()

@@ -20,10 +20,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ichprep import LABELS, SUBTYPES
-from ichprep.data import load_labels, make_dataset, open_source, series_table
+from ichprep.data import load_labels, make_dataset, series_table
 from ichprep.distributed import pick_device
 from ichprep.metrics import prior_correct
 from ichprep.models import build
+from ichprep.stores import open_source
 from ichprep.train import predict_loader
 
 CLIP: float = 1e-4

@@ -13,7 +13,8 @@ import pandas as pd
 
 from ichprep import LABELS
 from ichprep.cleaning import patient_folds
-from ichprep.data import ImageSource, ShardSource, load_labels, open_source, series_table
+from ichprep.data import load_labels, series_table
+from ichprep.stores import ImageSource, ShardSource, open_source
 
 
 @dataclass

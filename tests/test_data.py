@@ -10,7 +10,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from ichprep import LABELS
-from ichprep.data import MEAN, STD, ShardSource, load_labels, make_dataset, neighbour_rows, normalise, open_source, series_table
+from ichprep.data import MEAN, STD, load_labels, make_dataset, neighbour_rows, normalise, series_table
+from ichprep.stores import ShardSource, open_source
 from tests.ich_fixtures import fabricate, write_folder, write_manifest, write_shards, write_train_table
 
 

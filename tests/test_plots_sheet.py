@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from ichprep import LABELS
-from ichprep.plots.sheet import SheetError, contact_sheet, find_images, pick, tile_caption
+from ichprep.plots.sheet import SheetError, contact_sheet, pick, tile_caption
+from ichprep.stores import open_source
 
 
 def image(value: int) -> np.ndarray:
@@ -41,17 +42,17 @@ def labels_table(rows: dict[str, set[str]]) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("codec", ["lzf", "png"])
-def test_shard_images_come_back_as_rgb(tmp_path, codec):
+def test_shard_images_the_sheet_reads_come_back_as_rgb(tmp_path, codec):
     write_shard(tmp_path / "shard-00000.h5", ["a", "b"], [image(10), image(200)], codec)
-    found = find_images(tmp_path)
-    assert sorted(found) == ["a", "b"]
-    assert np.array_equal(found["b"](), image(200))
+    found = open_source(tmp_path)
+    assert sorted(found.ids) == ["a", "b"]
+    assert np.array_equal(found.read(found.ids.index("b")), image(200))
 
 
-def test_folder_images_come_back_as_rgb(tmp_path):
+def test_folder_images_the_sheet_reads_come_back_as_rgb(tmp_path):
     cv2.imwrite(str(tmp_path / "x.png"), image(50)[..., ::-1])
-    found = find_images(tmp_path)
-    assert list(found) == ["x"] and np.array_equal(found["x"](), image(50))
+    found = open_source(tmp_path)
+    assert found.ids == ["x"] and np.array_equal(found.read(0), image(50))
 
 
 def test_pick_takes_only_available_images_of_each_subtype():

@@ -7,7 +7,6 @@ crescents along the skull, a negatives row none. Images come from convert's outp
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,58 +14,24 @@ import pandas as pd
 
 from ichprep import LABELS
 from ichprep.labels import ID_COLUMN, read_labels
-from ichprep.sinks.images import decode
+from ichprep.stores import ImageSource, open_source
 
 SHORT = {"any": "any", "epidural": "EDH", "intraparenchymal": "IPH", "intraventricular": "IVH",
          "subarachnoid": "SAH", "subdural": "SDH"}
 """Usual radiology abbreviations, so a tile's label fits under a thumbnail."""
 NEGATIVE = "negative"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-ENCODED_CODECS = ("jpeg", "png")
-"""Shard codecs whose ``images`` entries are encoded file bytes rather than arrays."""
-
-Loader = Callable[[], np.ndarray]
 
 
 class SheetError(ValueError):
     """The sheet cannot be drawn (no images, no labels); the message says which."""
 
 
-def _file_images(folder: Path) -> dict[str, Loader]:
-    """``<id>.png``/``.jpg`` files of ``folder`` as id -> loader."""
-    return {p.stem: (lambda p=p: decode(p.read_bytes()))
-            for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
-
-
-def _shard_images(shards: list[Path]) -> dict[str, Loader]:
-    """Every id of the HDF5 shards as id -> loader (one file open per tile: a sheet is small)."""
-    import h5py
-    import hdf5plugin  # noqa: F401  (registers the blosc filter before a blosc shard is read)
-
-    def loader(path: Path, row: int) -> Loader:
-        def load() -> np.ndarray:
-            with h5py.File(path, "r") as h5:
-                entry = h5["images"][row]
-                if str(h5.attrs.get("codec", "")).lower() in ENCODED_CODECS:
-                    return decode(entry.tobytes())
-                return np.asarray(entry, dtype=np.uint8)
-        return load
-
-    found: dict[str, Loader] = {}
-    for path in shards:
-        with h5py.File(path, "r") as h5:
-            ids = h5["ids"].asstr()[:].tolist()
-        found.update({image_id: loader(path, row) for row, image_id in enumerate(ids)})
-    return found
-
-
-def find_images(data: str | Path) -> dict[str, Loader]:
-    """Image id -> loader for convert's output at ``data`` (folder of images or of shards, or one shard)."""
-    path = Path(data)
-    if path.is_file() and path.suffix == ".h5":
-        return _shard_images([path])
-    shards = sorted(path.glob("*.h5"))
-    return _shard_images(shards) if shards else _file_images(path)
+def _open(data: str | Path) -> ImageSource:
+    """convert's output at ``data`` (images or shards), read as the Dataset reads it."""
+    try:
+        return open_source(data)
+    except FileNotFoundError as err:
+        raise SheetError(str(err)) from None
 
 
 def read_label_table(meta: str | Path) -> pd.DataFrame:
@@ -103,12 +68,13 @@ def contact_sheet(data: str | Path, meta: str | Path, out: str | Path, per_subty
     """Draw the sheet to ``out`` (PNG); returns how many images it shows."""
     from matplotlib.figure import Figure
 
-    images = find_images(data)
+    images = _open(data)
+    position = {image_id: k for k, image_id in enumerate(images.ids)}
     labels = read_label_table(meta)
-    rows = pick(labels, set(images), per_subtype, seed)
+    rows = pick(labels, set(position), per_subtype, seed)
     shown = sum(map(len, rows.values()))
     if not shown:
-        raise SheetError(f"none of the {len(labels)} labelled ids of {meta} is among the {len(images)} images in {data}")
+        raise SheetError(f"none of the {len(labels)} labelled ids of {meta} is among the {len(position)} images in {data}")
     by_id = labels.set_index(ID_COLUMN)
     fig = Figure(figsize=(1.9 * per_subtype + 1.2, 2.2 * len(rows)), layout="constrained")
     axes = np.asarray(fig.subplots(len(rows), per_subtype, squeeze=False))
@@ -122,7 +88,7 @@ def contact_sheet(data: str | Path, meta: str | Path, out: str | Path, per_subty
             if col >= len(ids):
                 ax.set_frame_on(col == 0 and not ids)
                 continue
-            ax.imshow(images[ids[col]]())
+            ax.imshow(images.read(position[ids[col]]))
             ax.set_title(tile_caption(ids[col], by_id.loc[ids[col]]), fontsize=7)
     fig.suptitle(f"{data}: {shown} images, up to {per_subtype} per subtype")
     fig.savefig(Path(out), dpi=90)
