@@ -6,7 +6,6 @@ file is written to a temporary name in the same folder and renamed over the targ
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -14,16 +13,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from ichprep import atomic
+
 
 def save_atomic(obj: Any, path: Path) -> None:
-    """torch.save to PATH.tmp<pid>, then os.replace onto PATH."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    """torch.save under a temporary name, renamed onto PATH when complete."""
+    with atomic.replacing(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def rng_state() -> dict[str, Any]:

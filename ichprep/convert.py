@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from ichprep import LABELS, __version__, budget, dicom, manifest, sources
+from ichprep import LABELS, __version__, atomic, budget, dicom, manifest, sources
 from ichprep.render import Renderer
 from ichprep.sinks import hdf5
 from ichprep.sinks.images import EXTENSIONS, ImageSink
@@ -269,10 +269,7 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
 
 
 def _write_settings(out: Path, settings: dict[str, Any]) -> None:
-    path = out / SETTINGS
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(settings, indent=2))
-    os.replace(tmp, path)
+    atomic.write_bytes(out / SETTINGS, json.dumps(settings, indent=2).encode())
 
 
 def _validate_ids(inputs: Sequence[sources.Input]) -> tuple[list[sources.Input], list[dict[str, Any]]]:
@@ -296,7 +293,7 @@ def _validate_ids(inputs: Sequence[sources.Input]) -> tuple[list[sources.Input],
 def _remove_stale_temporaries(out: Path) -> None:
     """Temporary files of an interrupted run (images, shards, manifest parts): never valid output."""
     for folder in (out, out / manifest.STATE_DIR / manifest.PARTS):
-        for path in folder.glob(".*.tmp*"):
+        for path in folder.glob(atomic.STALE):
             if path.is_file():
                 path.unlink(missing_ok=True)
 

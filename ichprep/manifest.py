@@ -8,11 +8,12 @@ under a temporary name and renamed.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
+
+from ichprep import atomic
 
 MANIFEST = "manifest.parquet"
 STATE_DIR = ".ichprep"
@@ -52,13 +53,8 @@ def tidy(table: pd.DataFrame) -> pd.DataFrame:
 
 def write_atomic(table: pd.DataFrame, path: Path) -> None:
     """Write Parquet under a temporary name, then rename: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic.replacing(path) as tmp:
         table.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _concat(tables: list[pd.DataFrame]) -> pd.DataFrame:

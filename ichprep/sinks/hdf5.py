@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ichprep import LABELS, __version__
+from ichprep import LABELS, __version__, atomic
 from ichprep.sinks.images import encode_bgr
 
 CODECS = ("zstd", "blosc", "lzf", "gzip", "jpeg", "png")
@@ -82,7 +82,7 @@ class ShardWriter:
             import hdf5plugin  # noqa: F401  (registers the filter)
         self.path = path
         self.spec = spec
-        self.tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        self.tmp = atomic.temporary(path)
         self.file = h5py.File(self.tmp, "w")
         shape = (spec.size, spec.size, spec.channels)
         if is_encoded(spec.codec):

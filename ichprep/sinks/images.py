@@ -6,12 +6,13 @@ and the default 4:2:0 subsampling would blur them into each other at half resolu
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from ichprep import atomic
 
 EXTENSIONS = {"png": "png", "jpg": "jpg", "jpeg": "jpg"}
 DEFAULT_QUALITY = 95
@@ -47,18 +48,6 @@ def decode(data: bytes) -> np.ndarray:
     return image[..., ::-1] if image.ndim == 3 else image
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a hidden temporary name in the same folder, then rename over the target."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 @dataclass(frozen=True)
 class ImageSink:
     """Writes ``OUT/<id>.<ext>``; ids are validated by the caller to be plain file names."""
@@ -78,5 +67,5 @@ class ImageSink:
     def write(self, image_id: str, bgr_image: np.ndarray) -> str:
         """Encode and write one image; returns its file name relative to OUT."""
         name = self.name(image_id)
-        write_atomic(Path(self.out) / name, encode_bgr(bgr_image, self.fmt, self.quality))
+        atomic.write_bytes(Path(self.out) / name, encode_bgr(bgr_image, self.fmt, self.quality))
         return name

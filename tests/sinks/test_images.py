@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from ichprep.sinks.images import ImageSink, decode, encode, encode_bgr, write_atomic
+from ichprep.sinks.images import ImageSink, decode, encode, encode_bgr
 
 RNG = np.random.default_rng(3)
 IMAGE = RNG.integers(0, 256, (40, 48, 3), dtype=np.uint8)
@@ -87,21 +86,3 @@ def test_sink_writes_out_id_dot_ext_and_nothing_else(tmp_path, fmt, ext):
         np.testing.assert_array_equal(written, IMAGE)
     else:
         assert np.abs(written.astype(int) - IMAGE).mean() < 12
-
-
-def test_write_atomic_replaces_the_file_and_leaves_no_temporary(tmp_path):
-    target = tmp_path / "x.png"
-    target.write_bytes(b"old")
-    write_atomic(target, b"new")
-    assert target.read_bytes() == b"new"
-    assert [p.name for p in tmp_path.iterdir()] == ["x.png"]
-
-
-def test_failed_write_removes_its_temporary(tmp_path):
-    target = tmp_path / "x.png"
-    target.mkdir()
-    (target / "keep").write_text("a folder where the image should go")
-    with pytest.raises(OSError):
-        write_atomic(target, b"data")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.png"]
-    assert Path(target / "keep").exists()
