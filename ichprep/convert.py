@@ -215,7 +215,7 @@ def locked(out: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _channels(options: Options, inputs: Sequence[sources.Input], previous: dict | None) -> list[Channel]:
+def _channels(options: Options, inputs: Sequence[sources.Input], previous: dict[str, Any]) -> list[Channel]:
     """The run's channels; the fastai preset's breakpoints come from a sample (or the previous run)."""
     try:
         parsed = parse_windows(options.windows)
@@ -223,7 +223,7 @@ def _channels(options: Options, inputs: Sequence[sources.Input], previous: dict 
         raise UsageError(f"--windows: {err}") from None
     if parsed != FASTAI:
         return parsed
-    if previous and previous.get("windows") == FASTAI:
+    if previous.get("windows") == FASTAI:
         return fastai_channels(previous["channels"][2]["breaks"])
     return fastai_channels(sample_breaks(inputs))
 
@@ -255,12 +255,22 @@ def _settings(options: Options, channels: Sequence[Channel]) -> dict[str, Any]:
     }
 
 
-def _check_settings(out: Path, settings: dict[str, Any]) -> None:
+def load_settings(out: Path | str) -> dict[str, Any]:
+    """The settings a conversion into ``out`` was made with (``OUT/ichprep.json``); {} when none."""
+    path = Path(out) / SETTINGS
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def options_from_settings(settings: dict[str, Any], **overrides: Any) -> Options:
+    """Options that reproduce a conversion from its settings (how ``predict`` renders new DICOMs)."""
+    known = {k: settings[k] for k in ("windows", "size", "crop", "format", "quality", "codec") if k in settings}
+    return Options(**{**known, **overrides})
+
+
+def _check_settings(out: Path, old: dict[str, Any], settings: dict[str, Any]) -> None:
     """Refuse to mix images made with different settings in one folder."""
-    path = out / SETTINGS
-    if not path.exists():
+    if not old:
         return
-    old = json.loads(path.read_text())
     lossy = settings["format"] == "jpg" or settings.get("codec") == "jpeg"
     keys = ("windows", "size", "crop", "format") + (("quality",) if lossy else ()) + (("codec",) if "codec" in settings else ())
     changed = [f"{k} {old.get(k)!r} -> {settings[k]!r}" for k in keys if old.get(k) != settings[k]]
@@ -404,12 +414,12 @@ def convert(src: Path | str, out: Path | str, options: Options = Options(), say:
     labels = _labels_by_id(options.labels)
     out.mkdir(parents=True, exist_ok=True)
     with locked(out):
-        previous_settings = json.loads((out / SETTINGS).read_text()) if (out / SETTINGS).exists() else None
+        previous_settings = load_settings(out)
         channels = _channels(options, inputs, previous_settings)
         if options.format != "hdf5" and len(channels) not in (1, 3):
             raise UsageError(f"{options.format} images hold 1 or 3 channels; {len(channels)} windows given")
         settings = _settings(options, channels)
-        _check_settings(out, settings)
+        _check_settings(out, previous_settings, settings)
         _remove_stale_temporaries(out)
         previous = manifest.load(out)
         _remove_orphan_shards(out, previous)

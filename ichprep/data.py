@@ -13,7 +13,6 @@ end the edge slice is repeated.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,12 +29,6 @@ from ichprep.stores import ImageSource
 MEAN: float = 0.6
 STD: float = 0.25
 """Default normalisation, Jeremy's hint for these windowed images (saved into model.pt)."""
-
-def read_settings(data: str | Path) -> dict:
-    """convert's settings (windows, size, crop, format) from DATA/ichprep.json; {} when absent."""
-    path = Path(data) / "ichprep.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
 
 def load_labels(path: str | Path) -> pd.DataFrame:
     """Labels indexed by image id with LABELS columns, from a long competition CSV or clean-meta's parquet.

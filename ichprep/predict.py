@@ -8,6 +8,7 @@ one still costs only 1e-4, about 0.2 % of the winning scores (0.044).
 
 from __future__ import annotations
 
+import json
 import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -65,35 +66,15 @@ def convert_dicoms(src: Path, out: Path, record: dict, quiet: bool = True) -> Pa
     The model's ichprep.json is placed in `out` first, so the fastai preset reuses the training
     data's histogram breakpoints instead of estimating new ones from the test images.
     """
-    import json
+    from ichprep import atomic, convert
 
-    from ichprep import convert
-
-    settings = record.get("settings") or {}
-    windows = settings.get("windows", convert.Options.windows)
-    if not isinstance(windows, str):
-        windows = ",".join(_window_spec(w) for w in windows)
-    options = convert.Options(
-        windows=windows,
-        size=int(settings.get("size", record.get("size") or 256)),
-        crop=bool(settings.get("crop", True)),
-        format=str(settings.get("format", "png")),
-        quality=int(settings.get("quality", 95)),
-        quiet=quiet,
-    )
-    if settings:
-        (out / "ichprep.json").write_text(json.dumps(settings))
-    result = convert.convert(src, out, options)
+    settings = record.get("settings") or {"size": record.get("size") or convert.Options.size}
+    if "windows" in settings:
+        atomic.write_bytes(out / convert.SETTINGS, json.dumps(settings).encode())
+    result = convert.convert(src, out, convert.options_from_settings(settings, quiet=quiet))
     if not result.converted:
         raise ValueError(f"{src}: no DICOM could be converted")
     return out
-
-
-def _window_spec(window: dict | str) -> str:
-    """A window given as a {name, level, width} record, as convert's --windows token LEVEL/WIDTH."""
-    if isinstance(window, str):
-        return window
-    return f"{window['level']:g}/{window['width']:g}"
 
 
 def predict(

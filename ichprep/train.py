@@ -25,7 +25,8 @@ from torch.utils.data import DataLoader, Sampler, Subset
 from ichprep import LABELS, __version__
 from ichprep.augment import augment
 from ichprep.checkpoint import load, rng_state, save_atomic, seed_everything, set_rng_state
-from ichprep.data import MEAN, STD, ICHDataset, make_dataset, normalise, read_settings
+from ichprep.convert import load_settings
+from ichprep.data import MEAN, STD, ICHDataset, make_dataset, normalise
 from ichprep.distributed import Dist, barrier, gather_rows, setup, sync_buffers, teardown
 from ichprep.metrics import LABEL_WEIGHTS, summary
 from ichprep.models import build, load_pretrained
@@ -169,7 +170,7 @@ def model_record(cfg: TrainConfig, state: dict, ts: TrainSet, in_channels: int, 
         "in_channels": in_channels,
         "neighbours": cfg.neighbours,
         "size": size,
-        "settings": read_settings(cfg.data),
+        "settings": load_settings(cfg.data),
         "mean": cfg.mean,
         "std": cfg.std,
         "labels": list(LABELS),

@@ -440,3 +440,23 @@ def test_manifest_header_columns_are_the_files_header(src, tmp_path):
     row = pd.read_parquet(out / "manifest.parquet").set_index("id").loc["ID_0000000a3"]
     assert row["SOPInstanceUID"] == ds.SOPInstanceUID and row["PatientID"] == ds.PatientID
     assert float(row["ImagePositionPatient2"]) == float(ds.ImagePositionPatient[2])
+
+
+@pytest.mark.parametrize(
+    "made",
+    [
+        Options(format="hdf5", codec="jpeg", quality=90, size=64, crop=False, windows="40/80,bone,subdural"),
+        Options(format="jpg", quality=80, size=48, windows="brain,soft,bone"),
+    ],
+)
+def test_options_from_settings_reproduce_the_run_that_wrote_them(tmp_path, made):
+    from ichprep.synth import generate
+
+    images = generate(tmp_path / "raw", n=6, seed=2, size=64) / "stage_1_train_images"
+    out = tmp_path / "out"
+    first = pipeline.convert(images, out, Options(**{**made.__dict__, "jobs": 1, "quiet": True}))
+    again = pipeline.options_from_settings(pipeline.load_settings(out), jobs=1, quiet=True)
+    assert (again.format, again.codec if made.format == "hdf5" else made.codec, again.quality, again.size, again.crop) == (
+        made.format, made.codec, made.quality, made.size, made.crop)
+    rerun = pipeline.convert(images, out, again)
+    assert (rerun.skipped, rerun.converted) == (first.converted, 0)
