@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pydicom
 
-from ichprep import LABELS, SUBTYPES
+from ichprep import SUBTYPES
 from ichprep.cleaning import CleanOptions, clean
 from ichprep.header import flatten
 from ichprep.labels import read_labels

@@ -91,7 +91,7 @@ def main() -> None:
             rows.append((name, data_bytes / args.n, write, random_read_ms(out), loader_rate(out, args.repeats)))
         png_bytes, png_rate = rows[0][1], rows[0][4]
         print(f"{args.n} real 512 px slices -> 256 px RGB; DataLoader: 2 workers, batch 64, shuffled, warm page cache")
-        print(f"| format | KB/image | vs PNG size | write img/s (2 jobs) | random read ms | loader img/s | vs PNG loader |")
+        print("| format | KB/image | vs PNG size | write img/s (2 jobs) | random read ms | loader img/s | vs PNG loader |")
         print("|---|---:|---:|---:|---:|---:|---:|")
         for name, per_image, write, read_ms, rate in rows:
             print(f"| {name} | {per_image / 1000:.1f} | {per_image / png_bytes:.2f} | {write:.0f} | {read_ms:.3f} | {rate:.0f} | {rate / png_rate:.1f}x |")

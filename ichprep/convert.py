@@ -107,10 +107,6 @@ def _renderer(channels: tuple[Channel, ...], size: int, crop: bool) -> Renderer:
     return Renderer(channels, size, crop)
 
 
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split())[:300] or type(err).__name__
-
-
 Store = Callable[[str, np.ndarray], "tuple[str, int | None]"]
 """Puts one rendered image somewhere; returns (output name, row in it or None)."""
 
@@ -131,13 +127,13 @@ def convert_one(item: sources.Input, job: Job, store: Store | None = None, bgr: 
     except OSError as err:
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DiskFullError(f"no space left on the output device while writing {item.id}") from None
-        row["error"] = f"cannot read: {_one_line(err)}"
+        row["error"] = f"cannot read: {dicom.one_line(err)}"
     except (dicom.DicomError, ValueError, KeyError, zipfile.BadZipFile) as err:
-        row["error"] = _one_line(err)
+        row["error"] = dicom.one_line(err)
     except MemoryError:
         row["error"] = "out of memory decoding this file"
     except Exception as err:  # a file that breaks a library in a new way must not stop 675,000 others
-        row["error"] = f"unexpected {type(err).__name__}: {_one_line(err)}"
+        row["error"] = f"unexpected {type(err).__name__}: {dicom.one_line(err)}"
     return row
 
 

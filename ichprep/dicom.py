@@ -84,7 +84,7 @@ def parse(data: bytes) -> Dataset:
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=not has_preamble)
     except Exception as err:  # pydicom raises many types for damaged files
-        raise DicomError(f"not a readable DICOM file ({_one_line(err)})") from None
+        raise DicomError(f"not a readable DICOM file ({one_line(err)})") from None
     if not has_preamble and not _looks_like_dicom(ds):
         raise DicomError("not a DICOM file (no DICM preamble and no image elements)")
     return ds
@@ -111,7 +111,7 @@ def _get(ds: Dataset, keyword: str, default: Any) -> Any:
     try:
         return ds.get(keyword, default)
     except Exception as err:
-        raise DicomError(f"bad {keyword} ({_one_line(err)[:120]})") from None
+        raise DicomError(f"bad {keyword} ({one_line(err)[:120]})") from None
 
 
 def _int_tag(ds: Dataset, keyword: str, default: int | None = None) -> int:
@@ -186,7 +186,7 @@ def _native_pixels(ds: Dataset, rows: int, cols: int, bits_allocated: int, bits_
     try:
         data = ds.PixelData
     except Exception as err:
-        raise DicomError(f"unreadable pixel data ({_one_line(err)})") from None
+        raise DicomError(f"unreadable pixel data ({one_line(err)})") from None
     if not data:
         raise DicomError("pixel data is empty")
     if not isinstance(data, (bytes, bytearray)):
@@ -217,7 +217,7 @@ def _pydicom_pixels(ds: Dataset, syntax) -> np.ndarray:
         arr = ds.pixel_array
     except Exception as err:
         name = getattr(syntax, "name", str(syntax))
-        raise DicomError(f"cannot decode pixel data ({name}): {_one_line(err)}") from None
+        raise DicomError(f"cannot decode pixel data ({name}): {one_line(err)}") from None
     return np.asarray(arr)
 
 
@@ -255,6 +255,7 @@ def _count_open_interval(raw: np.ndarray, lo: float, hi: float) -> int:
     return int(np.count_nonzero((raw > lo) & (raw < hi)))
 
 
-def _one_line(err: BaseException) -> str:
+def one_line(err: BaseException) -> str:
+    """An exception as one line of at most 300 characters, for the manifest and stderr."""
     text = " ".join(str(err).split()) or type(err).__name__
     return text[:300]

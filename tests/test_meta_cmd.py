@@ -6,7 +6,6 @@ import json
 
 import cv2
 import numpy as np
-import pandas as pd
 from typer.testing import CliRunner
 
 from ichprep import SUBTYPES
