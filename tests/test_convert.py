@@ -460,3 +460,31 @@ def test_options_from_settings_reproduce_the_run_that_wrote_them(tmp_path, made)
         made.format, made.codec, made.quality, made.size, made.crop)
     rerun = pipeline.convert(images, out, again)
     assert (rerun.skipped, rerun.converted) == (first.converted, 0)
+
+
+def test_a_fastai_resume_reuses_the_saved_breakpoints(src, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    pipeline.convert(src, out, quiet(windows="fastai", crop=False, size=SIDE))
+    first = outputs(out)
+    saved = json.loads((out / "ichprep.json").read_text())["channels"][2]["breaks"]
+    victims = sorted(first)[:2]
+    for name in victims:
+        (out / name).unlink()
+
+    def no_new_sample(*_args, **_kwargs):
+        raise AssertionError("a resumed fastai run must not estimate new breakpoints")
+
+    monkeypatch.setattr(pipeline, "sample_breaks", no_new_sample)
+    again = pipeline.convert(src, out, quiet(windows="fastai", crop=False, size=SIDE))
+    assert again.converted == 2
+    assert json.loads((out / "ichprep.json").read_text())["channels"][2]["breaks"] == saved
+    assert outputs(out) == first
+
+
+def test_quiet_silences_the_progress_bar_and_nothing_else(src, tmp_path):
+    loud = run_cli(src, tmp_path / "loud", "--jobs", 1)
+    hushed = run_cli(src, tmp_path / "hushed", "--jobs", 1, "--quiet")
+    assert loud.exit_code == hushed.exit_code == 0
+    assert "convert:" in loud.stderr and "img/s" in loud.stderr
+    assert hushed.stderr == ""
+    assert hushed.stdout == loud.stdout.replace("loud", "hushed")
