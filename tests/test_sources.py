@@ -22,7 +22,7 @@ def ids_of(inputs: list[Input]) -> list[str]:
 
 @pytest.fixture
 def tree(tmp_path: Path, make_ct) -> Path:
-    """A folder with DICOMs in every spelling, nested folders, a preamble-only DICOM and non-DICOM noise."""
+    """A folder with DICOMs in every spelling, nested folders, a preamble-only DICOM, non-DICOM noise and hidden files."""
     root = tmp_path / "src"
     dicom = make_ct(PIXELS)
     for rel in ["ID_a.dcm", "ID_b.DCM", "deep/er/ID_c.Dcm", "deep/ID_d.dcm", "ID_noext"]:
@@ -31,6 +31,9 @@ def tree(tmp_path: Path, make_ct) -> Path:
     (root / "notes.txt").write_text("not an image")
     (root / "deep" / "README").write_bytes(b"\0" * 200)
     (root / ".hidden_with_preamble").write_bytes(dicom)
+    (root / "._ID_a.dcm").write_bytes(b"\0\5\26\7 macOS resource fork")
+    (root / ".cache" / "ID_e.dcm").parent.mkdir()
+    (root / ".cache" / "ID_e.dcm").write_bytes(dicom)
     (root / "no_preamble").write_bytes(make_ct(PIXELS, preamble=False))
     return root
 
