@@ -58,3 +58,10 @@ def test_low_free_space_stops_the_run_keeping_a_resumable_manifest(images, tmp_p
     rest = convert(images, out, Options(size=64, jobs=1, quiet=True))
     assert rest.skipped == len(partial) and rest.converted == 24 - len(partial)
     assert len(pd.read_parquet(out / "manifest.parquet")) == 24
+
+
+def test_the_cli_dry_run_prints_the_estimate_and_exits_0(images, tmp_path):
+    res = CliRunner().invoke(app, ["convert", str(images), str(tmp_path / "out"), "--size", "64", "--dry-run", "--jobs", "1", "-q"])
+    assert res.exit_code == 0, res.output
+    assert "estimated output" in res.stdout and "for 24 images" in res.stdout and "free space" in res.stdout
+    assert not list((tmp_path / "out").glob("*.png")) and not (tmp_path / "out" / "manifest.parquet").exists()
