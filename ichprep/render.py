@@ -70,7 +70,7 @@ def _first_channels(lanes: np.ndarray, count: int) -> np.ndarray:
 
 
 class Renderer:
-    """Renders slices with fixed channels, size and crop; caches one table per HU mapping."""
+    """Renders slices with fixed channels, size and crop; caches the HU and channel tables per HU mapping."""
 
     def __init__(self, channels: Sequence[Channel], size: int = 256, crop: bool = True) -> None:
         if not 1 <= len(channels) <= SLOTS:
@@ -80,17 +80,23 @@ class Renderer:
         self.channels = tuple(channels)
         self.size = size
         self.crop = crop
-        self._tables = lru_cache(maxsize=32)(self._table)
+        self._hu_tables = lru_cache(maxsize=16)(self._hu_table)
+        self._word_tables = lru_cache(maxsize=32)(self._word_table)
 
-    def _table(self, dtype: str, slope: float, intercept: float, fix: bool, exact: bool, bgr: bool) -> tuple[np.ndarray, np.ndarray, int]:
-        """(packed channel words, HU, index of the lowest HU) for every stored value of ``dtype``.
+    @staticmethod
+    def _hu_table(dtype: str, slope: float, intercept: float, fix: bool) -> tuple[np.ndarray, int]:
+        """(HU of every stored value of ``dtype``, index of the lowest HU).
 
         Padding uses the lowest-HU value: outside the slice is darker than anything in it.
         """
-        domain = _table_domain(np.dtype(dtype))
-        hu = hu_of(domain, slope, intercept, fix)
+        hu = hu_of(_table_domain(np.dtype(dtype)), slope, intercept, fix)
+        return hu, int(np.argmin(hu))
+
+    def _word_table(self, dtype: str, slope: float, intercept: float, fix: bool, exact: bool, bgr: bool) -> np.ndarray:
+        """Packed channel words of every stored value of ``dtype`` (uint8 lanes if ``exact``, else 8.8)."""
+        hu, _ = self._hu_tables(dtype, slope, intercept, fix)
         channels = self.channels[::-1] if bgr else self.channels
-        return _pack(channel_stack(channels, hu), exact), hu, int(np.argmin(hu))
+        return _pack(channel_stack(channels, hu), exact)
 
     def square(self, sl: Slice) -> geometry.Square:
         """The square region of the slice this renderer keeps."""
@@ -100,7 +106,7 @@ class Renderer:
         step = geometry.coarse_step(shape)
         coarse = sl.raw[::step, ::step]
         if _table_domain(sl.raw.dtype) is not None:
-            _, hu, _ = self._tables(sl.raw.dtype.str, sl.slope, sl.intercept, sl.fix, False, False)
+            hu, _ = self._hu_tables(sl.raw.dtype.str, sl.slope, sl.intercept, sl.fix)
             hu_coarse = hu[_index_view(coarse)]
         else:
             hu_coarse = hu_of(coarse, sl.slope, sl.intercept, sl.fix)
@@ -114,7 +120,8 @@ class Renderer:
         exact = square.side == self.size
         raw = sl.raw
         if _table_domain(raw.dtype) is not None:
-            table, _, lowest = self._tables(raw.dtype.str, sl.slope, sl.intercept, sl.fix, exact, bgr)
+            _, lowest = self._hu_tables(raw.dtype.str, sl.slope, sl.intercept, sl.fix)
+            table = self._word_tables(raw.dtype.str, sl.slope, sl.intercept, sl.fix, exact, bgr)
             words = np.take(table, geometry.crop_pad(_index_view(raw), square, lowest))
         else:
             channels = self.channels[::-1] if bgr else self.channels
