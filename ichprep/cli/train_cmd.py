@@ -154,13 +154,15 @@ def predict(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Write a competition submission for every image of DATA."""
+    from ichprep.atomic import replacing
     from ichprep.predict import submission
 
     if not 0 <= clip < 0.5:
         raise _usage("--clip must be in [0, 0.5)")
     pred = _predictions(model, data, batch_size, workers, device, tta, prior_correction, quiet)
     out.parent.mkdir(parents=True, exist_ok=True)
-    submission(pred, clip).to_csv(out, index=False)
+    with replacing(out) as tmp:
+        submission(pred, clip).to_csv(tmp, index=False)
     typer.echo(f"{len(pred.ids)} images -> {out}")
 
 
