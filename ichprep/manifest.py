@@ -14,6 +14,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from ichprep import atomic
+from ichprep.header import scalar
 
 MANIFEST = "manifest.parquet"
 STATE_DIR = ".ichprep"
@@ -39,16 +40,38 @@ def tidy(table: pd.DataFrame) -> pd.DataFrame:
         if column not in table.columns:
             table[column] = None
     for column in table.columns:
-        if table[column].dtype == object:
-            kinds = set(map(type, table[column].dropna()))
-            if len(kinds) > 1 or kinds - {str, int, float, bool}:
-                table[column] = table[column].map(lambda v: None if v is None or (isinstance(v, float) and v != v) else str(v))
+        table[column] = plain_column(table[column])
     for column in STAT_COLUMNS:
         table[column] = pd.to_numeric(table[column], errors="coerce").astype("float64")
     table["header_fix"] = table["header_fix"].fillna(False).astype(bool)
     table["row"] = pd.to_numeric(table["row"], errors="coerce").astype("Int64")
     ordered = LEAD_COLUMNS + [c for c in table.columns if c not in LEAD_COLUMNS]
     return table[ordered]
+
+
+def plain_column(column: pd.Series) -> pd.Series:
+    """One Parquet/Feather-safe type per column.
+
+    Header values of one keyword can differ in type across files (a DS that failed to parse
+    stays a string, an empty value is None); an object column mixing numbers and strings
+    cannot be saved, so it becomes numeric when every value parses and text otherwise.
+    """
+    if column.dtype != object:
+        return column
+    present = column.dropna()
+    kinds = set(map(type, present))
+    if len(kinds) <= 1 and kinds <= {str, int, float, bool}:
+        return column
+    numeric = pd.to_numeric(present, errors="coerce")
+    if numeric.notna().all():
+        return pd.to_numeric(column, errors="coerce")
+    return column.map(_text, na_action="ignore").astype(object)
+
+
+def _text(value: Any) -> str | None:
+    """A header value as text (bytes decoded as the header flattening does)."""
+    plain = scalar(value)
+    return None if plain is None else str(plain)
 
 
 def write_atomic(table: pd.DataFrame, path: Path) -> None:

@@ -16,9 +16,8 @@ import numpy as np
 import pandas as pd
 
 from ichprep.cleaning import CleanOptions, clean, format_report
-from ichprep.header import scalar
 from ichprep.labels import ID_COLUMN, read_labels
-from ichprep.manifest import MANIFEST
+from ichprep.manifest import MANIFEST, plain_column
 
 SERIES_COLUMNS: tuple[str, ...] = ("slice_index", "series_len", "prev_id", "next_id")
 """Where each slice sits in its series, sorted by ImagePositionPatient2 (z)."""
@@ -39,31 +38,6 @@ def fix_mask(table: pd.DataFrame) -> pd.Series:
 
     return ((number("PixelRepresentation") == 0) & (number("BitsStored") == 12)
             & (number("RescaleIntercept") > -100))
-
-
-def _plain_column(column: pd.Series) -> pd.Series:
-    """One Parquet/Feather-safe type per column.
-
-    Header values of one keyword can differ in type across files (a DS that failed to parse
-    stays a string, an empty value is None); an object column mixing numbers and strings
-    cannot be saved, so it becomes numeric when every value parses and strings otherwise.
-    """
-    if column.dtype != object:
-        return column
-    present = column.dropna()
-    kinds = set(map(type, present))
-    if len(kinds) <= 1 and kinds != {bytes}:
-        return column
-    numeric = pd.to_numeric(present, errors="coerce")
-    if numeric.notna().all():
-        return pd.to_numeric(column, errors="coerce")
-    return column.map(_text, na_action="ignore").astype(object)
-
-
-def _text(value: Any) -> str | None:
-    """A header value as text (bytes decoded as the header flattening does)."""
-    plain = scalar(value)
-    return None if plain is None else str(plain)
 
 
 def series_position(table: pd.DataFrame) -> pd.DataFrame:
@@ -110,7 +84,7 @@ def build_table(manifest: pd.DataFrame) -> pd.DataFrame:
     for name in ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "ImagePositionPatient2"):
         if name not in table:
             table[name] = None
-    table = pd.DataFrame({name: _plain_column(table[name]) for name in table.columns})
+    table = pd.DataFrame({name: plain_column(table[name]) for name in table.columns})
     table = table.drop(columns=[c for c in SERIES_COLUMNS if c in table.columns])
     return pd.concat([table, series_position(table)], axis=1)
 

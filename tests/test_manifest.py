@@ -111,3 +111,10 @@ def test_mixed_header_columns_across_parts_still_merge(tmp_path, n):
     table = writer.finalize()
     assert len(table) == n + 1
     assert pd.read_parquet(tmp_path / manifest.MANIFEST)["WindowCenter"].astype(str).tolist()[-1] == "40\\40"
+
+
+def test_a_column_of_numbers_and_numeric_text_becomes_numeric_and_odd_values_text():
+    table = manifest.frame([row("a", RescaleIntercept=-1024), row("b", RescaleIntercept="-1000.5"), row("c", SliceThickness=5),
+                            row("d", SliceThickness="five")])
+    assert table["RescaleIntercept"].tolist()[:2] == [-1024.0, -1000.5]
+    assert table["SliceThickness"].dropna().tolist() == ["5", "five"]
