@@ -28,7 +28,7 @@ from ichprep import LABELS, __version__, atomic, budget, dicom, manifest, source
 from ichprep.render import Renderer
 from ichprep.sinks import hdf5
 from ichprep.sinks.images import EXTENSIONS, ImageSink
-from ichprep.windows import FASTAI, Channel, Window, fastai_channels, freqhist_breaks, parse_windows
+from ichprep.windows import FASTAI, Channel, fastai_channels, freqhist_breaks, parse_windows
 
 SETTINGS = "ichprep.json"
 FREQHIST_SAMPLE = 32
@@ -84,11 +84,14 @@ FORMATS = ("png", "jpg", "jpeg", "hdf5")
 
 @dataclass(frozen=True)
 class Job:
-    """Everything a worker needs, picklable and small: channels, geometry and where images go."""
+    """Everything a worker needs, picklable and small: channels, geometry and where images go.
 
-    channels: tuple[Channel, ...]
-    size: int
-    crop: bool
+    With neither ``sink`` nor ``shard`` (``scan``) nothing is rendered, only read and measured.
+    """
+
+    channels: tuple[Channel, ...] = ()
+    size: int = 256
+    crop: bool = True
     sink: ImageSink | None = None
     shard: hdf5.ShardSpec | None = None
 
@@ -493,7 +496,7 @@ def scan(src: Path | str, jobs: int | None = None, quiet: bool = True, ids: Sequ
     except sources.SourceError as err:
         raise UsageError(str(err)) from None
     good, bad = _validate_ids(inputs)
-    job = Job((Window("brain", 40, 80),), 1, False, None)
+    job = Job()
     n_jobs = max(1, min(jobs or default_jobs(), len(good) or 1))
     rows: list[dict[str, Any]] = list(bad)
     with tqdm(total=len(good), disable=quiet, unit="file", desc="scan", file=sys.stderr) as bar:
