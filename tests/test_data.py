@@ -1,6 +1,5 @@
 """The Dataset over convert's output: folders, HDF5 shards (raw and encoded), labels, neighbours, workers."""
 
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -73,14 +72,6 @@ def test_shards_without_index_parquet_are_indexed_from_their_ids(tmp_path, fake)
     assert torch.equal(make_dataset(source, [ids[9]], None)[0][0], chw(images[9]))
 
 
-def test_shard_labels_follow_label_names(tmp_path, fake):
-    ids, images, labels, _ = fake
-    source = open_source(write_shards(tmp_path / "s", ids, images, labels))
-    table = source.labels()
-    assert list(table.columns) == list(LABELS)
-    assert np.array_equal(table.loc[ids].to_numpy(), labels)
-
-
 def test_unlabelled_items_have_nan_labels(tmp_path, fake):
     ids, images, _, _ = fake
     ds = make_dataset(open_source(write_folder(tmp_path / "png", ids, images)), ids, None)
@@ -125,14 +116,6 @@ def test_neighbour_channels_stack_previous_current_next(tmp_path, fake):
     assert torch.equal(x[6:9], chw(images[4]))
     # ids[4] is the first slice of its series and the highest z: its "next" repeats itself.
     assert torch.equal(ds[4][0][6:9], chw(images[4]))
-
-
-def test_a_read_source_pickles_without_open_handles(tmp_path, fake):
-    ids, images, labels, _ = fake
-    source = open_source(write_shards(tmp_path / "s", ids, images, labels))
-    source.read(0)
-    assert source._files
-    assert pickle.loads(pickle.dumps(source))._files == {}
 
 
 @pytest.mark.parametrize("context", ["fork", "spawn"])
