@@ -60,6 +60,17 @@ def expected_columns(ds: Dataset) -> dict[str, object]:
     return expected
 
 
+def file_bytes(ds: Dataset) -> bytes:
+    """``ds`` as an explicit VR little endian file with preamble and file meta."""
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3"
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
 def check_against_pydicom(ds: Dataset) -> dict[str, object]:
     row = flatten(ds)
     expected = expected_columns(ds)
@@ -126,15 +137,9 @@ def odd_file() -> bytes:
         ds.add_new(0x00280009, "AT", [0x00100010, 0x00100020])
         ds.add_new(0x00280107, "US", [])
         ds.add_new(0x00091001, "LO", "private")
-        ds.file_meta = FileMetaDataset()
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
-        ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3"
-        buffer = io.BytesIO()
-        ds.save_as(buffer, enforce_file_format=True)
+        data = file_bytes(ds)
     finally:
         settings.writing_validation_mode = before
-    data = buffer.getvalue()
     at = data.index(b"\x28\x00\x51\x10LO")
     return data[: at + 4] + b"DS" + data[at + 6:]  # WindowWidth becomes a DS holding 'abc'
 
@@ -183,11 +188,5 @@ def test_text_in_another_character_set_is_decoded_by_pydicom(validation):
     ds.SpecificCharacterSet = "ISO_IR 192"
     ds.PatientName = "Müller^Jürgen"
     ds.InstitutionName = "Hôpital Nord"
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
-    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3"
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    row = check_against_pydicom(pydicom.dcmread(io.BytesIO(buffer.getvalue())))
+    row = check_against_pydicom(pydicom.dcmread(io.BytesIO(file_bytes(ds))))
     assert (row["PatientName"], row["InstitutionName"]) == ("Müller^Jürgen", "Hôpital Nord")
