@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from slices import make_inputs
 
-from ichprep.convert import Options, convert
+from ichprep.convert.pipeline import Options, convert
 
 QUALITIES = (75, 85, 90, 95, 100)
 CHANNELS = ("brain (R)", "subdural (G)", "bone (B)")

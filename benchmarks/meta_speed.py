@@ -26,8 +26,8 @@ import pandas as pd
 import pydicom
 
 from ichprep import SUBTYPES
-from ichprep.cleaning import CleanOptions, clean
-from ichprep.header import flatten
+from ichprep.meta.cleaning import CleanOptions, clean
+from ichprep.convert.header import flatten
 from ichprep.labels import read_labels
 from ichprep.meta import build_table
 

@@ -24,7 +24,7 @@ import pydicom
 
 from slices import make_inputs
 
-from ichprep.convert import Options, convert
+from ichprep.convert.pipeline import Options, convert
 
 WINDOWS = ((40, 80), (80, 200), (600, 2800))
 """(level, width) of the R, G, B channels: ichprep's default brain, subdural, bone."""

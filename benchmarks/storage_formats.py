@@ -20,8 +20,8 @@ from pathlib import Path
 
 from slices import make_inputs
 
-from ichprep.budget import disk_usage
-from ichprep.convert import Options, convert
+from ichprep.convert.budget import disk_usage
+from ichprep.convert.pipeline import Options, convert
 
 FORMATS = [
     ("PNG folder", Options(format="png")),
@@ -41,8 +41,8 @@ def loader_rate(folder: Path, repeats: int, workers: int = 2, batch: int = 64) -
     import torch
     from torch.utils.data import DataLoader
 
-    from ichprep.data import make_dataset
-    from ichprep.stores import open_source
+    from ichprep.train.dataset import make_dataset
+    from ichprep.store import open_source
 
     source = open_source(folder)
     dataset = make_dataset(source, list(source.ids), None)
@@ -59,7 +59,7 @@ def loader_rate(folder: Path, repeats: int, workers: int = 2, batch: int = 64) -
 
 def random_read_ms(folder: Path, reads: int = 300) -> float:
     """Median milliseconds to read one random image (file handles kept open, as in a worker)."""
-    from ichprep.stores import open_source
+    from ichprep.store import open_source
 
     source = open_source(folder)
     picks = [random.randrange(len(source)) for _ in range(reads)]

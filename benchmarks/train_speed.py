@@ -22,13 +22,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from ichprep import LABELS
-from ichprep.augment import augment
-from ichprep.data import make_dataset, normalise
-from ichprep.stores import open_source
-from ichprep.distributed import pick_device
-from ichprep.metrics import LABEL_WEIGHTS
-from ichprep.models import build
-from ichprep.train import amp_dtype, weighted_bce
+from ichprep.train.augment import augment
+from ichprep.train.dataset import make_dataset, normalise
+from ichprep.store import open_source
+from ichprep.train.distributed import pick_device
+from ichprep.train.metrics import LABEL_WEIGHTS
+from ichprep.train.models import build
+from ichprep.train.inference import amp_dtype
+from ichprep.train.loss import weighted_bce
 
 
 def write_images(root: Path, n: int, size: int) -> Path:

@@ -15,7 +15,7 @@ import pandas as pd
 
 
 def main(work: Path, n: int) -> None:
-    from ichprep.convert import Options, convert
+    from ichprep.convert.pipeline import Options, convert
     from ichprep.meta import clean_meta
     from ichprep.synth import generate
 
@@ -35,8 +35,8 @@ def main(work: Path, n: int) -> None:
     import torch
     from torch.utils.data import DataLoader
 
-    from ichprep.data import load_labels, make_dataset, normalise
-    from ichprep.stores import open_source
+    from ichprep.train.dataset import load_labels, make_dataset, normalise
+    from ichprep.store import open_source
 
     source = open_source(work / "shards")
     ids = train.loc[train["fold"] == "train", "SOPInstanceUID"].tolist()

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ichprep.convert import Options, Result, convert
-from ichprep.meta import clean_meta
+from ichprep.convert.pipeline import Options, Result, convert
+from ichprep.meta.table import clean_meta
 from ichprep.plots.sheet import contact_sheet
 from ichprep.synth import generate
 

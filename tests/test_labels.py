@@ -10,7 +10,7 @@ import pytest
 from ichprep import LABELS, SUBTYPES
 from ichprep.labels import LabelsError, compare_ids, read_labels
 
-RSNA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "rsna"
+from real_manifest import RSNA
 
 
 def write_csv(tmp_path: Path, rows: list[str], header: str = "ID,Label") -> Path:

@@ -36,10 +36,10 @@ def convert(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Convert DICOMs to 3-channel windowed images, resumably, with a manifest of every input."""
-    from ichprep import convert as pipeline
-    from ichprep.sources import SourceError, read_ids
+    from ichprep.convert import pipeline
+    from ichprep.convert.sources import SourceError, read_ids
 
-    from ichprep.budget import parse_size
+    from ichprep.convert.budget import parse_size
 
     try:
         wanted = read_ids(ids) if ids else None

@@ -41,9 +41,9 @@ def clean_meta_cmd(
 
     Every row stays in meta.parquet with keep and drop_reason; train.parquet holds the kept rows.
     """
-    from ichprep.cleaning import CleanOptions, format_report
+    from ichprep.meta.cleaning import CleanOptions, format_report
     from ichprep.labels import LabelsError
-    from ichprep.meta import SourceError, clean_meta
+    from ichprep.meta.table import SourceError, clean_meta
 
     if not source.exists():
         raise _usage_error(f"source {source} does not exist")

@@ -80,7 +80,7 @@ def train(
         seed=seed, workers=workers, resume=resume, neighbours=neighbours, device=device, quiet=quiet,
         max_images=max_images, stop_after=stop_after, augment=not no_augment,
     )
-    from ichprep.models import ARCHS
+    from ichprep.train.models import ARCHS
     from ichprep.train import train as run_training
 
     if arch not in ARCHS:
@@ -116,7 +116,7 @@ def lr_find(
     """Learning-rate range test: exponential sweep, smoothed loss, stop on divergence; prints a suggested lr."""
     cfg = _config(data, out, labels=labels, arch=arch, weights=weights, batch_size=batch_size, neighbours=neighbours,
                   sizes=(size,) if size else (), seed=seed, workers=workers, device=device, max_images=max_images)
-    from ichprep.lr_find import lr_find as sweep
+    from ichprep.train.lr_find import lr_find as sweep
 
     if not 0 < start < end:
         raise _usage("--start must be positive and below --end")
@@ -128,7 +128,7 @@ def lr_find(
 
 
 def _predictions(model: Path, data: Path, batch_size: int, workers: int, device: str, tta: bool, prior: bool, quiet: bool):
-    from ichprep.predict import predict
+    from ichprep.train.predict import predict
 
     if not model.is_file():
         raise _usage(f"MODEL {model} does not exist")
@@ -155,7 +155,7 @@ def predict(
 ) -> None:
     """Write a competition submission for every image of DATA."""
     from ichprep.atomic import replacing
-    from ichprep.predict import submission
+    from ichprep.train.predict import submission
 
     if not 0 <= clip < 0.5:
         raise _usage("--clip must be in [0, 0.5)")
@@ -180,7 +180,7 @@ def evaluate(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Weighted log loss and per-label log loss, AUC and accuracy at 0.5 of MODEL on labelled DATA."""
-    from ichprep.predict import evaluate as score
+    from ichprep.train.predict import evaluate as score
 
     if not labels.is_file():
         raise _usage(f"--labels {labels} does not exist")

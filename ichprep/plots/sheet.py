@@ -14,7 +14,7 @@ import pandas as pd
 
 from ichprep import LABELS
 from ichprep.labels import ID_COLUMN, read_labels
-from ichprep.stores import ImageSource, open_source
+from ichprep.store.readers import ImageSource, open_source
 
 SHORT = {"any": "any", "epidural": "EDH", "intraparenchymal": "IPH", "intraventricular": "IVH",
          "subarachnoid": "SAH", "subdural": "SDH"}

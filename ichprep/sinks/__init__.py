@@ -1,1 +1,0 @@
-"""Where rendered images go: image files, or HDF5 shards."""

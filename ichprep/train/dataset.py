@@ -1,0 +1,154 @@
+"""A PyTorch Dataset over `ichprep convert`'s output: an image folder or HDF5 shards.
+
+Images come back as uint8 tensors C x H x W (``normalise`` makes the model's float input on the
+batch's device), labels as six floats in LABELS order (NaN when an image has no label, e.g. the
+test set). Images are read through ``ichprep.store.readers``, which opens HDF5 files lazily per process,
+so a Dataset works with DataLoader workers under both fork and spawn.
+
+"2.5D" neighbours: with `neighbours=k` every item stacks the full image (all its windows, 3 by
+default) of the k previous slices, the slice itself and the k next slices of its series (sorted by
+ImagePositionPatient z), in that order, giving 3 * (2k + 1) channels for 3 windows; at a series
+end the edge slice is repeated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from ichprep import LABELS
+from ichprep.labels import ID_COLUMN, read_labels
+from ichprep.store.readers import ImageSource
+
+MEAN: float = 0.6
+STD: float = 0.25
+"""Default normalisation, Jeremy's hint for these windowed images (saved into model.pt)."""
+
+def load_labels(path: str | Path) -> pd.DataFrame:
+    """Labels indexed by image id with LABELS columns, from a long competition CSV or clean-meta's parquet.
+
+    A parquet keeps its other columns (fold, PatientID, SeriesInstanceUID, ImagePositionPatient2),
+    which the split and the neighbour stacking use.
+    """
+    path = Path(path)
+    table = pd.read_parquet(path) if path.suffix == ".parquet" else read_labels(path)
+    return table.set_index(ID_COLUMN if ID_COLUMN in table else "id").rename_axis("id")
+
+
+def series_table(data: str | Path, labels: pd.DataFrame | None = None) -> pd.DataFrame | None:
+    """id -> (SeriesInstanceUID, z) for ordering slices, from DATA/manifest.parquet or the label table.
+
+    The manifest is preferred because it lists every converted slice, including neighbours that a
+    rebalanced training table left out.
+    """
+    cols = ["SeriesInstanceUID", "ImagePositionPatient2"]
+    manifest = Path(data) / "manifest.parquet"
+    if manifest.exists():
+        table = pd.read_parquet(manifest)
+        if set(cols) <= set(table.columns):
+            return table.drop_duplicates("id").set_index("id")[cols]
+    if labels is not None and set(cols) <= set(labels.columns):
+        return labels[cols]
+    return None
+
+
+def neighbour_rows(ids: list[str], series: pd.DataFrame | None, k: int) -> np.ndarray:
+    """(len(ids), 2k+1) positions into `ids`: k previous slices, the slice, k next, within its series.
+
+    Slices are sorted by z inside each series; an edge slice repeats itself, and a slice without
+    series information stands alone (all 2k+1 entries are itself).
+    """
+    n = len(ids)
+    rows = np.repeat(np.arange(n)[:, None], 2 * k + 1, axis=1)
+    if k == 0 or series is None:
+        return rows
+    pos = pd.Series(np.arange(n), index=pd.Index(ids))
+    known = series[series.index.isin(pos.index)].dropna()
+    known = known.assign(pos=pos[known.index].to_numpy()).sort_values(["SeriesInstanceUID", "ImagePositionPatient2"])
+    for _, group in known.groupby("SeriesInstanceUID", sort=False):
+        members = group["pos"].to_numpy()
+        m = len(members)
+        for offset in range(-k, k + 1):
+            neighbour = members[np.clip(np.arange(m) + offset, 0, m - 1)]
+            rows[members, offset + k] = neighbour
+    return rows
+
+
+@dataclass
+class ICHDataset(Dataset):
+    """Items of `source` (positions `rows`, one row of 2k+1 slices each) with optional labels.
+
+    `labels` is (len(rows), 6) in LABELS order or None; `size` resizes (cv2 INTER_AREA) images that
+    differ from it, None keeps the stored size.
+    """
+
+    source: ImageSource
+    rows: np.ndarray
+    labels: np.ndarray | None = None
+    size: int | None = None
+    ids: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.rows = np.asarray(self.rows, dtype=np.int64).reshape(len(self.rows), -1)
+        if not self.ids:
+            self.ids = [self.source.ids[r] for r in self.rows[:, self.rows.shape[1] // 2]]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def channels(self) -> int:
+        """Input channels of the model: the stored channels (1-4 windows) times the stacked slices."""
+        return self._image(int(self.rows[0, 0])).shape[2] * self.rows.shape[1]
+
+    def _image(self, index: int) -> np.ndarray:
+        img = self.source.read(int(index))
+        if img.ndim == 2:
+            img = img[..., None]
+        if self.size is not None and img.shape[:2] != (self.size, self.size):
+            img = cv2.resize(img, (self.size, self.size), interpolation=cv2.INTER_AREA).reshape(self.size, self.size, -1)
+        return img
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(uint8 C x H x W image, 6 float labels): uint8 crosses the worker queues at a quarter of float's
+        size; ``normalise`` turns the batch into model input on its device. The image is a channels-first
+        view of the stored array: the batch collation makes the one copy."""
+        images = [self._image(r) for r in self.rows[i]]
+        stack = images[0] if len(images) == 1 else np.concatenate(images, axis=2)
+        x = torch.from_numpy(np.ascontiguousarray(stack)).permute(2, 0, 1)
+        if self.labels is None:
+            y = torch.full((len(LABELS),), float("nan"))
+        else:
+            y = torch.tensor(self.labels[i], dtype=torch.float32)
+        return x, y
+
+
+def make_dataset(
+    source: ImageSource,
+    ids: list[str],
+    labels: pd.DataFrame | None,
+    series: pd.DataFrame | None = None,
+    neighbours: int = 0,
+    size: int | None = None,
+) -> ICHDataset:
+    """An ICHDataset over the images `ids` of `source`, labelled from `labels` (indexed by id) when given."""
+    position = pd.Series(np.arange(len(source)), index=pd.Index(source.ids))
+    missing = [i for i in ids if i not in position.index]
+    if missing:
+        raise KeyError(f"{len(missing)} ids not in the images, e.g. {missing[0]}")
+    stack = neighbour_rows(source.ids, series, neighbours)[position[ids].to_numpy()]
+    y = None
+    if labels is not None:
+        y = labels.reindex(ids)[list(LABELS)].to_numpy(dtype=np.float32)
+    return ICHDataset(source, stack, y, size, list(ids))
+
+
+def normalise(x: torch.Tensor, mean: float = MEAN, std: float = STD) -> torch.Tensor:
+    """A uint8 batch to the model's float input, (x / 255 - mean) / std, in two in-place passes."""
+    return x.float().mul_(1.0 / (255.0 * std)).sub_(mean / std)

@@ -1,0 +1,67 @@
+"""DataLoaders of a run: a seeded shuffle that resumes exactly, and each rank's validation share."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler, Subset
+
+from ichprep.train.config import TrainConfig
+from ichprep.train.dataset import ICHDataset, make_dataset
+from ichprep.train.distributed import Dist
+from ichprep.train.trainset import TrainSet
+
+
+class EpochSampler(Sampler[int]):
+    """A shuffling sampler whose order is a pure function of (seed, epoch), like DistributedSampler's."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def seed_worker(worker_id: int) -> None:
+    """Seed numpy and random in a DataLoader worker from the seed torch gave it."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def make_loaders(cfg: TrainConfig, d: Dist, train_ds: ICHDataset, val_ds: ICHDataset | None) -> tuple[DataLoader, DataLoader | None, np.ndarray]:
+    """Training loader (seeded shuffle, whole batches) and this rank's unpadded validation slice."""
+    from torch.utils.data.distributed import DistributedSampler
+
+    common = dict(num_workers=cfg.workers, pin_memory=d.device.type == "cuda", worker_init_fn=seed_worker,
+                  persistent_workers=cfg.workers > 0, generator=torch.Generator().manual_seed(cfg.seed))
+    if d.enabled:
+        sampler = DistributedSampler(train_ds, d.world, d.rank, shuffle=True, seed=cfg.seed)
+    else:
+        sampler = EpochSampler(len(train_ds), cfg.seed)
+    loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, **common)
+    if len(loader) == 0:
+        raise ValueError(f"{len(train_ds)} training images per process is less than one batch of {cfg.batch_size}")
+    if val_ds is None or not len(val_ds):
+        return loader, None, np.zeros(0, dtype=np.int64)
+    positions = np.arange(len(val_ds))[d.rank :: d.world]
+    val_loader = DataLoader(Subset(val_ds, positions.tolist()), batch_size=cfg.batch_size * 2, shuffle=False, **common)
+    return loader, val_loader, positions
+
+
+def datasets(cfg: TrainConfig, ts: TrainSet) -> tuple[ICHDataset, ICHDataset | None]:
+    """Train and validation Datasets of a TrainSet with the run's neighbours and normalisation."""
+    def make(ids: list[str]) -> ICHDataset:
+        return make_dataset(ts.source, ids, ts.labels, ts.series, cfg.neighbours)
+
+    return make(ts.train_ids), (make(ts.val_ids) if ts.val_ids else None)

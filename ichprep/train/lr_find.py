@@ -1,0 +1,105 @@
+"""`ichprep lr-find`: the learning-rate range test (Smith 2015, as fastai popularised it).
+
+The learning rate grows exponentially from `start` to `end` over at most `steps` batches; the
+loss is smoothed with an exponential moving average (bias-corrected) and the sweep stops once
+the smoothed loss exceeds 4x its minimum. The suggestion is the rate where the smoothed loss
+falls fastest (steepest negative slope against log lr), a conservative and common choice.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ichprep.train.augment import augment
+from ichprep.train.dataset import normalise
+from ichprep.train.distributed import Dist, pick_device
+from ichprep.train.metrics import LABEL_WEIGHTS
+from ichprep.train.config import TrainConfig
+from ichprep.train.inference import amp_dtype, resize_batch
+from ichprep.train.loaders import datasets, make_loaders
+from ichprep.train.loss import weighted_bce
+from ichprep.train.network import build_model
+from ichprep.train.trainset import prepare
+
+DIVERGE: float = 4.0
+"""Stop when the smoothed loss exceeds this multiple of its minimum."""
+
+
+def lr_schedule(start: float, end: float, steps: int) -> np.ndarray:
+    """`steps` learning rates spaced evenly on a log scale from `start` to `end`."""
+    return np.geomspace(start, end, steps)
+
+
+def smooth(losses: np.ndarray, beta: float = 0.98) -> np.ndarray:
+    """Bias-corrected exponential moving average, as Adam corrects its moments."""
+    out = np.empty(len(losses))
+    avg = 0.0
+    for i, value in enumerate(losses):
+        avg = beta * avg + (1 - beta) * value
+        out[i] = avg / (1 - beta ** (i + 1))
+    return out
+
+
+def suggest(lrs: np.ndarray, smoothed: np.ndarray, skip: int = 3) -> float:
+    """The rate of steepest descent of the smoothed loss (ignoring the first noisy points)."""
+    if len(lrs) < skip + 3:
+        return float(lrs[int(np.argmin(smoothed))] / 10)
+    slope = np.gradient(smoothed[skip:], np.log(lrs[skip:]))
+    return float(lrs[skip + int(np.argmin(slope))])
+
+
+def lr_find(
+    cfg: TrainConfig, start: float = 1e-7, end: float = 10.0, steps: int = 100, say=print
+) -> tuple[pd.DataFrame, float]:
+    """Run the sweep on the training images of `cfg`; writes RUN/lr_find.csv and RUN/lr_find.png."""
+    device = pick_device(cfg.device)
+    d = Dist(0, 1, device)
+    ts = prepare(cfg.data, cfg.labels, cfg.val_frac, cfg.seed, cfg.max_images)
+    train_ds, _ = datasets(cfg, ts)
+    model = build_model(cfg, train_ds.channels, device)
+    loader, _, _ = make_loaders(cfg, d, train_ds, None)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=start, weight_decay=cfg.wd)
+    weights = torch.tensor(LABEL_WEIGHTS, device=device)
+    lrs = lr_schedule(start, end, steps)
+    g = torch.Generator(device=device).manual_seed(cfg.seed)
+    size = cfg.stages()[0] if cfg.sizes else None
+    dtype = amp_dtype(device)
+    rows, best = [], np.inf
+    model.train()
+    batches = iter(())
+    for lr in lrs:
+        try:
+            x, y = next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            x, y = next(batches)
+        for group in optimizer.param_groups:
+            group["lr"] = float(lr)
+        x = resize_batch(normalise(x.to(device), cfg.mean, cfg.std), size)
+        if cfg.augment:
+            x = augment(x, g)
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            logits = model(x)
+        loss = weighted_bce(logits, y.to(device), weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        optimizer.step()
+        rows.append((float(lr), loss.item()))
+        smoothed = smooth(np.array([r[1] for r in rows]))[-1]
+        best = min(best, smoothed)
+        if not np.isfinite(smoothed) or smoothed > DIVERGE * best:
+            break
+    sweep = pd.DataFrame(rows, columns=["lr", "loss"])
+    sweep["smoothed_loss"] = smooth(sweep["loss"].to_numpy())
+    suggestion = suggest(sweep["lr"].to_numpy(), sweep["smoothed_loss"].to_numpy())
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    sweep.to_csv(cfg.out / "lr_find.csv", index=False)
+    from ichprep.plots.training import plot_lr_find
+
+    plot_lr_find(sweep, suggestion, cfg.out / "lr_find.png")
+    say(f"{len(sweep)} steps from {start:.0e}; suggested lr: {suggestion:.2e}")
+    return sweep, suggestion

@@ -1,0 +1,124 @@
+"""Which images a run trains and validates on: labels, the optional subset, and the patient split.
+
+Kept apart from the loop so `train`, `lr-find` and the tests resolve data identically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ichprep import LABELS
+from ichprep.meta.cleaning import patient_folds
+from ichprep.train.dataset import load_labels, series_table
+from ichprep.store.readers import ImageSource, ShardSource, open_source
+
+
+@dataclass
+class TrainSet:
+    """Everything about the data a run needs, decided once and deterministically from the seed."""
+
+    source: ImageSource
+    labels: pd.DataFrame
+    train_ids: list[str]
+    val_ids: list[str]
+    series: pd.DataFrame | None
+    train_rate: np.ndarray
+    true_rate: np.ndarray
+    notes: list[str]
+
+
+def default_labels(data: Path) -> Path | None:
+    """Where labels live when --labels is not given: clean-meta's train.parquet beside or inside DATA."""
+    for candidate in (data / "train.parquet", data.parent / "train.parquet"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def resolve_labels(data: Path, source: ImageSource, labels: Path | None) -> tuple[pd.DataFrame, Path | None]:
+    """The label table (indexed by id) and the file it came from (None for the shards' own labels)."""
+    if labels is not None:
+        return load_labels(labels), labels
+    if isinstance(source, ShardSource):
+        table = source.labels()
+        if table is not None:
+            return table, None
+    found = default_labels(data)
+    if found is None:
+        raise FileNotFoundError(
+            f"{data}: no labels found; pass --labels stage_1_train.csv or clean-meta's train.parquet"
+        )
+    return load_labels(found), found
+
+
+def true_rates(labels_file: Path | None, fallback: np.ndarray) -> np.ndarray:
+    """Positive rate of each label before any rebalancing, for prior correction at predict time.
+
+    clean-meta writes every image's labels to labels.parquet next to the (rebalanced) train.parquet;
+    without that file the training rate is the best estimate there is.
+    """
+    if labels_file is not None and labels_file.name == "train.parquet":
+        full = labels_file.parent / "labels.parquet"
+        if full.exists():
+            return pd.read_parquet(full)[list(LABELS)].mean().to_numpy(dtype=np.float64)
+    return fallback
+
+
+def _patients(data: Path, labels: pd.DataFrame, ids: list[str]) -> pd.Series:
+    """PatientID of each id from the label table or DATA/manifest.parquet; the id itself when unknown."""
+    if "PatientID" in labels:
+        patients = labels["PatientID"].reindex(ids)
+    elif (data / "manifest.parquet").exists():
+        manifest = pd.read_parquet(data / "manifest.parquet")
+        patients = manifest.drop_duplicates("id").set_index("id").get("PatientID", pd.Series(dtype=object)).reindex(ids)
+    else:
+        patients = pd.Series(np.nan, index=ids, dtype=object)
+    return patients.fillna(pd.Series(ids, index=ids))
+
+
+def split(
+    data: Path, labels: pd.DataFrame, ids: list[str], val_frac: float | None, seed: int
+) -> tuple[list[str], list[str], str]:
+    """(train ids, validation ids, how): the table's fold column unless --val-frac is given, else by patient."""
+    if val_frac is None and "fold" in labels:
+        valid = (labels["fold"].reindex(ids) == "valid").to_numpy()
+        return [i for i, v in zip(ids, valid) if not v], [i for i, v in zip(ids, valid) if v], "the table's fold column"
+    frac = 0.2 if val_frac is None else val_frac
+    if frac <= 0:
+        return list(ids), [], "no validation"
+    folds = patient_folds(_patients(data, labels, ids), frac, seed)
+    valid = set(folds.index[folds.to_numpy() == "valid"])
+    return [i for i in ids if i not in valid], [i for i in ids if i in valid], f"{frac:.0%} of patients (seed {seed})"
+
+
+def prepare(
+    data: str | Path,
+    labels: str | Path | None = None,
+    val_frac: float | None = None,
+    seed: int = 42,
+    max_images: int | None = None,
+) -> TrainSet:
+    """Open DATA, attach labels, keep labelled images, take the optional seeded subset, split by patient."""
+    data = Path(data)
+    source = open_source(data)
+    table, labels_file = resolve_labels(data, source, Path(labels) if labels else None)
+    present = set(source.ids)
+    labelled = set(table.index[table[list(LABELS)].notna().all(axis=1)])
+    ids = [i for i in source.ids if i in labelled]
+    notes = []
+    missing = len(labelled - present)
+    if missing:
+        notes.append(f"{missing} labelled images are not in {data} and are skipped")
+    if not ids:
+        raise ValueError(f"{data}: none of its {len(source.ids)} images has a label")
+    if max_images is not None and max_images < len(ids):
+        keep = np.sort(np.random.default_rng(seed).choice(len(ids), max_images, replace=False))
+        ids = [ids[k] for k in keep]
+    train_ids, val_ids, how = split(data, table, ids, val_frac, seed)
+    notes.append(f"{len(train_ids)} train / {len(val_ids)} validation images, split by {how}")
+    rate = table.loc[train_ids, list(LABELS)].to_numpy(dtype=np.float64).mean(axis=0)
+    return TrainSet(source, table, train_ids, val_ids, series_table(data, table), rate, true_rates(labels_file, rate), notes)

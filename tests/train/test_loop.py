@@ -1,0 +1,189 @@
+"""The training loop: loss = metric, stages, augmentation, exact resume, DDP on CPU, lr-find, the full chain."""
+
+import math
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ichprep import LABELS
+from ichprep.train.augment import AugmentOptions, augment
+from ichprep.train.metrics import LABEL_WEIGHTS, weighted_log_loss
+from ichprep.train import TrainConfig, train
+from ichprep.train.loss import weighted_bce
+from tests.ich_fixtures import fabricate, write_folder, write_manifest, write_train_table
+
+ICHPREP = Path(sys.executable).parent / "ichprep"
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def blobs(tmp_path_factory):
+    """48 fabricated 16 px images in 12 patients, with a clean-meta style train.parquet beside them."""
+    root = tmp_path_factory.mktemp("blobs")
+    ids, images, labels, table = fabricate(48, seed=3, size=16)
+    write_folder(root / "img", ids, images)
+    write_manifest(root / "img", table)
+    write_train_table(root / "train.parquet", ids, labels, table)
+    return root
+
+
+def tiny(root: Path, out: Path, **changes) -> TrainConfig:
+    cfg = TrainConfig(data=root / "img", out=out, epochs=2, batch_size=8, workers=0, quiet=True, lr=1e-3)
+    return replace(cfg, **changes)
+
+
+def test_loss_equals_the_competition_metric():
+    torch.manual_seed(0)
+    logits = torch.randn(5, 6)
+    y = (torch.rand(5, 6) > 0.5).float()
+    expected = weighted_log_loss(y.numpy(), torch.sigmoid(logits).double().numpy())
+    assert weighted_bce(logits, y, torch.tensor(LABEL_WEIGHTS)).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_stages_split_epochs_over_sizes():
+    cfg = TrainConfig(data=Path("."), out=Path("."), epochs=5, sizes=(64, 128, 256))
+    assert cfg.stages() == [64, 64, 128, 128, 256]
+    assert replace(cfg, stage_epochs=(1, 0, 2)).stages() == [64, 256, 256]
+    assert replace(cfg, sizes=()).stages() == [None] * 5
+    with pytest.raises(ValueError, match="--stage-epochs"):
+        replace(cfg, stage_epochs=(1, 2)).stages()
+
+
+def test_augment_is_seeded_and_identity_when_switched_off():
+    x = torch.rand(4, 3, 16, 16)
+    options = AugmentOptions()
+    a = augment(x, torch.Generator().manual_seed(1), options)
+    b = augment(x, torch.Generator().manual_seed(1), options)
+    assert torch.equal(a, b) and not torch.allclose(a, x)
+    still = AugmentOptions(hflip=False, vflip=False, rotate=0, scale=0, shift=0)
+    assert torch.allclose(augment(x, torch.Generator().manual_seed(1), still), x, atol=1e-5)
+
+
+def test_augment_flips_reverse_the_image_exactly():
+    x = torch.rand(64, 1, 8, 8)
+    flips = AugmentOptions(hflip=True, vflip=False, rotate=0, scale=0, shift=0)
+    out = augment(x, torch.Generator().manual_seed(0), flips)
+    flipped = torch.isclose(out, torch.flip(x, dims=[3]), atol=1e-5).flatten(1).all(1)
+    same = torch.isclose(out, x, atol=1e-5).flatten(1).all(1)
+    assert (flipped | same).all() and flipped.any() and same.any()
+
+
+def test_training_writes_the_run_folder(blobs, tmp_path):
+    history = train(tiny(blobs, tmp_path / "run"), say=lambda _m: None)
+    assert [row["epoch"] for row in history] == [1, 2]
+    for name in ("last.pt", "best.pt", "model.pt", "metrics.csv", "curves.png"):
+        assert (tmp_path / "run" / name).stat().st_size > 0, name
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert {"train_loss", "val_wll", "val_logloss_subdural", "val_auc_any", "val_acc_epidural"} <= set(metrics.columns)
+    record = torch.load(tmp_path / "run" / "model.pt", weights_only=False)
+    assert record["arch"] == "resnet18" and record["in_channels"] == 3 and record["labels"] == list(LABELS)
+    assert (record["mean"], record["std"]) == (0.6, 0.25) and record["settings"]["format"] == "png"
+    table = pd.read_parquet(blobs / "train.parquet")
+    rate = table.loc[table["fold"] == "train", list(LABELS)].mean().to_numpy()
+    assert np.allclose(record["train_pos_rate"], rate)
+    assert not list((tmp_path / "run").glob(".*tmp*"))
+
+
+def test_resumed_run_ends_with_the_same_weights(blobs, tmp_path):
+    cfg = tiny(blobs, tmp_path / "whole", epochs=3, sizes=(12, 16), neighbours=1)
+    train(cfg, say=lambda _m: None)
+    split = replace(cfg, out=tmp_path / "split")
+    train(replace(split, stop_after=1), say=lambda _m: None)
+    assert len(pd.read_csv(split.out / "metrics.csv")) == 1
+    train(replace(split, resume=True), say=lambda _m: None)
+    whole = torch.load(cfg.out / "last.pt", weights_only=False)
+    resumed = torch.load(split.out / "last.pt", weights_only=False)
+    assert resumed["epoch"] == whole["epoch"] == 2
+    for key, value in whole["model"].items():
+        assert torch.equal(value, resumed["model"][key]), key
+    assert pd.read_csv(split.out / "metrics.csv").equals(pd.read_csv(cfg.out / "metrics.csv"))
+
+
+def test_resume_refuses_other_settings(blobs, tmp_path):
+    cfg = tiny(blobs, tmp_path / "run", epochs=1)
+    train(cfg, say=lambda _m: None)
+    with pytest.raises(ValueError, match="other settings"):
+        train(replace(cfg, resume=True, lr=0.5), say=lambda _m: None)
+
+
+def test_two_process_ddp_on_cpu_validates_every_image_once(blobs, tmp_path):
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(ICHPREP),
+           "train", str(blobs / "img"), "--out", str(run), "--epochs", "1", "-b", "4", "--workers", "0", "-q",
+           "--device", "cpu", "--no-augment"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr.count("epoch=1") == 1 and done.stdout.count("model:") == 1  # rank 0 alone reports
+    from ichprep.train.predict import predict
+
+    pred = predict(run / "model.pt", blobs / "img", batch_size=16, workers=0, device="cpu", quiet=True)
+    table = pd.read_parquet(blobs / "train.parquet").set_index("SOPInstanceUID")
+    valid = [k for k, i in enumerate(pred.ids) if table.at[i, "fold"] == "valid"]
+    y = table.loc[[pred.ids[k] for k in valid], list(LABELS)].to_numpy()
+    logged = pd.read_csv(run / "metrics.csv")["val_wll"].iloc[0]
+    assert logged == pytest.approx(weighted_log_loss(y, pred.probs[valid]), rel=1e-4)
+
+
+def test_lr_find_writes_the_sweep_and_suggests_a_rate_inside_it(blobs, tmp_path):
+    from ichprep.train.lr_find import lr_find
+
+    sweep, suggestion = lr_find(tiny(blobs, tmp_path / "lr"), start=1e-5, end=10, steps=30, say=lambda _m: None)
+    assert (tmp_path / "lr" / "lr_find.png").exists()
+    saved = pd.read_csv(tmp_path / "lr" / "lr_find.csv")
+    assert list(saved.columns) == ["lr", "loss", "smoothed_loss"] and 5 <= len(saved) <= 30
+    assert np.all(np.diff(saved["lr"]) > 0)
+    assert saved["lr"].min() <= suggestion <= saved["lr"].max()
+
+
+def test_missing_labels_are_a_clear_error(tmp_path):
+    ids, images, _, _ = fabricate(4, size=8)
+    write_folder(tmp_path / "img", ids, images)
+    with pytest.raises(FileNotFoundError, match="no labels found"):
+        train(TrainConfig(data=tmp_path / "img", out=tmp_path / "run", quiet=True), say=lambda _m: None)
+
+
+def synthetic_chain(root: Path) -> tuple[Path, Path]:
+    """`ichprep synth` -> `convert` (64 px) -> `clean-meta`: the converted folder and its train.parquet."""
+    def ichprep(*args: str) -> None:
+        done = subprocess.run([str(ICHPREP), *args, "-q"], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    ichprep("synth", str(root / "syn"), "--n", "500", "--seed", "0", "--size", "128")
+    ichprep("convert", str(root / "syn" / "stage_1_train_images"), str(root / "conv"), "--size", "64", "--jobs", "2")
+    ichprep("clean-meta", str(root / "conv"), "--labels", str(root / "syn" / "stage_1_train.csv"), "--out", str(root / "meta"))
+    return root / "conv", root / "meta" / "train.parquet"
+
+
+@pytest.mark.slow
+def test_synth_convert_clean_train_predict_beats_the_prior(tmp_path):
+    data, table_path = synthetic_chain(tmp_path)
+    table = pd.read_parquet(table_path)
+    prior = table.loc[table["fold"] == "train", list(LABELS)].mean().to_numpy()
+    y_val = table.loc[table["fold"] == "valid", list(LABELS)].to_numpy()
+    assert y_val[:, 0].sum() > 0, "the synthetic validation patients must include hemorrhages for this test to mean anything"
+    cfg = TrainConfig(data=data, out=tmp_path / "run", labels=table_path, epochs=6, batch_size=16, workers=0,
+                      lr=1e-3, quiet=True)
+    history = train(cfg, say=lambda _m: None)
+    prior_wll = weighted_log_loss(y_val, np.tile(prior, (len(y_val), 1)))
+    best = min(row["val_wll"] for row in history)
+    assert best < 0.75 * prior_wll, (best, prior_wll)
+
+    submission = tmp_path / "submission.csv"
+    done = subprocess.run([str(ICHPREP), "predict", str(cfg.out / "model.pt"), str(data), "--out", str(submission), "-q"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    sub = pd.read_csv(submission)
+    n_images = len(list(data.glob("*.png")))
+    assert list(sub.columns) == ["ID", "Label"] and len(sub) == 6 * n_images
+    assert sub["ID"].str.fullmatch(r"ID_[0-9a-f]{9}_(epidural|intraparenchymal|intraventricular|subarachnoid|subdural|any)").all()
+    assert sub["Label"].between(1e-4, 1 - 1e-4).all() and not math.isnan(sub["Label"].sum())

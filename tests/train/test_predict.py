@@ -1,0 +1,130 @@
+"""`predict` and `evaluate`: submission rows, shards = folder, TTA, prior correction, DICOM input, the CLI."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ichprep import LABELS, SUBTYPES
+from ichprep.train.metrics import prior_correct, summary
+from ichprep.train.predict import CLIP, Predictions, evaluate, predict, submission
+from ichprep.train import TrainConfig, train
+from tests.ich_fixtures import fabricate, write_folder, write_manifest, write_shards, write_train_table
+
+ICHPREP = Path(sys.executable).parent / "ichprep"
+from real_manifest import RSNA
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A one-epoch model on 32 fabricated 16 px images, the image folder and the same images as shards."""
+    root = tmp_path_factory.mktemp("predict")
+    ids, images, labels, table = fabricate(32, seed=5, size=16)
+    write_folder(root / "img", ids, images)
+    write_manifest(root / "img", table)
+    write_train_table(root / "train.parquet", ids, labels, table)
+    write_shards(root / "shards", ids, images, None)
+    train(TrainConfig(data=root / "img", out=root / "run", epochs=1, batch_size=8, workers=0, quiet=True), say=lambda _m: None)
+    return root, ids, images, labels
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(ICHPREP), *args], capture_output=True, text=True)
+
+
+def test_submission_has_six_rows_per_image_in_competition_order():
+    probs = np.array([[0.9, 0.1, 0.2, 0.3, 0.4, 0.5], [0.0, 1.0, 0.0, 0.0, 0.0, 0.0]])  # LABELS order
+    sub = submission(Predictions(["ID_00000000a", "00000000b"], probs))
+    assert list(sub.columns) == ["ID", "Label"]
+    assert sub["ID"].tolist()[:6] == [f"ID_00000000a_{s}" for s in SUBTYPES]
+    assert sub["ID"].tolist()[6] == "ID_00000000b_epidural"
+    # SUBTYPES order is epidural .. subdural, any: LABELS columns 1..5 then 0.
+    assert sub["Label"].tolist()[:6] == [0.1, 0.2, 0.3, 0.4, 0.5, 0.9]
+    assert sub["Label"].tolist()[6:] == [1 - CLIP, CLIP, CLIP, CLIP, CLIP, CLIP]
+
+
+def test_shards_and_folder_give_the_same_predictions(trained):
+    root, ids, _, _ = trained
+    from_folder = predict(root / "run" / "model.pt", root / "img", workers=0, quiet=True)
+    from_shards = predict(root / "run" / "model.pt", root / "shards", workers=0, quiet=True)
+    assert from_folder.ids == from_shards.ids == sorted(ids)
+    assert np.allclose(from_folder.probs, from_shards.probs, atol=1e-6)
+
+
+def test_tta_averages_with_the_horizontally_flipped_images(trained, tmp_path):
+    root, ids, images, _ = trained
+    model = root / "run" / "model.pt"
+    write_folder(tmp_path / "flipped", ids, images[:, :, ::-1])
+    plain = predict(model, root / "img", workers=0, quiet=True).probs
+    flipped = predict(model, tmp_path / "flipped", workers=0, quiet=True).probs
+    tta = predict(model, root / "img", workers=0, quiet=True, tta=True).probs
+    assert np.allclose(tta, (plain + flipped) / 2, atol=1e-6)
+
+
+def test_prior_correction_uses_the_rates_saved_with_the_model(trained):
+    root, _, _, _ = trained
+    model = root / "run" / "model.pt"
+    record = torch.load(model, weights_only=False)
+    raw = predict(model, root / "img", workers=0, quiet=True).probs
+    corrected = predict(model, root / "img", workers=0, quiet=True, prior_correction=True).probs
+    expected = prior_correct(raw, np.array(record["true_pos_rate"]), np.array(record["train_pos_rate"]))
+    assert np.allclose(corrected, expected)
+
+
+def test_evaluate_scores_only_labelled_images(trained, tmp_path):
+    root, ids, _, labels = trained
+    pred = predict(root / "run" / "model.pt", root / "img", workers=0, quiet=True)
+    table = pd.DataFrame(labels[:20], columns=list(LABELS))
+    table.insert(0, "SOPInstanceUID", ids[:20])
+    table.to_parquet(tmp_path / "part.parquet")
+    result, unlabelled = evaluate(pred, tmp_path / "part.parquet")
+    assert unlabelled == 12
+    rows = [pred.ids.index(i) for i in ids[:20]]
+    assert result == summary(labels[:20], pred.probs[rows])
+
+
+def test_cli_predict_and_evaluate_json(trained, tmp_path):
+    root, ids, _, labels = trained
+    model = str(root / "run" / "model.pt")
+    done = run_cli("predict", model, str(root / "img"), "--out", str(tmp_path / "sub.csv"), "-q", "--workers", "0")
+    assert done.returncode == 0, done.stderr
+    sub = pd.read_csv(tmp_path / "sub.csv")
+    assert len(sub) == 6 * len(ids) and sub["Label"].between(CLIP, 1 - CLIP).all()
+    done = run_cli("evaluate", model, str(root / "img"), "--labels", str(root / "train.parquet"), "--json", "-q", "--workers", "0")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert set(result) == {"weighted_log_loss", "auc", "log_loss", "accuracy"}
+    assert list(result["auc"]) == list(LABELS)
+    pred = predict(model, root / "img", workers=0, quiet=True)
+    y = labels[[ids.index(i) for i in pred.ids]]
+    assert result["weighted_log_loss"] == pytest.approx(summary(y, pred.probs)["weighted_log_loss"], rel=1e-6)
+
+
+def test_cli_refuses_a_missing_model(tmp_path):
+    done = run_cli("predict", str(tmp_path / "nope.pt"), str(tmp_path), "--out", str(tmp_path / "s.csv"))
+    assert done.returncode == 2 and "does not exist" in done.stderr
+
+
+@pytest.mark.skipif(not RSNA.exists(), reason="real RSNA sample not available")
+def test_dicoms_are_rendered_with_the_models_own_settings(tmp_path):
+    def ichprep(*args: str) -> None:
+        done = run_cli(*args)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    ichprep("convert", str(RSNA / "stage_2_train_images"), str(tmp_path / "train"), "--size", "32", "--windows", "brain,subdural,soft", "-q", "--jobs", "2")
+    train(TrainConfig(data=tmp_path / "train", out=tmp_path / "run", labels=RSNA / "stage_2_train.csv", epochs=1,
+                      batch_size=8, workers=0, quiet=True, val_frac=0.0), say=lambda _m: None)
+    model = tmp_path / "run" / "model.pt"
+    ichprep("convert", str(RSNA / "stage_2_test_images"), str(tmp_path / "test"), "--size", "32", "--windows", "brain,subdural,soft", "-q", "--jobs", "2")
+    converted = predict(model, tmp_path / "test", workers=0, quiet=True)
+    direct = predict(model, RSNA / "stage_2_test_images", workers=0, quiet=True)
+    assert len(direct.ids) == 16 and direct.ids == converted.ids
+    assert np.allclose(direct.probs, converted.probs, atol=1e-6)
