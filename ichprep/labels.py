@@ -15,16 +15,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ichprep import LABELS
+from ichprep.errors import LabelsError
 
 ID_COLUMN = "SOPInstanceUID"
 """Column the pivoted labels are keyed by: the image id, equal to the DICOM SOPInstanceUID."""
 
 _HEADER_LINE = 1
 """CSV line numbers are 1-based and line 1 is the header, so data row i is on line i + 2."""
-
-
-class LabelsError(ValueError):
-    """A labels CSV that cannot be trusted; the message names the offending line or image."""
 
 
 def _line(position: int) -> int:
@@ -123,6 +120,33 @@ def read_labels(csv: str | Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError as exc:
         raise LabelsError(f"{path}: empty file; expected the header ID,Label") from exc
     return pivot_labels(raw, str(path))
+
+
+TABLE_READERS = {".parquet": pd.read_parquet, ".fth": pd.read_feather, ".feather": pd.read_feather}
+"""Table files that may hold labels: clean-meta's train.parquet, labels.parquet, and their Feather copies."""
+
+
+def load_table(path: str | Path) -> pd.DataFrame:
+    """Labels from the competition's long CSV or a table with ``SOPInstanceUID`` and the six label columns.
+
+    A table keeps its other columns (fold, PatientID, SeriesInstanceUID, ImagePositionPatient2),
+    which the training split and the neighbour stacking use. Anything else is a ``LabelsError``
+    naming the file, so a wrong ``--labels`` ends before any work.
+    """
+    path = Path(path)
+    reader = TABLE_READERS.get(path.suffix.lower())
+    if reader is None:
+        return read_labels(path)
+    try:
+        table = reader(path)
+    except (OSError, ValueError) as err:
+        raise LabelsError(f"{path}: not a readable {path.suffix} table ({' '.join(str(err).split())[:200]})") from None
+    if ID_COLUMN not in table and "ID" in table:
+        table = table.rename(columns={"ID": ID_COLUMN})
+    missing = [c for c in (ID_COLUMN, *LABELS) if c not in table.columns]
+    if missing:
+        raise LabelsError(f"{path}: no column(s) {', '.join(missing)}; give the labels CSV or clean-meta's train.parquet")
+    return table
 
 
 def compare_ids(data_ids: pd.Series, label_ids: pd.Series, examples: int = 5) -> dict[str, object]:

@@ -19,6 +19,7 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
+    UID,
     CTImageStorage,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
@@ -26,7 +27,6 @@ from pydicom.uid import (
     JPEG2000Lossless,
     JPEGBaseline8Bit,
     SecondaryCaptureImageStorage,
-    UID,
 )
 
 SIDE = 32

@@ -19,9 +19,15 @@ import pydicom
 import pydicom.data
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRBigEndian, ExplicitVRLittleEndian, RLELossless, UID
-
+from pydicom.uid import (
+    UID,
+    CTImageStorage,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    RLELossless,
+)
 from real_manifest import RSNA
+
 DEFAULT_WINDOWS = ((40.0, 80.0), (80.0, 200.0), (600.0, 2800.0))
 """(level, width) of the default R, G, B channels: brain, subdural, bone."""
 

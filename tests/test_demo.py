@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import cv2
 import pandas as pd
-from typer.testing import CliRunner
-
-from ichprep.cli import app
+from cli_run import ichprep
 
 
 def test_demo_runs_every_data_stage_and_says_what_to_run_next(tmp_path):
     out = tmp_path / "demo-out"
-    result = CliRunner().invoke(app, ["demo", str(out), "--n", "40", "--jobs", "1", "--quiet"])
+    result = ichprep("demo", str(out), "--n", "40", "--jobs", "1", "--quiet")
 
     assert result.exit_code == 0, result.output
     dicoms = sorted((out / "raw" / "stage_1_train_images").glob("*.dcm"))

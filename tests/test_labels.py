@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from real_manifest import RSNA
 
 from ichprep import LABELS, SUBTYPES
-from ichprep.labels import LabelsError, compare_ids, read_labels
-
-from real_manifest import RSNA
+from ichprep.errors import LabelsError
+from ichprep.labels import compare_ids, read_labels
 
 
 def write_csv(tmp_path: Path, rows: list[str], header: str = "ID,Label") -> Path:

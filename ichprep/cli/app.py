@@ -5,7 +5,7 @@ import typer
 app = typer.Typer(
     name="ichprep",
     help="RSNA intracranial-hemorrhage DICOMs to a compact, clean, training-ready dataset.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )

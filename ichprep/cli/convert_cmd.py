@@ -10,16 +10,10 @@ import typer
 from ichprep.cli.app import app
 
 
-def fail_usage(message: str) -> None:
-    """One line on stderr and exit code 2, the convention for a command given wrongly."""
-    typer.echo(f"ichprep: error: {message}", err=True)
-    raise typer.Exit(2)
-
-
 @app.command()
 def convert(
-    src: Path = typer.Argument(..., help="DICOM folder (searched recursively), a .zip archive, or a text/CSV list of paths."),
-    out: Path = typer.Argument(..., help="Output folder: images, manifest.parquet, ichprep.json."),
+    src: Path = typer.Argument(..., metavar="SRC", help="DICOM folder (searched recursively), a .zip archive, or a text/CSV list of paths."),
+    out: Path = typer.Argument(..., metavar="OUT", help="Output folder: images, manifest.parquet, ichprep.json."),
     windows: str = typer.Option("brain,subdural,bone", help="Channels as window names or LEVEL/WIDTH pairs (R,G,B), or 'fastai'."),
     size: int = typer.Option(256, help="Output side in pixels."),
     crop: bool = typer.Option(True, "--crop/--no-crop", help="Square crop around the head before resizing."),
@@ -36,36 +30,23 @@ def convert(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Convert DICOMs to 3-channel windowed images, resumably, with a manifest of every input."""
-    from ichprep.convert import pipeline
-    from ichprep.convert.sources import SourceError, read_ids
-
+    from ichprep.convert import Options, convert
     from ichprep.convert.budget import parse_size
+    from ichprep.convert.sources import read_ids
+    from ichprep.errors import IchprepError
 
     try:
-        wanted = read_ids(ids) if ids else None
         limit = parse_size(max_disk) if max_disk else None
-    except (SourceError, ValueError) as err:
-        fail_usage(f"--ids/--max-disk: {err}")
-    try:
-        options = pipeline.Options(
-            windows=windows, size=size, crop=crop, format=format.lower(), quality=quality, jobs=jobs, quiet=quiet, ids=wanted,
-            codec=codec.lower(), shard_size=shard_size, labels=labels, max_disk=limit, dry_run=dry_run, scheduler=scheduler,
-        )
-        result = pipeline.convert(src, out, options)
-    except pipeline.UsageError as err:
-        fail_usage(str(err))
-    except pipeline.BudgetError as err:
-        typer.echo(f"ichprep: refused: {err}", err=True)
-        raise typer.Exit(2)
-    except pipeline.DiskFullError as err:
-        typer.echo(f"ichprep: stopped: {err}; free some space and re-run the same command to resume", err=True)
-        raise typer.Exit(1)
-    except KeyboardInterrupt:
-        typer.echo("ichprep: interrupted; re-run the same command to resume", err=True)
-        raise typer.Exit(130)
+    except ValueError as err:
+        raise IchprepError(f"--max-disk: {err}") from None
+    options = Options(
+        windows=windows, size=size, crop=crop, format=format.lower(), quality=quality, jobs=jobs, quiet=quiet,
+        ids=read_ids(ids) if ids else None, codec=codec.lower(), shard_size=shard_size, labels=labels, max_disk=limit,
+        dry_run=dry_run, scheduler=scheduler,
+    )
+    result = convert(src, out, options)
     if dry_run:
         typer.echo(result.estimate.describe() + ("" if result.estimate.fits else ": it would NOT fit"))
         raise typer.Exit(0)
-    summary = f"{result.converted} converted, {result.failed} failed, {result.skipped} already done -> {out}"
-    typer.echo(summary)
+    typer.echo(f"{result.converted} converted, {result.failed} failed, {result.skipped} already done -> {out}")
     raise typer.Exit(1 if result.failed else 0)

@@ -12,8 +12,8 @@ from ichprep.cli.app import app
 
 @app.command()
 def demo(
-    out: Path = typer.Argument(Path("demo-out"), help="Folder for everything the demo makes."),
-    n: int = typer.Option(300, help="Phantom slices to generate."),
+    out: Path = typer.Argument(Path("demo-out"), metavar="OUT", help="Folder for everything the demo makes."),
+    n: int = typer.Option(300, "--n", "-n", min=20, help="Phantom slices to generate."),
     seed: int = typer.Option(0, help="Random seed of the phantoms and of the cleaning."),
     jobs: Optional[int] = typer.Option(None, help="Worker processes (default: all cores)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),

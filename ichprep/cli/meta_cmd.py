@@ -11,15 +11,9 @@ import typer
 from ichprep.cli.app import app
 
 
-def _usage_error(message: str) -> typer.Exit:
-    """Print a one-line usage error to stderr; the caller raises the returned exit code 2."""
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
-
-
 @app.command("clean-meta")
 def clean_meta_cmd(
-    source: Path = typer.Argument(..., help="convert's output folder or its manifest.parquet (no DICOM re-read), "
+    source: Path = typer.Argument(..., metavar="SOURCE", help="convert's output folder or its manifest.parquet (no DICOM re-read), "
                                             "or a DICOM folder / file list / .zip to scan."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for meta.parquet, train.parquet, labels.parquet, "
                                                       "df_trn.fth, comb.fth, labels.fth, report.json, report.png."),
@@ -41,29 +35,17 @@ def clean_meta_cmd(
 
     Every row stays in meta.parquet with keep and drop_reason; train.parquet holds the kept rows.
     """
-    from ichprep.meta.cleaning import CleanOptions, format_report
-    from ichprep.labels import LabelsError
-    from ichprep.meta.table import SourceError, clean_meta
+    from ichprep.meta import CleanOptions, clean_meta, format_report
 
-    if not source.exists():
-        raise _usage_error(f"source {source} does not exist")
-    if labels is not None and not labels.is_file():
-        raise _usage_error(f"labels file {labels} does not exist")
-    try:
-        options = CleanOptions(min_brain=min_brain, neg_ratio=neg_ratio, seed=seed, val_frac=val_frac, sample=sample)
-    except ValueError as err:
-        raise _usage_error(str(err)) from None
-    try:
-        report = clean_meta(source, labels, out, options, jobs=jobs, quiet=quiet)
-    except (LabelsError, SourceError) as err:
-        raise _usage_error(str(err)) from None
+    options = CleanOptions(min_brain=min_brain, neg_ratio=neg_ratio, seed=seed, val_frac=val_frac, sample=sample)
+    report = clean_meta(source, labels, out, options, jobs=jobs, quiet=quiet)
     typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
     typer.echo(f"wrote {out}")
 
 
 @app.command("sheet")
 def sheet_cmd(
-    data: Path = typer.Argument(..., help="Converted images: a folder of <id>.png/.jpg or of HDF5 shards."),
+    data: Path = typer.Argument(..., metavar="DATA", help="Converted images: a folder of <id>.png/.jpg or of HDF5 shards."),
     meta: Path = typer.Option(..., "--meta", "-m", help="clean-meta's train.parquet / meta.parquet, or a labels CSV."),
     out: Path = typer.Option(Path("sheet.png"), "--out", "-o", help="PNG to write."),
     per_subtype: int = typer.Option(8, "--per-subtype", "-n", min=1, help="Images per subtype row."),
@@ -73,15 +55,7 @@ def sheet_cmd(
 
     Each tile shows its id and positive labels: a check by eye that windows, crops and labels agree.
     """
-    from ichprep.labels import LabelsError
-    from ichprep.plots.sheet import SheetError, contact_sheet
+    from ichprep.plots.sheet import contact_sheet
 
-    if not data.exists():
-        raise _usage_error(f"data {data} does not exist")
-    if not meta.is_file():
-        raise _usage_error(f"meta file {meta} does not exist")
-    try:
-        shown = contact_sheet(data, meta, out, per_subtype=per_subtype, seed=seed)
-    except (LabelsError, SheetError) as err:
-        raise _usage_error(str(err)) from None
+    shown = contact_sheet(data, meta, out, per_subtype=per_subtype, seed=seed)
     typer.echo(f"wrote {out} ({shown} images)")

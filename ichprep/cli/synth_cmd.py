@@ -11,17 +11,13 @@ from ichprep.cli.app import app
 
 @app.command()
 def synth(
-    out: Path = typer.Argument(..., help="Output folder: stage_1_train_images/, stage_1_train.csv, synth_quirks.csv."),
-    n: int = typer.Option(200, "--n", "-n", help="Number of images (grouped into series of 10-20 slices)."),
+    out: Path = typer.Argument(..., metavar="OUT", help="Output folder: stage_1_train_images/, stage_1_train.csv, synth_quirks.csv."),
+    n: int = typer.Option(200, "--n", "-n", min=1, help="Number of images (grouped into series of 10-20 slices)."),
     seed: int = typer.Option(0, "--seed", help="Seed: the same seed writes byte-identical files."),
-    size: int = typer.Option(512, "--size", help="Rows (and columns) of each slice in pixels; the head keeps its size in mm."),
+    size: int = typer.Option(512, "--size", min=16, help="Rows (and columns) of each slice in pixels; the head keeps its size in mm."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Write N phantom head-CT DICOMs with hemorrhages, labels and the real data's header quirks."""
-    if n < 1:
-        raise typer.BadParameter(f"must be at least 1, got {n}", param_hint="--n")
-    if size < 16:
-        raise typer.BadParameter(f"must be at least 16, got {size}", param_hint="--size")
     from ichprep.synth import LABELS_CSV, generate
 
     generate(out, n, seed=seed, size=size, progress=not quiet)

@@ -1,6 +1,7 @@
 """`ichprep train`, `lr-find`, `predict` and `evaluate`: the PyTorch side.
 
 torch is imported inside each command so `ichprep convert` and `import ichprep.cli` stay light.
+Every argument is checked before torch is even imported, so a typo costs a second, not a start-up.
 """
 
 from __future__ import annotations
@@ -13,64 +14,73 @@ from typing import Optional
 import typer
 
 from ichprep.cli.app import app
+from ichprep.errors import IchprepError
+from ichprep.paths import (
+    existing,
+    existing_file,
+    existing_folder,
+    output_file,
+    output_folder,
+)
 
-
-def _usage(message: str) -> typer.Exit:
-    """One line on stderr; the caller raises the returned exit code 2."""
-    typer.echo(f"ichprep: error: {message}", err=True)
-    return typer.Exit(2)
+DATA_HELP = "convert's output: an image folder or HDF5 shards."
+LABELS_HELP = ("Labels: stage_1_train.csv (long ID,Label) or clean-meta's train.parquet (default: the shards' labels, "
+               "else DATA/train.parquet or DATA/../train.parquet).")
+BATCH_HELP = "Images per batch."
+WORKERS_HELP = "DataLoader worker processes."
+DEVICE_HELP = "auto (CUDA if available), cpu, cuda, cuda:1, ..."
 
 
 def _sizes(text: Optional[str], option: str) -> tuple[int, ...]:
+    """A comma-separated list of positive integers, such as 64,128,256."""
     if not text:
         return ()
     try:
         values = tuple(int(v) for v in text.split(","))
     except ValueError:
-        raise _usage(f"{option} {text!r}: expected comma-separated integers such as 64,128,256") from None
+        raise IchprepError(f"{option} {text!r}: expected comma-separated integers such as 64,128,256") from None
     if any(v <= 0 for v in values):
-        raise _usage(f"{option} {text!r}: every value must be positive")
+        raise IchprepError(f"{option} {text!r}: every value must be positive")
     return values
 
 
-DATA_HELP = "convert's output: an image folder or HDF5 shards."
-LABELS_HELP = "Labels: stage_1_train.csv (long ID,Label) or clean-meta's train.parquet (default: the shards' labels, else DATA/train.parquet or DATA/../train.parquet)."
-
-
 def _config(data: Path, out: Path, **options):
+    """The run's TrainConfig, once every path and choice in it has been checked."""
+    existing_folder(data, "DATA")
+    output_folder(out, "--out")
+    for option in ("labels", "weights"):
+        if options.get(option) is not None:
+            existing_file(options[option], f"--{option}")
     from ichprep.train import TrainConfig
+    from ichprep.train.models import ARCHS
 
-    if not data.is_dir():
-        raise _usage(f"DATA {data} is not a folder")
-    if options.get("labels") is not None and not options["labels"].is_file():
-        raise _usage(f"--labels {options['labels']} does not exist")
-    if options.get("weights") is not None and not options["weights"].is_file():
-        raise _usage(f"--weights {options['weights']} does not exist")
+    if options["arch"] not in ARCHS:
+        raise IchprepError(f"--arch {options['arch']!r}: choose one of {', '.join(ARCHS)}")
     return TrainConfig(data=data, out=out, **options)
 
 
 @app.command()
 def train(
-    data: Path = typer.Argument(..., help=DATA_HELP),
+    data: Path = typer.Argument(..., metavar="DATA", help=DATA_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: last.pt, best.pt, model.pt, metrics.csv, curves.png."),
     labels: Optional[Path] = typer.Option(None, "--labels", "-l", help=LABELS_HELP),
     arch: str = typer.Option("resnet18", help="resnet18, resnet34, resnet50, resnet101, densenet121 or alexnet."),
     weights: Optional[Path] = typer.Option(None, help="A torchvision ImageNet state dict to start from (head dropped)."),
-    epochs: int = typer.Option(4, help="Epochs (ignored when --stage-epochs is given)."),
-    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Images per batch per process."),
+    epochs: int = typer.Option(4, min=1, help="Epochs (ignored when --stage-epochs is given)."),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help="Images per batch per process."),
     lr: float = typer.Option(2e-3, help="Peak learning rate of the one-cycle schedule."),
     wd: float = typer.Option(1e-2, help="AdamW weight decay."),
     sizes: Optional[str] = typer.Option(None, help="Progressive resizing, e.g. 64,128,256 (default: the stored size)."),
     stage_epochs: Optional[str] = typer.Option(None, "--stage-epochs", help="Epochs per size, e.g. 2,2,1 (default: --epochs split evenly)."),
-    val_frac: Optional[float] = typer.Option(None, "--val-frac", help="Patient-grouped validation fraction (default: the table's fold column, else 0.2)."),
+    val_frac: Optional[float] = typer.Option(None, "--val-frac", min=0.0, max=0.9, help="Patient-grouped validation fraction (default: the table's fold column, else 0.2)."),
     seed: int = typer.Option(42, help="Seed of the subset, split, shuffles, augmentation and initialisation."),
-    workers: int = typer.Option(2, help="DataLoader worker processes."),
+    workers: int = typer.Option(2, min=0, help=WORKERS_HELP),
     resume: bool = typer.Option(False, "--resume", help="Continue from RUN/last.pt with the same options."),
-    neighbours: int = typer.Option(0, help="Neighbouring slices on each side as extra channels (1 -> 9 channels)."),
-    device: str = typer.Option("auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ..."),
+    neighbours: int = typer.Option(0, min=0, help="Neighbouring slices on each side as extra channels (1 -> 9 channels)."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-    max_images: Optional[int] = typer.Option(None, "--max-images", help="Train on a seeded subset of N images."),
-    stop_after: Optional[int] = typer.Option(None, "--stop-after", help="Stop after N epochs of this call (resume later with --resume)."),
+    max_images: Optional[int] = typer.Option(None, "--max-images", min=1, help="Train on a seeded subset of N images."),
+    stop_after: Optional[int] = typer.Option(None, "--stop-after", min=1, help="Stop after N epochs of this call (resume later with --resume)."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Turn the flips/rotation/affine augmentation off."),
 ) -> None:
     """Train a classifier of the six labels; the same command runs under torchrun for several GPUs."""
@@ -80,87 +90,74 @@ def train(
         seed=seed, workers=workers, resume=resume, neighbours=neighbours, device=device, quiet=quiet,
         max_images=max_images, stop_after=stop_after, augment=not no_augment,
     )
-    from ichprep.train.models import ARCHS
+    if cfg.stage_epochs and not cfg.sizes:
+        raise IchprepError("--stage-epochs needs --sizes")
+    if resume and not (out / "last.pt").is_file():
+        raise IchprepError(f"--resume: no {out / 'last.pt'} to continue from")
     from ichprep.train import train as run_training
 
-    if arch not in ARCHS:
-        raise _usage(f"--arch {arch!r}: choose one of {', '.join(ARCHS)}")
-    if cfg.stage_epochs and not cfg.sizes:
-        raise _usage("--stage-epochs needs --sizes")
-    try:
-        run_training(cfg, say=lambda m: typer.echo(m, err=True))
-    except (FileNotFoundError, ValueError, KeyError) as err:
-        raise _usage(str(err)) from None
+    run_training(cfg, say=lambda m: typer.echo(m, err=True))
     if os.environ.get("RANK", "0") == "0":
         typer.echo(f"model: {out / 'model.pt'}")
 
 
 @app.command("lr-find")
 def lr_find(
-    data: Path = typer.Argument(..., help=DATA_HELP),
+    data: Path = typer.Argument(..., metavar="DATA", help=DATA_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for lr_find.csv and lr_find.png."),
     labels: Optional[Path] = typer.Option(None, "--labels", "-l", help=LABELS_HELP),
     arch: str = typer.Option("resnet18", help="Architecture, as for train."),
     weights: Optional[Path] = typer.Option(None, help="A torchvision ImageNet state dict to start from."),
-    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Images per batch."),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help=BATCH_HELP),
     start: float = typer.Option(1e-7, help="First learning rate."),
     end: float = typer.Option(10.0, help="Last learning rate (the sweep stops earlier on divergence)."),
-    steps: int = typer.Option(100, help="Most batches to try."),
-    neighbours: int = typer.Option(0, help="Neighbouring slices on each side, as for train."),
-    size: Optional[int] = typer.Option(None, help="Resize batches to this side (default: the stored size)."),
+    steps: int = typer.Option(100, min=2, help="Most batches to try."),
+    neighbours: int = typer.Option(0, min=0, help="Neighbouring slices on each side, as for train."),
+    size: Optional[int] = typer.Option(None, min=8, help="Resize batches to this side (default: the stored size)."),
     seed: int = typer.Option(42, help="Seed."),
-    workers: int = typer.Option(2, help="DataLoader worker processes."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, ..."),
-    max_images: Optional[int] = typer.Option(None, "--max-images", help="Use a seeded subset of N images."),
+    workers: int = typer.Option(2, min=0, help=WORKERS_HELP),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    max_images: Optional[int] = typer.Option(None, "--max-images", min=1, help="Use a seeded subset of N images."),
 ) -> None:
     """Learning-rate range test: exponential sweep, smoothed loss, stop on divergence; prints a suggested lr."""
+    if not 0 < start < end:
+        raise IchprepError(f"--start {start:g} must be positive and below --end {end:g}")
     cfg = _config(data, out, labels=labels, arch=arch, weights=weights, batch_size=batch_size, neighbours=neighbours,
                   sizes=(size,) if size else (), seed=seed, workers=workers, device=device, max_images=max_images)
-    from ichprep.train.lr_find import lr_find as sweep
+    from ichprep.train import lr_find as sweep
 
-    if not 0 < start < end:
-        raise _usage("--start must be positive and below --end")
-    try:
-        _, suggestion = sweep(cfg, start, end, steps, say=lambda m: typer.echo(m, err=True))
-    except (FileNotFoundError, ValueError, KeyError) as err:
-        raise _usage(str(err)) from None
+    _, suggestion = sweep(cfg, start, end, steps, say=lambda m: typer.echo(m, err=True))
     typer.echo(f"{suggestion:.2e}")
 
 
 def _predictions(model: Path, data: Path, batch_size: int, workers: int, device: str, tta: bool, prior: bool, quiet: bool):
-    from ichprep.train.predict import predict
+    """The model's probabilities for DATA, after MODEL and DATA have been checked."""
+    existing_file(model, "MODEL")
+    existing(data, "DATA")
+    from ichprep.train import predict
 
-    if not model.is_file():
-        raise _usage(f"MODEL {model} does not exist")
-    if not data.exists():
-        raise _usage(f"DATA {data} does not exist")
-    try:
-        return predict(model, data, batch_size, workers, device, tta, prior, quiet)
-    except (FileNotFoundError, ValueError, KeyError) as err:
-        raise _usage(str(err)) from None
+    return predict(model, data, batch_size, workers, device, tta, prior, quiet)
 
 
 @app.command()
 def predict(
-    model: Path = typer.Argument(..., help="RUN/model.pt from ichprep train."),
-    data: Path = typer.Argument(..., help="convert's output (folder or shards), or DICOMs (folder, list, .zip) rendered with the model's settings."),
+    model: Path = typer.Argument(..., metavar="MODEL", help="RUN/model.pt from ichprep train."),
+    data: Path = typer.Argument(..., metavar="DATA", help="convert's output (folder or shards), or DICOMs (folder, list, .zip) rendered with the model's settings."),
     out: Path = typer.Option(..., "--out", "-o", help="Submission CSV (ID,Label; six rows per image)."),
     tta: bool = typer.Option(False, "--tta", help="Average with horizontally flipped images."),
     prior_correction: bool = typer.Option(False, "--prior-correction", help="Rescale to the true positive rates recorded in model.pt."),
-    clip: float = typer.Option(1e-4, help="Clip probabilities to [clip, 1 - clip]."),
-    batch_size: int = typer.Option(64, "--batch-size", "-b"),
-    workers: int = typer.Option(2),
-    device: str = typer.Option("auto"),
+    clip: float = typer.Option(1e-4, min=0.0, max=0.499, help="Clip probabilities to [clip, 1 - clip]."),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help=BATCH_HELP),
+    workers: int = typer.Option(2, min=0, help=WORKERS_HELP),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Write a competition submission for every image of DATA."""
-    from ichprep.atomic import replacing
-    from ichprep.train.predict import submission
-
-    if not 0 <= clip < 0.5:
-        raise _usage("--clip must be in [0, 0.5)")
+    output_file(out, "--out", (".csv",))
     pred = _predictions(model, data, batch_size, workers, device, tta, prior_correction, quiet)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    from ichprep.atomic import replacing
+    from ichprep.train import submission
+
     with replacing(out) as tmp:
         submission(pred, clip).to_csv(tmp, index=False)
     typer.echo(f"{len(pred.ids)} images -> {out}")
@@ -168,27 +165,25 @@ def predict(
 
 @app.command()
 def evaluate(
-    model: Path = typer.Argument(..., help="RUN/model.pt from ichprep train."),
-    data: Path = typer.Argument(..., help="convert's output or DICOMs, as for predict."),
+    model: Path = typer.Argument(..., metavar="MODEL", help="RUN/model.pt from ichprep train."),
+    data: Path = typer.Argument(..., metavar="DATA", help="convert's output or DICOMs, as for predict."),
     labels: Path = typer.Option(..., "--labels", "-l", help="Labels CSV (ID,Label) or clean-meta's train.parquet."),
     tta: bool = typer.Option(False, "--tta", help="Average with horizontally flipped images."),
     prior_correction: bool = typer.Option(False, "--prior-correction", help="Rescale to the true positive rates recorded in model.pt."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
-    batch_size: int = typer.Option(64, "--batch-size", "-b"),
-    workers: int = typer.Option(2),
-    device: str = typer.Option("auto"),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help=BATCH_HELP),
+    workers: int = typer.Option(2, min=0, help=WORKERS_HELP),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Weighted log loss and per-label log loss, AUC and accuracy at 0.5 of MODEL on labelled DATA."""
-    from ichprep.train.predict import evaluate as score
+    existing_file(labels, "--labels")
+    from ichprep.train import evaluate as score
+    from ichprep.train.dataset import load_labels
 
-    if not labels.is_file():
-        raise _usage(f"--labels {labels} does not exist")
+    table = load_labels(labels)
     pred = _predictions(model, data, batch_size, workers, device, tta, prior_correction, quiet)
-    try:
-        result, unlabelled = score(pred, labels)
-    except (ValueError, KeyError) as err:
-        raise _usage(str(err)) from None
+    result, unlabelled = score(pred, table)
     if unlabelled:
         typer.echo(f"{unlabelled} images without labels were left out", err=True)
     if as_json:

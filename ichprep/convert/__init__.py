@@ -6,6 +6,6 @@ The pipeline reads as its modules: ``sources`` (where inputs come from) -> ``dic
 runs it resumably over processes and ``budget`` keeps it within the disk.
 """
 
-from ichprep.convert.pipeline import BudgetError, DiskFullError, Options, Result, UsageError, convert, scan
+from ichprep.convert.pipeline import Options, Result, convert, scan
 
-__all__ = ["BudgetError", "DiskFullError", "Options", "Result", "UsageError", "convert", "scan"]
+__all__ = ["Options", "Result", "convert", "scan"]

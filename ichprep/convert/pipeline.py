@@ -25,30 +25,22 @@ import numpy as np
 import pandas as pd
 
 from ichprep import LABELS, __version__, atomic
-from ichprep.convert import budget
-from ichprep.convert import dicom
-from ichprep.convert import manifest
-from ichprep.convert import sources
+from ichprep.convert import budget, dicom, manifest, sources
 from ichprep.convert.render import Renderer
+from ichprep.convert.windows import (
+    FASTAI,
+    Channel,
+    fastai_channels,
+    freqhist_breaks,
+    parse_windows,
+)
+from ichprep.errors import BudgetError, DiskFullError, IchprepError, LabelsError
+from ichprep.settings import SETTINGS, load_settings
 from ichprep.store import shards as hdf5
 from ichprep.store.images import EXTENSIONS, ImageSink
-from ichprep.settings import SETTINGS, load_settings
-from ichprep.convert.windows import FASTAI, Channel, fastai_channels, freqhist_breaks, parse_windows
 
 FREQHIST_SAMPLE = 32
 """Slices pooled for the fastai preset's breakpoints (Jeremy used a small sample too)."""
-
-
-class UsageError(Exception):
-    """A problem with the command as given (exit code 2), not with an input file."""
-
-
-class DiskFullError(Exception):
-    """The output file system is (nearly) full: the run stops cleanly and can be resumed."""
-
-
-class BudgetError(Exception):
-    """The estimated output would not fit the disk or the budget; nothing was converted."""
 
 
 @dataclass(frozen=True)
@@ -211,7 +203,7 @@ def locked(out: Path) -> Iterator[None]:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise UsageError(f"{out} is being written by another ichprep run; wait for it or choose another output folder") from None
+            raise IchprepError(f"{out} is being written by another ichprep run; wait for it or choose another output folder") from None
         try:
             yield
         finally:
@@ -223,7 +215,7 @@ def _channels(options: Options, inputs: Sequence[sources.Input], previous: dict[
     try:
         parsed = parse_windows(options.windows)
     except ValueError as err:
-        raise UsageError(f"--windows: {err}") from None
+        raise IchprepError(f"--windows: {err}") from None
     if parsed != FASTAI:
         return parsed
     if previous.get("windows") == FASTAI:
@@ -241,7 +233,7 @@ def sample_breaks(inputs: Sequence[sources.Input], n: int = FREQHIST_SAMPLE) -> 
         except Exception:
             continue
     if not pooled:
-        raise UsageError("the fastai preset needs at least one readable slice to compute its breakpoints")
+        raise IchprepError("the fastai preset needs at least one readable slice to compute its breakpoints")
     return freqhist_breaks(np.concatenate(pooled))
 
 
@@ -272,7 +264,7 @@ def _check_settings(out: Path, old: dict[str, Any], settings: dict[str, Any]) ->
     keys = ("windows", "size", "crop", "format") + (("quality",) if lossy else ()) + (("codec",) if "codec" in settings else ())
     changed = [f"{k} {old.get(k)!r} -> {settings[k]!r}" for k in keys if old.get(k) != settings[k]]
     if changed:
-        raise UsageError(f"{out} holds output made with other settings ({'; '.join(changed)}): use another output folder")
+        raise IchprepError(f"{out} holds output made with other settings ({'; '.join(changed)}): use another output folder")
 
 
 def _write_settings(out: Path, settings: dict[str, Any]) -> None:
@@ -333,27 +325,27 @@ def _report(row: dict[str, Any], result: Result, say: Callable[[str], None]) -> 
 
 def _check_options(options: Options) -> None:
     if options.format not in FORMATS:
-        raise UsageError(f"--format {options.format!r}: choose png, jpg or hdf5")
+        raise IchprepError(f"--format {options.format!r}: choose png, jpg or hdf5")
     if options.size < 8 or options.size > 4096:
-        raise UsageError(f"--size {options.size}: choose 8 to 4096 pixels")
+        raise IchprepError(f"--size {options.size}: choose 8 to 4096 pixels")
     if not 1 <= options.quality <= 100:
-        raise UsageError(f"--quality {options.quality}: choose 1 to 100")
+        raise IchprepError(f"--quality {options.quality}: choose 1 to 100")
     if options.codec not in hdf5.CODECS:
-        raise UsageError(f"--codec {options.codec!r}: choose one of {', '.join(hdf5.CODECS)}")
+        raise IchprepError(f"--codec {options.codec!r}: choose one of {', '.join(hdf5.CODECS)}")
     if options.shard_size < 1:
-        raise UsageError(f"--shard-size {options.shard_size}: must be at least 1")
+        raise IchprepError(f"--shard-size {options.shard_size}: must be at least 1")
 
 
 def _labels_by_id(path: Path | None) -> dict[str, np.ndarray]:
     """Per-image label vectors (LABELS order) for shards, from the competition CSV."""
     if path is None:
         return {}
-    from ichprep.labels import LabelsError, read_labels
+    from ichprep.labels import read_labels
 
     try:
         table = read_labels(path)
     except (LabelsError, OSError) as err:
-        raise UsageError(f"--labels: {err}") from None
+        raise IchprepError(f"--labels: {err}") from None
     values = table[list(LABELS)].to_numpy(np.uint8)
     return dict(zip(table["SOPInstanceUID"].astype(str), values))
 
@@ -401,20 +393,17 @@ def convert(src: Path | str, out: Path | str, options: Options = Options(), say:
     src, out = Path(src), Path(out)
     _check_options(options)
     say = say or (lambda line: tqdm.write(line, file=sys.stderr))
-    try:
-        inputs = sources.discover(src, options.ids)
-    except sources.SourceError as err:
-        raise UsageError(str(err)) from None
+    inputs = sources.discover(src, options.ids)
     if not inputs:
         restriction = " among the --ids given" if options.ids is not None else ""
-        raise UsageError(f"{src}: no DICOM files found{restriction}")
+        raise IchprepError(f"{src}: no DICOM files found{restriction}")
     labels = _labels_by_id(options.labels)
     out.mkdir(parents=True, exist_ok=True)
     with locked(out):
         previous_settings = load_settings(out)
         channels = _channels(options, inputs, previous_settings)
         if options.format != "hdf5" and len(channels) not in (1, 3):
-            raise UsageError(f"{options.format} images hold 1 or 3 channels; {len(channels)} windows given")
+            raise IchprepError(f"{options.format} images hold 1 or 3 channels; {len(channels)} windows given")
         settings = _settings(options, channels)
         _check_settings(out, previous_settings, settings)
         _remove_stale_temporaries(out)
@@ -489,10 +478,7 @@ def scan(src: Path | str, jobs: int | None = None, quiet: bool = True, ids: Sequ
     """Manifest rows (header fields, pixel statistics, outcome) of every input, writing nothing."""
     from tqdm import tqdm
 
-    try:
-        inputs = sources.discover(Path(src), ids)
-    except sources.SourceError as err:
-        raise UsageError(str(err)) from None
+    inputs = sources.discover(Path(src), ids)
     good, bad = _validate_ids(inputs)
     job = Job()
     n_jobs = max(1, min(jobs or default_jobs(), len(good) or 1))

@@ -19,7 +19,13 @@ import numpy as np
 
 from ichprep.convert import geometry
 from ichprep.convert.dicom import Slice, hu_of
-from ichprep.convert.windows import Channel, channel_stack, fixed16_to_uint8, to_fixed16, to_uint8
+from ichprep.convert.windows import (
+    Channel,
+    channel_stack,
+    fixed16_to_uint8,
+    to_fixed16,
+    to_uint8,
+)
 
 SLOTS = 4
 """Channels packed per pixel word: up to four windows."""

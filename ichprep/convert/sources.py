@@ -18,6 +18,8 @@ from typing import Iterable
 
 import pandas as pd
 
+from ichprep.errors import SourceError
+
 MAX_FILE_BYTES = 64 * 1024 * 1024
 """A CT slice is about 0.5 MB; anything past this is refused before it is read into memory."""
 
@@ -26,10 +28,6 @@ SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 ID_COLUMNS = ("SOPInstanceUID", "id", "ID", "image", "Image")
 PATH_COLUMNS = ("path", "source", "fname", "file", "filename")
-
-
-class SourceError(Exception):
-    """The source as a whole cannot be used (a usage error, not a per-file failure)."""
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,15 @@
 are its steps for a notebook.
 """
 
-from ichprep.labels import LabelsError, read_labels
+from ichprep.labels import read_labels
 from ichprep.meta.cleaning import CleanOptions, clean, format_report, patient_folds
-from ichprep.meta.table import SourceError, build_table, clean_meta, load_source, series_position, write_outputs
+from ichprep.meta.table import (
+           build_table,
+           clean_meta,
+           load_source,
+           series_position,
+           write_outputs,
+)
 
-__all__ = ["CleanOptions", "LabelsError", "SourceError", "build_table", "clean", "clean_meta", "format_report",
+__all__ = ["CleanOptions", "build_table", "clean", "clean_meta", "format_report",
            "load_source", "patient_folds", "read_labels", "series_position", "write_outputs"]

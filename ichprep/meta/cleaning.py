@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ichprep import LABELS
+from ichprep.errors import IchprepError
 from ichprep.labels import ID_COLUMN, compare_ids
 
 UNREADABLE = "unreadable"
@@ -53,11 +54,11 @@ class CleanOptions:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_brain <= 1.0:
-            raise ValueError(f"min_brain must be in [0, 1], got {self.min_brain}")
+            raise IchprepError(f"--min-brain must be in [0, 1], got {self.min_brain}")
         if not self.neg_ratio >= 0.0:
-            raise ValueError(f"neg_ratio must be >= 0, got {self.neg_ratio}")
+            raise IchprepError(f"--neg-ratio must be >= 0, got {self.neg_ratio}")
         if not 0.0 <= self.val_frac < 1.0:
-            raise ValueError(f"val_frac must be in [0, 1), got {self.val_frac}")
+            raise IchprepError(f"--val-frac must be in [0, 1), got {self.val_frac}")
 
 
 def unreadable(table: pd.DataFrame) -> pd.Series:

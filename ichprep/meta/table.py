@@ -15,16 +15,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ichprep.meta.cleaning import CleanOptions, clean, format_report
-from ichprep.labels import ID_COLUMN, read_labels
 from ichprep.convert.manifest import MANIFEST, plain_column
+from ichprep.labels import ID_COLUMN, read_labels
+from ichprep.meta.cleaning import CleanOptions, clean, format_report
+from ichprep.paths import existing, existing_file, output_folder
 
 SERIES_COLUMNS: tuple[str, ...] = ("slice_index", "series_len", "prev_id", "next_id")
 """Where each slice sits in its series, sorted by ImagePositionPatient2 (z)."""
-
-
-class SourceError(ValueError):
-    """SOURCE is neither a manifest nor something ``convert.scan`` can read."""
 
 
 def fix_mask(table: pd.DataFrame) -> pd.Series:
@@ -100,12 +97,9 @@ def load_source(source: str | Path, jobs: int | None = None, quiet: bool = True)
         return pd.read_parquet(path / MANIFEST)
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
-    from ichprep.convert.pipeline import UsageError, scan
+    from ichprep.convert import scan
 
-    try:
-        return scan(source, jobs=jobs, quiet=quiet)
-    except UsageError as err:
-        raise SourceError(str(err)) from None
+    return scan(source, jobs=jobs, quiet=quiet)
 
 
 def feather_ready(frame: pd.DataFrame) -> pd.DataFrame:
@@ -136,8 +130,12 @@ def clean_meta(source: str | Path, labels: str | Path | None, out: str | Path,
                options: CleanOptions = CleanOptions(), jobs: int | None = None,
                quiet: bool = True) -> dict[str, Any]:
     """Build, clean and write everything ``ichprep clean-meta`` writes; returns the report."""
-    table = build_table(load_source(source, jobs=jobs, quiet=quiet))
+    existing(Path(source), "SOURCE")
+    if labels is not None:
+        existing_file(Path(labels), "--labels")
+    output_folder(Path(out), "--out")
     label_table = read_labels(labels) if labels is not None else None
+    table = build_table(load_source(source, jobs=jobs, quiet=quiet))
     meta, train, report = clean(table, label_table, options)
     write_outputs(Path(out), meta, train, label_table, report)
     return report

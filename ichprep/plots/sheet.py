@@ -13,8 +13,10 @@ import numpy as np
 import pandas as pd
 
 from ichprep import LABELS
-from ichprep.labels import ID_COLUMN, read_labels
-from ichprep.store.readers import ImageSource, open_source
+from ichprep.errors import IchprepError
+from ichprep.labels import ID_COLUMN, load_table
+from ichprep.paths import existing_file, output_file
+from ichprep.store.readers import open_source
 
 SHORT = {"any": "any", "epidural": "EDH", "intraparenchymal": "IPH", "intraventricular": "IVH",
          "subarachnoid": "SAH", "subdural": "SDH"}
@@ -22,26 +24,9 @@ SHORT = {"any": "any", "epidural": "EDH", "intraparenchymal": "IPH", "intraventr
 NEGATIVE = "negative"
 
 
-class SheetError(ValueError):
-    """The sheet cannot be drawn (no images, no labels); the message says which."""
-
-
-def _open(data: str | Path) -> ImageSource:
-    """convert's output at ``data`` (images or shards), read as the Dataset reads it."""
-    try:
-        return open_source(data)
-    except FileNotFoundError as err:
-        raise SheetError(str(err)) from None
-
-
 def read_label_table(meta: str | Path) -> pd.DataFrame:
-    """``SOPInstanceUID`` + LABELS from clean-meta's parquet or a competition labels CSV."""
-    path = Path(meta)
-    table = read_labels(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
-    missing = [c for c in (ID_COLUMN, *LABELS) if c not in table.columns]
-    if missing:
-        raise SheetError(f"{path}: no label column(s) {', '.join(missing)}; pass a labelled train.parquet or labels CSV")
-    table = table.dropna(subset=list(LABELS))
+    """``SOPInstanceUID`` + LABELS of every labelled image, from clean-meta's parquet or a labels CSV."""
+    table = load_table(meta).dropna(subset=list(LABELS))
     return table[[ID_COLUMN, *LABELS]].drop_duplicates(ID_COLUMN)
 
 
@@ -68,13 +53,15 @@ def contact_sheet(data: str | Path, meta: str | Path, out: str | Path, per_subty
     """Draw the sheet to ``out`` (PNG); returns how many images it shows."""
     from matplotlib.figure import Figure
 
-    images = _open(data)
+    existing_file(Path(meta), "--meta")
+    output_file(Path(out), "--out", (".png",))
+    images = open_source(data)
     position = {image_id: k for k, image_id in enumerate(images.ids)}
     labels = read_label_table(meta)
     rows = pick(labels, set(position), per_subtype, seed)
     shown = sum(map(len, rows.values()))
     if not shown:
-        raise SheetError(f"none of the {len(labels)} labelled ids of {meta} is among the {len(position)} images in {data}")
+        raise IchprepError(f"none of the {len(labels)} labelled ids of {meta} is among the {len(position)} images in {data}")
     by_id = labels.set_index(ID_COLUMN)
     fig = Figure(figsize=(1.9 * per_subtype + 1.2, 2.2 * len(rows)), layout="constrained")
     axes = np.asarray(fig.subplots(len(rows), per_subtype, squeeze=False))

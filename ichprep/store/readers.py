@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from ichprep import LABELS
-from ichprep.store.shards import ShardReader
+from ichprep.errors import IchprepError
 from ichprep.store.images import decode
+from ichprep.store.shards import ShardReader
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")
 
@@ -102,7 +103,7 @@ def _shard_index(root: Path) -> pd.DataFrame:
             ids = f["ids"].asstr()[:]
         frames.append(pd.DataFrame({"id": ids, "shard": path.name, "row": np.arange(len(ids))}))
     if not frames:
-        raise FileNotFoundError(f"{root}: no shard-*.h5 files")
+        raise IchprepError(f"{root}: no shard-*.h5 files")
     return pd.concat(frames, ignore_index=True)
 
 
@@ -113,10 +114,10 @@ def open_source(data: str | Path) -> ImageSource:
     """The image store in `data`: HDF5 shards when any shard-*.h5 is there, else an image folder."""
     data = Path(data)
     if not data.is_dir():
-        raise FileNotFoundError(f"{data}: not a folder of converted images or shards")
+        raise IchprepError(f"{data}: not a folder of converted images or shards")
     if any(data.glob("shard-*.h5")):
         return ShardSource(data)
     source = FolderSource(data)
     if not len(source):
-        raise FileNotFoundError(f"{data}: no .png/.jpg images and no shard-*.h5 files")
+        raise IchprepError(f"{data}: no .png/.jpg images and no shard-*.h5 files")
     return source

@@ -17,6 +17,7 @@ from pathlib import Path
 import pydicom
 
 from ichprep import SUBTYPES
+from ichprep.paths import output_folder
 from ichprep.synth.encode import write_slice
 from ichprep.synth.plan import SliceSpec, plan
 
@@ -56,7 +57,7 @@ def _lenient_uids() -> Iterator[None]:
 
 def generate(out: Path, n: int, seed: int = 0, size: int = 512, progress: bool = False) -> Path:
     """Write a synthetic stage-1-train set of ``n`` images under ``out`` and return ``out``."""
-    out = Path(out)
+    out = output_folder(Path(out), "OUT")
     specs = plan(n, seed, size)
     images = out / IMAGES_DIR
     images.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,17 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ichprep import SUBTYPES
-from ichprep.synth.phantom import Head, Lesion, Phantom, Section, head_scale, render, ventricle_scale, wrap
+from ichprep.errors import IchprepError
+from ichprep.synth.phantom import (
+    Head,
+    Lesion,
+    Phantom,
+    Section,
+    head_scale,
+    render,
+    ventricle_scale,
+    wrap,
+)
 
 SLICE_THICKNESS = 5.0
 QUIRKS: tuple[str, ...] = (
@@ -262,7 +272,7 @@ def _encoding(rng: np.random.Generator, base: Encoding, quirks: tuple[str, ...])
 def plan(n: int, seed: int = 0, size: int = 512) -> list[SliceSpec]:
     """Every image of a synthetic set, in series order (bottom slice first), from ``seed`` alone."""
     if n < 1 or size < 16:
-        raise ValueError(f"need n >= 1 and size >= 16, got n={n}, size={size}")
+        raise IchprepError(f"need n >= 1 and size >= 16, got n={n}, size={size}")
     rng = np.random.default_rng(seed)
     series = _series(rng, n)
     lesioned = np.concatenate([[any(k in cuts for cuts in s.lesions) for k in range(s.levels.size)] for s in series])

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ichprep.errors import IchprepError
 from ichprep.train.dataset import MEAN, STD
-
 
 RESUME_KEYS: tuple[str, ...] = ("arch", "epochs", "batch_size", "lr", "wd", "sizes", "stage_epochs", "neighbours", "seed", "max_images")
 """Settings a resumed run must share with the run it continues (else it would not be the same run)."""
@@ -50,5 +50,5 @@ class TrainConfig:
             base, extra = divmod(self.epochs, len(self.sizes))
             counts = [base + (k < extra) for k in range(len(self.sizes))]
         if len(counts) != len(self.sizes):
-            raise ValueError(f"--stage-epochs has {len(counts)} entries for {len(self.sizes)} --sizes")
+            raise IchprepError(f"--stage-epochs has {len(counts)} entries for {len(self.sizes)} --sizes")
         return [s for s, n in zip(self.sizes, counts) for _ in range(n)]

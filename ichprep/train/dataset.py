@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ichprep import LABELS
-from ichprep.labels import ID_COLUMN, read_labels
+from ichprep.labels import ID_COLUMN, load_table
 from ichprep.store.readers import ImageSource
 
 MEAN: float = 0.6
@@ -31,14 +31,8 @@ STD: float = 0.25
 """Default normalisation, Jeremy's hint for these windowed images (saved into model.pt)."""
 
 def load_labels(path: str | Path) -> pd.DataFrame:
-    """Labels indexed by image id with LABELS columns, from a long competition CSV or clean-meta's parquet.
-
-    A parquet keeps its other columns (fold, PatientID, SeriesInstanceUID, ImagePositionPatient2),
-    which the split and the neighbour stacking use.
-    """
-    path = Path(path)
-    table = pd.read_parquet(path) if path.suffix == ".parquet" else read_labels(path)
-    return table.set_index(ID_COLUMN if ID_COLUMN in table else "id").rename_axis("id")
+    """Labels indexed by image id (``ichprep.labels.load_table``), as the split and the Dataset look them up."""
+    return load_table(path).set_index(ID_COLUMN).rename_axis("id")
 
 
 def series_table(data: str | Path, labels: pd.DataFrame | None = None) -> pd.DataFrame | None:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler, Subset
 
+from ichprep.errors import IchprepError
 from ichprep.train.config import TrainConfig
 from ichprep.train.dataset import ICHDataset, make_dataset
 from ichprep.train.distributed import Dist
@@ -51,7 +52,7 @@ def make_loaders(cfg: TrainConfig, d: Dist, train_ds: ICHDataset, val_ds: ICHDat
         sampler = EpochSampler(len(train_ds), cfg.seed)
     loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, **common)
     if len(loader) == 0:
-        raise ValueError(f"{len(train_ds)} training images per process is less than one batch of {cfg.batch_size}")
+        raise IchprepError(f"{len(train_ds)} training images per process is less than one batch of {cfg.batch_size}")
     if val_ds is None or not len(val_ds):
         return loader, None, np.zeros(0, dtype=np.int64)
     positions = np.arange(len(val_ds))[d.rank :: d.world]

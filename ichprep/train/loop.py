@@ -20,12 +20,32 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ichprep.errors import IchprepError
 from ichprep.train.augment import augment
-from ichprep.train.checkpoint import load, rng_state, save_atomic, seed_everything, set_rng_state
+from ichprep.train.checkpoint import (
+    load,
+    rng_state,
+    save_atomic,
+    seed_everything,
+    set_rng_state,
+)
 from ichprep.train.config import RESUME_KEYS, TrainConfig
 from ichprep.train.dataset import ICHDataset, normalise
-from ichprep.train.distributed import Dist, barrier, gather_rows, setup, sync_buffers, teardown
-from ichprep.train.inference import amp_dtype, image_size, predict_loader, resize_batch, unwrap
+from ichprep.train.distributed import (
+    Dist,
+    barrier,
+    gather_rows,
+    setup,
+    sync_buffers,
+    teardown,
+)
+from ichprep.train.inference import (
+    amp_dtype,
+    image_size,
+    predict_loader,
+    resize_batch,
+    unwrap,
+)
 from ichprep.train.loaders import datasets, make_loaders
 from ichprep.train.loss import weighted_bce
 from ichprep.train.metrics import LABEL_WEIGHTS, summary
@@ -68,7 +88,7 @@ def _resume(run: Run, path: Path) -> int:
     ckpt = load(path)
     changed = [k for k in RESUME_KEYS if ckpt["config"].get(k) != asdict(run.cfg)[k]]
     if changed:
-        raise ValueError(f"--resume: {path} was made with other settings ({', '.join(changed)}); use the same options")
+        raise IchprepError(f"--resume: {path} was made with other settings ({', '.join(changed)}); use the same options")
     unwrap(run.model).load_state_dict(ckpt["model"])
     run.optimizer.load_state_dict(ckpt["optimizer"])
     run.scheduler.load_state_dict(ckpt["scheduler"])
@@ -160,7 +180,7 @@ def train(cfg: TrainConfig, say: Callable[[str], None] = print) -> list[dict]:
 
 def _train(cfg: TrainConfig, d: Dist, say: Callable[[str], None]) -> list[dict]:
     if cfg.resume and not (cfg.out / "last.pt").exists():
-        raise FileNotFoundError(f"--resume: no {cfg.out / 'last.pt'} to continue from")
+        raise IchprepError(f"--resume: no {cfg.out / 'last.pt'} to continue from")
     if d.main:
         cfg.out.mkdir(parents=True, exist_ok=True)
     torch.backends.cudnn.benchmark = d.device.type == "cuda"

@@ -14,13 +14,13 @@ import torch
 from torch import nn
 
 from ichprep.train.augment import augment
+from ichprep.train.config import TrainConfig
 from ichprep.train.dataset import normalise
 from ichprep.train.distributed import Dist, pick_device
-from ichprep.train.metrics import LABEL_WEIGHTS
-from ichprep.train.config import TrainConfig
 from ichprep.train.inference import amp_dtype, resize_batch
 from ichprep.train.loaders import datasets, make_loaders
 from ichprep.train.loss import weighted_bce
+from ichprep.train.metrics import LABEL_WEIGHTS
 from ichprep.train.network import build_model
 from ichprep.train.trainset import prepare
 

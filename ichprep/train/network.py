@@ -1,15 +1,20 @@
-"""The network of a run: built fresh (or from user weights) on a device, and the model.pt record.
+"""The network of a run: built fresh (or from user weights) on a device, saved to and loaded from model.pt.
 
 `model.pt` carries everything `predict` needs so that it never has to guess: the architecture,
-weights, input channels, neighbours, image size, normalisation and the conversion settings.
+weights, input channels, neighbours, image size, normalisation and the conversion settings. It
+holds only tensors and plain values, so it loads with ``torch.load(weights_only=True)``: opening a
+model file never runs code from it.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from ichprep import LABELS, __version__
+from ichprep.errors import IchprepError
 from ichprep.settings import load_settings
 from ichprep.train.checkpoint import seed_everything
 from ichprep.train.config import TrainConfig
@@ -29,9 +34,14 @@ def build_model(cfg: TrainConfig, in_channels: int, device: torch.device) -> nn.
     return model
 
 
+MODEL_FORMAT = "ichprep-model/1"
+"""The marker every model.pt carries; anything else is refused before it is used."""
+
+
 def model_record(cfg: TrainConfig, state: dict, ts: TrainSet, in_channels: int, size: int) -> dict:
     """Everything `ichprep predict` needs, and nothing it has to guess."""
     return {
+        "format": MODEL_FORMAT,
         "arch": cfg.arch,
         "state_dict": state,
         "in_channels": in_channels,
@@ -45,3 +55,25 @@ def model_record(cfg: TrainConfig, state: dict, ts: TrainSet, in_channels: int, 
         "true_pos_rate": ts.true_rate.tolist(),
         "ichprep_version": __version__,
     }
+
+
+def load_record(path: str | Path) -> dict:
+    """The record of an ichprep model.pt, loaded without unpickling arbitrary objects."""
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch reports a foreign or damaged file in many exception types
+        raise IchprepError(f"MODEL {path} is not a model.pt written by `ichprep train` ({type(err).__name__})") from None
+    if not isinstance(record, dict) or record.get("format") != MODEL_FORMAT:
+        raise IchprepError(f"MODEL {path} is not a model.pt written by `ichprep train` (no {MODEL_FORMAT} marker)")
+    return record
+
+
+def load_model(path: str | Path, device: torch.device) -> tuple[nn.Module, dict]:
+    """The network and the record `ichprep train` saved in model.pt, on ``device`` in eval mode."""
+    record = load_record(path)
+    model = build(record["arch"], num_classes=len(record["labels"]), in_channels=record["in_channels"])
+    model.load_state_dict(record["state_dict"])
+    model = model.to(device).eval()
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return model, record

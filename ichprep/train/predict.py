@@ -16,17 +16,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
 from torch.utils.data import DataLoader
 
 from ichprep import LABELS, SUBTYPES
+from ichprep.errors import IchprepError
+from ichprep.store.readers import open_source
 from ichprep.train.dataset import load_labels, make_dataset, series_table
 from ichprep.train.distributed import pick_device
-from ichprep.train.metrics import prior_correct
-from ichprep.train.models import build
-from ichprep.store.readers import open_source
 from ichprep.train.inference import predict_loader
+from ichprep.train.metrics import prior_correct
+from ichprep.train.network import load_model
 
 CLIP: float = 1e-4
 """Submission probabilities are kept in [CLIP, 1 - CLIP] (see the module docstring for why)."""
@@ -38,19 +37,6 @@ class Predictions:
 
     ids: list[str]
     probs: np.ndarray
-
-
-def load_model(path: str | Path, device: torch.device) -> tuple[nn.Module, dict]:
-    """The network and the record `ichprep train` saved in model.pt."""
-    record = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(record, dict) or "state_dict" not in record or "arch" not in record:
-        raise ValueError(f"{path}: not a model.pt written by `ichprep train`")
-    model = build(record["arch"], num_classes=len(record["labels"]), in_channels=record["in_channels"])
-    model.load_state_dict(record["state_dict"])
-    model = model.to(device).eval()
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    return model, record
 
 
 def is_converted(data: Path) -> bool:
@@ -74,7 +60,7 @@ def convert_dicoms(src: Path, out: Path, record: dict, quiet: bool = True) -> Pa
         atomic.write_bytes(out / convert.SETTINGS, json.dumps(settings).encode())
     result = convert.convert(src, out, convert.options_from_settings(settings, quiet=quiet))
     if not result.converted:
-        raise ValueError(f"{src}: no DICOM could be converted")
+        raise IchprepError(f"{src}: no DICOM could be converted")
     return out
 
 
@@ -121,13 +107,16 @@ def submission(pred: Predictions, clip: float = CLIP) -> pd.DataFrame:
     })
 
 
-def evaluate(pred: Predictions, labels: str | Path) -> tuple[dict, int]:
-    """Metric summary of the predicted images that have labels, and how many were left out for lack of one."""
+def evaluate(pred: Predictions, labels: str | Path | pd.DataFrame) -> tuple[dict, int]:
+    """Metric summary of the predicted images that have labels, and how many were left out for lack of one.
+
+    ``labels`` is a labels file or a table already read with ``load_labels``.
+    """
     from ichprep.train.metrics import summary
 
-    table = load_labels(labels)
+    table = labels if isinstance(labels, pd.DataFrame) else load_labels(labels)
     known = [k for k, i in enumerate(pred.ids) if i in table.index]
     if not known:
-        raise ValueError(f"{labels}: none of the {len(pred.ids)} predicted images has a label")
+        raise IchprepError(f"none of the {len(pred.ids)} predicted images has a label")
     y = table.loc[[pred.ids[k] for k in known], list(LABELS)].to_numpy(dtype=np.float64)
     return summary(y, pred.probs[known]), len(pred.ids) - len(known)

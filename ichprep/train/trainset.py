@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 
 from ichprep import LABELS
+from ichprep.errors import IchprepError
 from ichprep.meta.cleaning import patient_folds
-from ichprep.train.dataset import load_labels, series_table
 from ichprep.store.readers import ImageSource, ShardSource, open_source
+from ichprep.train.dataset import load_labels, series_table
 
 
 @dataclass
@@ -49,7 +50,7 @@ def resolve_labels(data: Path, source: ImageSource, labels: Path | None) -> tupl
             return table, None
     found = default_labels(data)
     if found is None:
-        raise FileNotFoundError(
+        raise IchprepError(
             f"{data}: no labels found; pass --labels stage_1_train.csv or clean-meta's train.parquet"
         )
     return load_labels(found), found
@@ -114,7 +115,7 @@ def prepare(
     if missing:
         notes.append(f"{missing} labelled images are not in {data} and are skipped")
     if not ids:
-        raise ValueError(f"{data}: none of its {len(source.ids)} images has a label")
+        raise IchprepError(f"{data}: none of its {len(source.ids)} images has a label")
     if max_images is not None and max_images < len(ids):
         keep = np.sort(np.random.default_rng(seed).choice(len(ids), max_images, replace=False))
         ids = [ids[k] for k in keep]

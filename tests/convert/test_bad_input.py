@@ -15,18 +15,17 @@ import tracemalloc
 import zipfile
 from pathlib import Path
 
+import badinput
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from cli_run import ichprep
 
-import badinput
 from ichprep.convert import pipeline as convert
 from ichprep.convert import sources
-from ichprep.cli import app
-from ichprep.store.images import ImageSink
 from ichprep.convert.windows import PRESETS
+from ichprep.store.images import ImageSink
 
 DEFAULT_CHANNELS = (PRESETS["brain"], PRESETS["subdural"], PRESETS["bone"])
 
@@ -110,7 +109,7 @@ def test_the_cli_names_every_failure_on_stderr_and_exits_1(tmp_path: Path) -> No
     for case in failing + [badinput.case("valid")]:
         case.write(src)
 
-    result = CliRunner().invoke(app, ["convert", str(src), str(tmp_path / "out"), "--jobs", "1", "--quiet"])
+    result = ichprep("convert", str(src), str(tmp_path / "out"), "--jobs", "1", "--quiet")
 
     assert result.exit_code == 1, result.output
     assert f"1 converted, {len(failing)} failed" in result.stdout

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from cli_run import ichprep
 
-from ichprep.convert import budget
-from ichprep.cli import app
-from ichprep.convert.pipeline import DiskFullError, Options, convert
+from ichprep.convert import Options, budget, convert
+from ichprep.errors import DiskFullError
 from ichprep.synth import generate
 
 
@@ -39,8 +38,7 @@ def test_dry_run_estimates_from_a_real_sample_and_converts_nothing(images, tmp_p
 
 
 def test_a_budget_that_cannot_hold_the_output_is_refused_with_advice(images, tmp_path):
-    runner = CliRunner()
-    res = runner.invoke(app, ["convert", str(images), str(tmp_path / "out"), "--size", "64", "--max-disk", "10KB", "--jobs", "1", "-q"])
+    res = ichprep("convert", str(images), str(tmp_path / "out"), "--size", "64", "--max-disk", "10KB", "--jobs", "1", "-q")
     assert res.exit_code == 2
     assert "would not fit" in res.output and "--format jpg" in res.output
     assert not list((tmp_path / "out").glob("*.png"))
@@ -61,7 +59,7 @@ def test_low_free_space_stops_the_run_keeping_a_resumable_manifest(images, tmp_p
 
 
 def test_the_cli_dry_run_prints_the_estimate_and_exits_0(images, tmp_path):
-    res = CliRunner().invoke(app, ["convert", str(images), str(tmp_path / "out"), "--size", "64", "--dry-run", "--jobs", "1", "-q"])
+    res = ichprep("convert", str(images), str(tmp_path / "out"), "--size", "64", "--dry-run", "--jobs", "1", "-q")
     assert res.exit_code == 0, res.output
     assert "estimated output" in res.stdout and "for 24 images" in res.stdout and "free space" in res.stdout
     assert not list((tmp_path / "out").glob("*.png")) and not (tmp_path / "out" / "manifest.parquet").exists()

@@ -17,16 +17,15 @@ import sys
 import time
 from pathlib import Path
 
+import badinput
 import cv2
 import h5py
 import hdf5plugin  # noqa: F401  (registers the blosc filter for reading shards)
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from cli_run import ichprep
 
-import badinput
-from ichprep.cli import app
 from ichprep.store.images import ImageSink
 
 N_SLICES = 200
@@ -189,7 +188,7 @@ def test_a_second_run_into_the_same_folder_is_refused_while_one_runs(slices: Pat
     first = start(cli(str(slices), str(out), "--quiet", "--jobs", "1"))
     try:
         assert wait_for_lock(first, out), "the first run finished before it could be raced"
-        second = CliRunner().invoke(app, ["convert", str(slices), str(out), "--quiet", "--jobs", "1"])
+        second = ichprep("convert", str(slices), str(out), "--quiet", "--jobs", "1")
         still_running = first.poll() is None
     finally:
         first.wait(timeout=60)
@@ -219,7 +218,7 @@ def test_a_full_disk_stops_with_exit_1_keeps_the_manifest_and_a_rerun_completes(
         return real_write(self, image_id, image)
 
     monkeypatch.setattr(ImageSink, "write", write_until_full)
-    full = CliRunner().invoke(app, ["convert", str(src), str(out), "--quiet", "--jobs", "1", "--size", "32"])
+    full = ichprep("convert", str(src), str(out), "--quiet", "--jobs", "1", "--size", "32")
 
     assert full.exit_code == 1, full.output
     assert "free some space and re-run" in full.stderr
@@ -229,7 +228,7 @@ def test_a_full_disk_stops_with_exit_1_keeps_the_manifest_and_a_rerun_completes(
     assert temporaries(out) == []
 
     monkeypatch.setattr(ImageSink, "write", real_write)
-    rerun = CliRunner().invoke(app, ["convert", str(src), str(out), "--quiet", "--jobs", "1", "--size", "32"])
+    rerun = ichprep("convert", str(src), str(out), "--quiet", "--jobs", "1", "--size", "32")
 
     assert rerun.exit_code == 0, rerun.output
     assert_one_ok_row_per_input(out, ids)

@@ -11,16 +11,16 @@ import resource
 import struct
 from pathlib import Path
 
+import badinput
 import cv2
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import badinput
 from ichprep.convert import pipeline as convert
 from ichprep.convert import sources
-from ichprep.store.images import ImageSink
 from ichprep.convert.windows import PRESETS
+from ichprep.store.images import ImageSink
 
 SIZE = 32
 FUZZ_CASES = 300

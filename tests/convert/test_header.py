@@ -13,10 +13,10 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian
+from real_manifest import RSNA
 
 from ichprep.convert.header import flatten
 
-from real_manifest import RSNA
 SKIPPED_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "UN", "SQ"}
 
 

@@ -15,15 +15,14 @@ import numpy as np
 import pandas as pd
 import pydicom
 import pytest
+from cli_run import ichprep
 from pydicom.uid import ImplicitVRLittleEndian, RLELossless
-from typer.testing import CliRunner
 
-from ichprep.convert import pipeline
-from ichprep.convert import dicom
-from ichprep.cli import app
-from ichprep.convert.pipeline import Options, UsageError
+from ichprep.convert import dicom, pipeline
+from ichprep.convert.pipeline import Options
 from ichprep.convert.render import Renderer
 from ichprep.convert.windows import parse_windows
+from ichprep.errors import IchprepError
 
 REPO = Path(__file__).resolve().parents[2]
 SIDE = 64
@@ -81,7 +80,7 @@ def quiet(**kwargs) -> Options:
 
 
 def run_cli(*args: str):
-    return CliRunner().invoke(app, ["convert", *map(str, args)])
+    return ichprep("convert", *args)
 
 
 def outputs(out: Path) -> dict[str, bytes]:
@@ -284,7 +283,7 @@ def test_a_second_run_on_a_locked_output_is_refused(src, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     with pipeline.locked(out):
-        with pytest.raises(UsageError, match="another ichprep run"):
+        with pytest.raises(IchprepError, match="another ichprep run"):
             pipeline.convert(src, out, quiet(size=32))
         result = run_cli(src, out, "--jobs", 1, "--quiet")
         assert result.exit_code == 2 and "another ichprep run" in result.stderr

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from ichprep.convert import sources
-from ichprep.convert.sources import Input, SourceError
+from ichprep.convert.sources import Input
+from ichprep.errors import SourceError
 
 PIXELS = np.full((8, 8), 1000, dtype=np.uint16)
 

@@ -7,7 +7,14 @@ import pandas as pd
 import pytest
 
 from ichprep import LABELS
-from ichprep.meta.cleaning import CleanOptions, clean, format_report, patient_folds, sample_negatives
+from ichprep.errors import IchprepError
+from ichprep.meta.cleaning import (
+    CleanOptions,
+    clean,
+    format_report,
+    patient_folds,
+    sample_negatives,
+)
 
 
 def make_table(rows: list[dict]) -> pd.DataFrame:
@@ -156,5 +163,5 @@ def test_report_names_id_mismatches():
 
 @pytest.mark.parametrize("bad", [dict(min_brain=-0.1), dict(neg_ratio=-1.0), dict(val_frac=1.0)])
 def test_out_of_range_options_are_refused(bad):
-    with pytest.raises(ValueError):
+    with pytest.raises(IchprepError, match="must be"):
         CleanOptions(**bad)

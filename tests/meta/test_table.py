@@ -8,14 +8,14 @@ import numpy as np
 import pandas as pd
 import pydicom
 import pytest
+from real_manifest import TRAIN_CSV, TRAIN_IMAGES, real_manifest, require_rsna
 
 from ichprep import LABELS
-from ichprep.meta.cleaning import CleanOptions
 from ichprep.convert.dicom import needs_fix
 from ichprep.labels import read_labels
 from ichprep.meta import build_table, clean_meta, load_source, series_position
+from ichprep.meta.cleaning import CleanOptions
 from ichprep.meta.table import fix_mask
-from real_manifest import TRAIN_CSV, TRAIN_IMAGES, real_manifest, require_rsna
 
 
 def manifest(**columns) -> pd.DataFrame:

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from ichprep import LABELS
-from ichprep.plots.sheet import SheetError, contact_sheet, pick, tile_caption
+from ichprep.errors import IchprepError
+from ichprep.plots.sheet import contact_sheet, pick, tile_caption
 from ichprep.store import open_source
 
 
@@ -83,5 +84,5 @@ def test_sheet_needs_label_columns(tmp_path):
     cv2.imwrite(str(tmp_path / "x.png"), image(50))
     meta = tmp_path / "m.parquet"
     pd.DataFrame({"SOPInstanceUID": ["x"]}).to_parquet(meta)
-    with pytest.raises(SheetError, match="no label column"):
+    with pytest.raises(IchprepError, match=r"no column\(s\) any, epidural"):
         contact_sheet(tmp_path, meta, tmp_path / "s.png")

@@ -10,11 +10,10 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from cli_run import ichprep
 from pydicom.uid import CTImageStorage, ImplicitVRLittleEndian, RLELossless
-from typer.testing import CliRunner
 
 from ichprep import synth
-from ichprep.cli import app
 
 COMPETITION_ORDER = ["epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural", "any"]
 ALL_QUIRKS = {
@@ -228,11 +227,10 @@ def test_positives_are_a_realistic_share_and_cluster_in_series(seed: int) -> Non
 
 
 def test_cli_writes_a_set_and_rejects_a_bad_count(tmp_path: Path) -> None:
-    runner = CliRunner()
     out = tmp_path / "cli"
-    result = runner.invoke(app, ["synth", str(out), "--n", "5", "--seed", "3", "--size", "64", "--quiet"])
+    result = ichprep("synth", str(out), "--n", "5", "--seed", "3", "--size", "64", "--quiet")
     assert result.exit_code == 0, result.output
     assert len(list((out / "stage_1_train_images").glob("ID_*.dcm"))) == 5
     assert len(label_rows(out)) == 1 + 6 * 5
-    bad = runner.invoke(app, ["synth", str(tmp_path / "bad"), "--n", "0"])
+    bad = ichprep("synth", str(tmp_path / "bad"), "--n", "0")
     assert bad.exit_code == 2

@@ -9,9 +9,23 @@ import torch
 from torch.utils.data import DataLoader
 
 from ichprep import LABELS
-from ichprep.train.dataset import MEAN, STD, load_labels, make_dataset, neighbour_rows, normalise, series_table
 from ichprep.store import ShardSource, open_source
-from tests.ich_fixtures import fabricate, write_folder, write_manifest, write_shards, write_train_table
+from ichprep.train.dataset import (
+    MEAN,
+    STD,
+    load_labels,
+    make_dataset,
+    neighbour_rows,
+    normalise,
+    series_table,
+)
+from tests.ich_fixtures import (
+    fabricate,
+    write_folder,
+    write_manifest,
+    write_shards,
+    write_train_table,
+)
 
 
 def chw(img: np.ndarray) -> torch.Tensor:

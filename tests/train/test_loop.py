@@ -13,11 +13,17 @@ import pytest
 import torch
 
 from ichprep import LABELS
-from ichprep.train.augment import AugmentOptions, augment
-from ichprep.train.metrics import LABEL_WEIGHTS, weighted_log_loss
+from ichprep.errors import IchprepError
 from ichprep.train import TrainConfig, train
+from ichprep.train.augment import AugmentOptions, augment
 from ichprep.train.loss import weighted_bce
-from tests.ich_fixtures import fabricate, write_folder, write_manifest, write_train_table
+from ichprep.train.metrics import LABEL_WEIGHTS, weighted_log_loss
+from tests.ich_fixtures import (
+    fabricate,
+    write_folder,
+    write_manifest,
+    write_train_table,
+)
 
 ICHPREP = Path(sys.executable).parent / "ichprep"
 
@@ -54,7 +60,7 @@ def test_stages_split_epochs_over_sizes():
     assert cfg.stages() == [64, 64, 128, 128, 256]
     assert replace(cfg, stage_epochs=(1, 0, 2)).stages() == [64, 256, 256]
     assert replace(cfg, sizes=()).stages() == [None] * 5
-    with pytest.raises(ValueError, match="--stage-epochs"):
+    with pytest.raises(IchprepError, match="--stage-epochs"):
         replace(cfg, stage_epochs=(1, 2)).stages()
 
 
@@ -111,7 +117,7 @@ def test_resumed_run_ends_with_the_same_weights(blobs, tmp_path):
 def test_resume_refuses_other_settings(blobs, tmp_path):
     cfg = tiny(blobs, tmp_path / "run", epochs=1)
     train(cfg, say=lambda _m: None)
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(IchprepError, match="other settings"):
         train(replace(cfg, resume=True, lr=0.5), say=lambda _m: None)
 
 
@@ -148,7 +154,7 @@ def test_lr_find_writes_the_sweep_and_suggests_a_rate_inside_it(blobs, tmp_path)
 def test_missing_labels_are_a_clear_error(tmp_path):
     ids, images, _, _ = fabricate(4, size=8)
     write_folder(tmp_path / "img", ids, images)
-    with pytest.raises(FileNotFoundError, match="no labels found"):
+    with pytest.raises(IchprepError, match="no labels found"):
         train(TrainConfig(data=tmp_path / "img", out=tmp_path / "run", quiet=True), say=lambda _m: None)
 
 

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from ichprep.errors import IchprepError
 from ichprep.train.models import ARCHS, adapt_first_conv, build, load_pretrained
 
 TORCHVISION_PARAMS_1000 = {
@@ -54,7 +55,7 @@ def test_every_arch_maps_a_batch_to_six_logits():
 
 
 def test_unknown_arch_is_refused():
-    with pytest.raises(ValueError, match="unknown arch"):
+    with pytest.raises(IchprepError, match="unknown arch"):
         build("vgg16")
 
 
@@ -89,5 +90,5 @@ def test_adapt_first_conv_to_one_channel_sums_rgb():
 def test_load_pretrained_refuses_another_architecture(tmp_path):
     path = tmp_path / "r34.pth"
     torch.save(build("resnet34").state_dict(), path)
-    with pytest.raises(ValueError, match="not a ResNet state dict"):
+    with pytest.raises(IchprepError, match="not a ResNet state dict"):
         load_pretrained(build("resnet18"), path)

@@ -11,14 +11,19 @@ import pytest
 import torch
 
 from ichprep import LABELS, SUBTYPES
+from ichprep.train import TrainConfig, train
 from ichprep.train.metrics import prior_correct, summary
 from ichprep.train.predict import CLIP, Predictions, evaluate, predict, submission
-from ichprep.train import TrainConfig, train
-from tests.ich_fixtures import fabricate, write_folder, write_manifest, write_shards, write_train_table
+from tests.ich_fixtures import (
+    fabricate,
+    write_folder,
+    write_manifest,
+    write_shards,
+    write_train_table,
+)
 
 ICHPREP = Path(sys.executable).parent / "ichprep"
 from real_manifest import RSNA
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

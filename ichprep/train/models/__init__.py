@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ichprep.errors import IchprepError
 from ichprep.train.models.alexnet import alexnet
 from ichprep.train.models.densenet import densenet121
 from ichprep.train.models.resnet import resnet18, resnet34, resnet50, resnet101
@@ -44,7 +45,7 @@ def _family(model: nn.Module) -> str:
 def build(arch: str, num_classes: int = 6, in_channels: int = 3) -> nn.Module:
     """A freshly initialised `arch` with a `num_classes` output and `in_channels` input channels."""
     if arch not in ARCHS:
-        raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
+        raise IchprepError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
     return ARCHS[arch](num_classes=num_classes, in_channels=in_channels)
 
 
@@ -71,9 +72,14 @@ def load_pretrained(model: nn.Module, path: str | Path) -> nn.Module:
     Every other key must match (strict apart from the head), so a wrong file fails loudly instead
     of silently training from a half-loaded network.
     """
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch reports a foreign or damaged file in many exception types
+        raise IchprepError(f"--weights {path} is not a torch state dict ({type(err).__name__})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise IchprepError(f"--weights {path} holds a {type(state).__name__}, not a state dict")
     family = _family(model)
     head = _HEAD[family]
     state = {k: v for k, v in state.items() if k not in head}
@@ -83,7 +89,7 @@ def load_pretrained(model: nn.Module, path: str | Path) -> nn.Module:
         state[conv_key] = adapt_first_conv(state[conv_key], in_channels)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if set(missing) - set(head) or unexpected:
-        raise ValueError(
+        raise IchprepError(
             f"{path}: not a {type(model).__name__} state dict (missing {sorted(set(missing) - set(head))[:5]}, "
             f"unexpected {sorted(unexpected)[:5]})"
         )
