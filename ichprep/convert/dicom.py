@@ -98,6 +98,27 @@ def _looks_like_dicom(ds: Dataset) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class Read:
+    """One parsed file: its flattened header at once, its pixels when asked for.
+
+    Kept apart so that a file whose pixels cannot be decoded still gives the manifest its header.
+    """
+
+    header: dict[str, Any]
+    dataset: Dataset
+
+    def decode(self) -> Slice:
+        """The stored pixels and HU mapping (``DicomError`` for anything that cannot be rendered)."""
+        return decode(self.dataset)
+
+
+def read(data: bytes) -> Read:
+    """Parse a file's bytes once: the header row for the manifest and, on demand, the slice."""
+    ds = parse(data)
+    return Read(read_header(ds), ds)
+
+
 def read_header(ds: Dataset) -> dict[str, Any]:
     """The flattened header row, or an empty row if even that fails."""
     try:

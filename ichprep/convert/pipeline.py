@@ -114,9 +114,9 @@ def convert_one(item: sources.Input, job: Job, store: Store | None = None, bgr: 
     """Read, render and store one input; never raises for a bad file, returns its manifest row."""
     row: dict[str, Any] = {"id": item.id, "source": item.source, "fname": item.source, "status": "failed", "error": None, "output": None}
     try:
-        ds = dicom.parse(sources.read_bytes(item))
-        row.update(dicom.read_header(ds))
-        sl = dicom.decode(ds)
+        parsed = dicom.read(sources.read_bytes(item))
+        row.update(parsed.header)
+        sl = parsed.decode()
         row["header_fix"] = sl.fix
         row.update(dicom.pixel_stats(sl.raw, sl.slope, sl.intercept))
         if store is not None:
@@ -229,7 +229,7 @@ def sample_breaks(inputs: Sequence[sources.Input], n: int = FREQHIST_SAMPLE) -> 
     pooled = []
     for item in picks:
         try:
-            pooled.append(dicom.decode(dicom.parse(sources.read_bytes(item))).hu()[::2, ::2].ravel())
+            pooled.append(dicom.read(sources.read_bytes(item)).decode().hu()[::2, ::2].ravel())
         except Exception:
             continue
     if not pooled:
