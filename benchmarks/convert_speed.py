@@ -20,10 +20,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pydicom
-
 from slices import make_inputs
 
-from ichprep.convert.pipeline import Options, convert
+from ichprep.convert import Options, convert
+from ichprep.settings import Settings
 
 WINDOWS = ((40, 80), (80, 200), (600, 2800))
 
@@ -71,10 +71,10 @@ def main() -> None:
             plain = timed(lambda out: plain_loop(files, out, fmt), args.repeats, args.out_root)
             rows.append((f"plain loop, {fmt}, 1 core", plain, plain))
             for crop in (False, True):
-                opts = Options(format=fmt, jobs=1, quiet=True, crop=crop)
-                t = timed(lambda out: convert(src, out, opts), args.repeats, args.out_root)
+                opts = Settings(format=fmt, crop=crop), Options(jobs=1, quiet=True)
+                t = timed(lambda out: convert(src, out, *opts), args.repeats, args.out_root)
                 rows.append((f"ichprep --jobs 1, {fmt}, {'crop' if crop else 'no crop'}", t, plain))
-            t = timed(lambda out: convert(src, out, Options(format=fmt, jobs=2, quiet=True)), args.repeats, args.out_root)
+            t = timed(lambda out: convert(src, out, Settings(format=fmt), Options(jobs=2, quiet=True)), args.repeats, args.out_root)
             rows.append((f"ichprep --jobs 2, {fmt}, crop", t, plain))
         where = args.out_root or tempfile.gettempdir()
         print(f"{args.n} slices of 512 x 512 -> 256 px, median of {args.repeats} runs, warm page cache, output under {where}")

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from slices import make_inputs
 
-from ichprep.convert.pipeline import Options, convert
+from ichprep.convert import Options, convert
 
 QUALITIES = (75, 85, 90, 95, 100)
 CHANNELS = ("brain (R)", "subdural (G)", "bone (B)")
@@ -34,7 +34,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="ichprep-jpeg-"))
     try:
         make_inputs(work, 56)
-        convert(work / "in", work / "png", Options(jobs=1, quiet=True))
+        convert(work / "in", work / "png", options=Options(jobs=1, quiet=True))
         images = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in sorted((work / "png").glob("*.png"))]
         png_kb = np.mean([p.stat().st_size for p in (work / "png").glob("*.png")]) / 1000
         print(f"{len(images)} real slices, 256 px; PNG {png_kb:.1f} KB/image. PSNR in dB against the PNG (median over images).")

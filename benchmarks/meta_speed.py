@@ -24,14 +24,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pydicom
+from slices import SHARED
 
 from ichprep import SUBTYPES
-from ichprep.meta.cleaning import CleanOptions, clean
 from ichprep.convert.header import flatten
 from ichprep.labels import read_labels
 from ichprep.meta import build_table
+from ichprep.meta.cleaning import CleanOptions, clean
 
-from slices import SHARED
 SLICES_PER_SERIES = 40
 
 

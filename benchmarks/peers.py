@@ -21,10 +21,10 @@ from typing import Callable
 import cv2
 import numpy as np
 import pydicom
-
 from slices import make_inputs
 
-from ichprep.convert.pipeline import Options, convert
+from ichprep.convert import Options, convert
+from ichprep.settings import Settings
 
 WINDOWS = ((40, 80), (80, 200), (600, 2800))
 """(level, width) of the R, G, B channels: ichprep's default brain, subdural, bone."""
@@ -72,7 +72,7 @@ def ichprep_pipeline(crop: bool) -> Pipeline:
     """``ichprep convert`` on one core, from the folder holding the files."""
 
     def run(files: list[Path], out: Path, ext: str) -> None:
-        result = convert(files[0].parent, out, Options(format=ext, jobs=1, quiet=True, crop=crop))
+        result = convert(files[0].parent, out, Settings(format=ext, crop=crop), Options(jobs=1, quiet=True))
         assert result.failed == 0, result.failures[:3]
 
     return run

@@ -20,18 +20,19 @@ from pathlib import Path
 
 from slices import make_inputs
 
+from ichprep.convert import Options, convert
 from ichprep.convert.budget import disk_usage
-from ichprep.convert.pipeline import Options, convert
+from ichprep.settings import Settings
 
 FORMATS = [
-    ("PNG folder", Options(format="png")),
-    ("JPEG folder (q95, 4:4:4)", Options(format="jpg")),
-    ("HDF5 lzf", Options(format="hdf5", codec="lzf")),
-    ("HDF5 gzip-4", Options(format="hdf5", codec="gzip")),
-    ("HDF5 blosc lz4", Options(format="hdf5", codec="blosc")),
-    ("HDF5 blosc zstd-3 (default)", Options(format="hdf5", codec="zstd")),
-    ("HDF5 png bytes", Options(format="hdf5", codec="png")),
-    ("HDF5 jpeg bytes (q95)", Options(format="hdf5", codec="jpeg")),
+    ("PNG folder", Settings(format="png")),
+    ("JPEG folder (q95, 4:4:4)", Settings(format="jpg")),
+    ("HDF5 lzf", Settings(format="hdf5", codec="lzf")),
+    ("HDF5 gzip-4", Settings(format="hdf5", codec="gzip")),
+    ("HDF5 blosc lz4", Settings(format="hdf5", codec="blosc")),
+    ("HDF5 blosc zstd-3 (default)", Settings(format="hdf5", codec="zstd")),
+    ("HDF5 png bytes", Settings(format="hdf5", codec="png")),
+    ("HDF5 jpeg bytes (q95)", Settings(format="hdf5", codec="jpeg")),
 ]
 
 
@@ -41,10 +42,10 @@ def loader_rate(folder: Path, repeats: int, workers: int = 2, batch: int = 64) -
     import torch
     from torch.utils.data import DataLoader
 
+    from ichprep.store import open_store
     from ichprep.train.dataset import make_dataset
-    from ichprep.store import open_source
 
-    source = open_source(folder)
+    source = open_store(folder)
     dataset = make_dataset(source, list(source.ids), None)
     loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, persistent_workers=True,
                         generator=torch.Generator().manual_seed(0))
@@ -59,9 +60,9 @@ def loader_rate(folder: Path, repeats: int, workers: int = 2, batch: int = 64) -
 
 def random_read_ms(folder: Path, reads: int = 300) -> float:
     """Median milliseconds to read one random image (file handles kept open, as in a worker)."""
-    from ichprep.store import open_source
+    from ichprep.store import open_store
 
-    source = open_source(folder)
+    source = open_store(folder)
     picks = [random.randrange(len(source)) for _ in range(reads)]
     times = []
     for index in picks:
@@ -81,11 +82,11 @@ def main() -> None:
     try:
         make_inputs(work, args.n)
         rows = []
-        for name, options in FORMATS:
-            out = work / "out" / name.split()[0] / (options.codec if options.format == "hdf5" else options.format)
-            opts = Options(format=options.format, codec=options.codec, jobs=2, quiet=True, shard_size=1000)
+        for name, settings in FORMATS:
+            out = work / "out" / name.split()[0] / (settings.codec if settings.format == "hdf5" else settings.format)
+            opts = settings, Options(jobs=2, quiet=True, shard_size=1000)
             start = time.perf_counter()
-            convert(work / "in", out, opts)
+            convert(work / "in", out, *opts)
             write = args.n / (time.perf_counter() - start)
             data_bytes = disk_usage(out) - sum(disk_usage(out / f) for f in ("manifest.parquet", "ichprep.json", "index.parquet") if (out / f).exists())
             rows.append((name, data_bytes / args.n, write, random_read_ms(out), loader_rate(out, args.repeats)))

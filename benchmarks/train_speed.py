@@ -22,14 +22,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from ichprep import LABELS
+from ichprep.store import open_store
 from ichprep.train.augment import augment
 from ichprep.train.dataset import make_dataset, normalise
-from ichprep.store import open_source
 from ichprep.train.distributed import pick_device
-from ichprep.train.metrics import LABEL_WEIGHTS
-from ichprep.train.models import build
 from ichprep.train.inference import amp_dtype
 from ichprep.train.loss import weighted_bce
+from ichprep.train.metrics import LABEL_WEIGHTS
+from ichprep.train.models import build
 
 
 def write_images(root: Path, n: int, size: int) -> Path:
@@ -116,7 +116,7 @@ def main() -> None:
     device = pick_device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or write_images(Path(tmp), args.n, args.size)
-        source = open_source(data)
+        source = open_store(data)
         ds = make_dataset(source, source.ids, None)
         # Random labels: the timing does not depend on them, and an unlabelled set has NaN labels.
         ds.labels = np.random.default_rng(0).integers(0, 2, size=(len(ds), len(LABELS))).astype(np.float32)

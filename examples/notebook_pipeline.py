@@ -15,7 +15,7 @@ import pandas as pd
 
 
 def main(work: Path, n: int) -> None:
-    from ichprep.convert.pipeline import Options, convert
+    from ichprep.convert import Options, Settings, convert
     from ichprep.meta import clean_meta
     from ichprep.synth import generate
 
@@ -23,7 +23,8 @@ def main(work: Path, n: int) -> None:
     result = convert(
         raw / "stage_1_train_images",
         work / "shards",
-        Options(format="hdf5", size=128, labels=raw / "stage_1_train.csv", jobs=2, quiet=True),
+        Settings(format="hdf5", size=128),
+        Options(labels=raw / "stage_1_train.csv", jobs=2, quiet=True),
     )
     print(f"converted {result.converted}, failed {result.failed}")
 
@@ -35,10 +36,10 @@ def main(work: Path, n: int) -> None:
     import torch
     from torch.utils.data import DataLoader
 
+    from ichprep.store import open_store
     from ichprep.train.dataset import load_labels, make_dataset, normalise
-    from ichprep.store import open_source
 
-    source = open_source(work / "shards")
+    source = open_store(work / "shards")
     ids = train.loc[train["fold"] == "train", "SOPInstanceUID"].tolist()
     dataset = make_dataset(source, ids, load_labels(work / "meta" / "train.parquet"))
     images, labels = next(iter(DataLoader(dataset, batch_size=16, shuffle=True)))

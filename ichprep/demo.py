@@ -20,7 +20,7 @@ def run_demo(out: Path, n: int = 300, seed: int = 0, jobs: int | None = None, qu
     """Run every data stage into ``out``; returns the convert result, the cleaning report and the paths."""
     output_folder(Path(out), "OUT")
     raw = generate(out / "raw", n=n, seed=seed, progress=not quiet)
-    result: Result = convert(raw / "stage_1_train_images", out / "images", Options(jobs=jobs, quiet=quiet))
+    result: Result = convert(raw / "stage_1_train_images", out / "images", options=Options(jobs=jobs, quiet=quiet))
     report = clean_meta(out / "images", raw / "stage_1_train.csv", out / "meta", jobs=jobs, quiet=quiet)
     contact_sheet(out / "images", out / "meta" / "train.parquet", out / "sheet.png", per_subtype=4, seed=seed)
     return {

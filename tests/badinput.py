@@ -383,3 +383,15 @@ CASES: tuple[Case, ...] = (
 def case(name: str) -> Case:
     """The case called ``name``."""
     return next(c for c in CASES if c.name == name)
+
+
+def convert_file(path: Path, size: int = 64, crop: bool = True, image_id: str | None = None) -> dict:
+    """The manifest row a worker gives one file, its image written as ``<id>.png`` beside it."""
+    from ichprep.convert.sources import Files, Input
+    from ichprep.convert.windows import PRESETS
+    from ichprep.convert.worker import Job, Task, run
+    from ichprep.store import ImageFiles
+
+    channels = (PRESETS["brain"], PRESETS["subdural"], PRESETS["bone"])
+    job = Job(Files(path, "file"), channels, size, crop, ImageFiles(str(path.parent), "png"))
+    return run(job, Task((Input(image_id or path.stem, str(path), str(path)),))).rows[0]

@@ -7,7 +7,6 @@ says its subtype (so a small network can learn it within seconds).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2
@@ -15,6 +14,8 @@ import numpy as np
 import pandas as pd
 
 from ichprep import LABELS
+from ichprep.convert.windows import PRESETS
+from ichprep.settings import Settings
 
 SUBTYPE_CENTRES = ((0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75), (0.5, 0.5))
 """Blob centre (x, y as fractions of the side) of each subtype in LABELS[1:] order."""
@@ -58,9 +59,16 @@ def write_folder(root: Path, ids: list[str], images: np.ndarray, fmt: str = "png
     root.mkdir(parents=True, exist_ok=True)
     for image_id, img in zip(ids, images):
         cv2.imwrite(str(root / f"{image_id}.{fmt}"), np.ascontiguousarray(img[..., ::-1]))
-    settings = {"windows": [{"name": "brain", "level": 40, "width": 80}], "size": images.shape[1], "crop": False, "format": fmt}
-    (root / "ichprep.json").write_text(json.dumps(settings))
+    write_settings(root, size=images.shape[1], crop=False, format=fmt)
     return root
+
+
+def write_settings(root: Path, **values) -> Settings:
+    """ROOT/ichprep.json as convert writes it: the default brain, subdural and bone windows, resolved."""
+    channels = [PRESETS[name].describe() for name in ("brain", "subdural", "bone")]
+    settings = Settings(**values).resolved(channels)
+    settings.save(root)
+    return settings
 
 
 def write_manifest(root: Path, table: pd.DataFrame) -> None:
@@ -110,4 +118,5 @@ def write_shards(
             f.attrs.update(codec=codec, size=images.shape[1], crop=False, windows="[]", ichprep_version="test")
         rows += [(image_id, name, i) for i, image_id in enumerate(ids[part])]
     pd.DataFrame(rows, columns=["id", "shard", "row"]).to_parquet(root / "index.parquet")
+    write_settings(root, size=images.shape[1], crop=False, format="hdf5", codec=codec)
     return root

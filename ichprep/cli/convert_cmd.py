@@ -34,19 +34,21 @@ def convert(
     from ichprep.convert.budget import parse_size
     from ichprep.convert.sources import read_ids
     from ichprep.errors import IchprepError
+    from ichprep.settings import Settings
 
     try:
         limit = parse_size(max_disk) if max_disk else None
     except ValueError as err:
         raise IchprepError(f"--max-disk: {err}") from None
-    options = Options(
-        windows=windows, size=size, crop=crop, format=format.lower(), quality=quality, jobs=jobs, quiet=quiet,
-        ids=read_ids(ids) if ids else None, codec=codec.lower(), shard_size=shard_size, labels=labels, max_disk=limit,
-        dry_run=dry_run, scheduler=scheduler,
-    )
-    result = convert(src, out, options)
+    settings = Settings(windows=windows, size=size, crop=crop, format=format, quality=quality, codec=codec)
+    options = Options(jobs=jobs, quiet=quiet, ids=read_ids(ids) if ids else None, labels=labels, shard_size=shard_size,
+                      max_disk=limit, dry_run=dry_run, scheduler=scheduler)
+    result = convert(src, out, settings, options)
     if dry_run:
         typer.echo(result.estimate.describe() + ("" if result.estimate.fits else ": it would NOT fit"))
         raise typer.Exit(0)
-    typer.echo(f"{result.converted} converted, {result.failed} failed, {result.skipped} already done -> {out}")
+    if result.converted or result.failed:
+        typer.echo(f"{result.converted} converted, {result.failed} failed, {result.skipped} already done -> {out}")
+    else:
+        typer.echo(f"nothing to do: all {result.skipped} inputs were already converted -> {out}")
     raise typer.Exit(1 if result.failed else 0)

@@ -1,43 +1,40 @@
-"""The conversion pipeline: inputs in batches -> joblib workers -> images + manifest rows.
+"""The conversion pipeline: a source's inputs in tasks -> workers -> images + manifest rows.
 
-Each worker reads a file once and produces everything from that read: the rendered image
-(written by the worker itself, so only small manifest rows travel back), the header row and
-the pixel statistics. The parent keeps the progress bar and the manifest. Re-running the
-same command resumes: inputs whose image exists and whose manifest row says ok are skipped.
+The parent lists the inputs, resolves the settings, checks them against what OUT already holds,
+keeps the progress bar and writes the manifest; workers (``ichprep.convert.worker``) read, render
+and store. Everything a user can get wrong is checked before anything is created, and a refused
+run leaves no trace in a folder that did not exist. Re-running the same command resumes.
 """
 
 from __future__ import annotations
 
 import errno
-import fcntl
-import json
-import os
 import shutil
 import sys
-import zipfile
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from ichprep import LABELS, __version__, atomic
-from ichprep.convert import budget, dicom, manifest, sources
-from ichprep.convert.render import Renderer
+from ichprep import LABELS, layout
+from ichprep.convert import budget, manifest, resume, sources
+from ichprep.convert.parallel import batches, default_jobs, run_tasks
 from ichprep.convert.windows import (
     FASTAI,
     Channel,
     fastai_channels,
     freqhist_breaks,
+    from_description,
     parse_windows,
 )
-from ichprep.errors import BudgetError, DiskFullError, IchprepError, LabelsError
-from ichprep.settings import SETTINGS, load_settings
-from ichprep.store import shards as hdf5
-from ichprep.store.images import EXTENSIONS, ImageSink
+from ichprep.convert.worker import Job, Task
+from ichprep.errors import BudgetError, DiskFullError, IchprepError
+from ichprep.paths import output_folder, removed_if_refused
+from ichprep.settings import Settings
+from ichprep.store import ImageFiles, Shards, SinkSpec
+from ichprep.store.shards import DEFAULT_SHARD_SIZE, index_frame
 
 FREQHIST_SAMPLE = 32
 """Slices pooled for the fastai preset's breakpoints (Jeremy used a small sample too)."""
@@ -45,230 +42,204 @@ FREQHIST_SAMPLE = 32
 
 @dataclass(frozen=True)
 class Options:
-    """What ``ichprep convert`` does; the CLI maps its flags one to one onto these."""
+    """How to run a conversion; none of it changes the images (that is ``Settings``)."""
 
-    windows: str = "brain,subdural,bone"
-    size: int = 256
-    crop: bool = True
-    format: str = "png"
-    quality: int = 95
     jobs: int | None = None
     quiet: bool = False
     ids: Sequence[str] | None = None
-    codec: str = hdf5.DEFAULT_CODEC
-    shard_size: int = hdf5.DEFAULT_SHARD_SIZE
     labels: Path | None = None
+    """HDF5: the labels CSV whose rows are stored in the shards."""
+    shard_size: int = DEFAULT_SHARD_SIZE
     max_disk: int | None = None
     dry_run: bool = False
     scheduler: str | None = None
 
+    def check(self) -> Options:
+        """Refuse values no run can be made with (``IchprepError`` naming the option)."""
+        if self.shard_size < 1:
+            raise IchprepError(f"--shard-size {self.shard_size}: must be at least 1")
+        if self.jobs is not None and self.jobs < 1:
+            raise IchprepError(f"--jobs {self.jobs}: must be at least 1")
+        return self
+
 
 @dataclass
 class Result:
-    """Counts of a run and where its manifest is."""
+    """Counts of a run, where its manifest is, and the size estimate when one was made."""
 
     converted: int = 0
     failed: int = 0
     skipped: int = 0
+    fetched: int = 0
     manifest: Path | None = None
     failures: list[tuple[str, str]] = field(default_factory=list)
     estimate: budget.Estimate | None = None
+    settings: Settings | None = None
 
 
-FORMATS = ("png", "jpg", "jpeg", "hdf5")
+def convert(
+    src: Path | str,
+    out: Path | str,
+    settings: Settings = Settings(),
+    options: Options = Options(),
+    say: Callable[[str], None] | None = None,
+) -> Result:
+    """Convert every DICOM of ``src`` into ``out`` with ``settings``; resumable, one manifest row per input.
 
-
-@dataclass(frozen=True)
-class Job:
-    """Everything a worker needs, picklable and small: channels, geometry and where images go.
-
-    With neither ``sink`` nor ``shard`` (``scan``) nothing is rendered, only read and measured.
+    ``say`` receives one line per failed input (default: stderr above the progress bar).
     """
+    if not isinstance(settings, Settings) or not isinstance(options, Options):
+        raise TypeError(f"convert(src, out, settings: Settings, options: Options): got {type(settings).__name__}, {type(options).__name__}")
+    out = output_folder(Path(out), "OUT")
+    settings.check()
+    options.check()
+    source = sources.open_source(src)
+    inputs = source.inputs(options.ids)
+    if not inputs:
+        restriction = " among the --ids given" if options.ids is not None else ""
+        raise IchprepError(f"{source.name}: no DICOM files found{restriction}")
+    labels = _labels_by_id(options.labels)
+    if options.dry_run:
+        return _dry_run(source, inputs, out, settings, options)
+    with removed_if_refused(out):
+        out.mkdir(parents=True, exist_ok=True)
+        with resume.locked(out):
+            return _convert(source, inputs, out, settings, options, labels, say)
 
-    channels: tuple[Channel, ...] = ()
-    size: int = 256
-    crop: bool = True
-    sink: ImageSink | None = None
-    shard: hdf5.ShardSpec | None = None
 
+def _convert(
+    source: sources.Source,
+    inputs: list[sources.Input],
+    out: Path,
+    settings: Settings,
+    options: Options,
+    labels: dict[str, np.ndarray],
+    say: Callable[[str], None] | None,
+) -> Result:
+    """The run itself, inside OUT's lock."""
+    from tqdm import tqdm
 
-def default_jobs() -> int:
-    """All cores this process may use."""
+    say = say or (lambda line: tqdm.write(line, file=sys.stderr))
+    settings, channels = _resolve(settings, source, inputs, out)
+    resume.remove_stale_temporaries(out)
+    previous = manifest.load(out)
+    resume.remove_orphan_shards(out, previous)
+    job = Job(source, tuple(channels), settings.size, settings.crop, _sink(out, settings, len(channels)))
+    good, bad = _validate_ids(inputs)
+    done = resume.done_ids(out, previous)
+    todo = [i for i in good if i.id not in done]
+    result = Result(skipped=len(good) - len(todo), manifest=out / layout.MANIFEST, settings=settings)
+    if options.max_disk is not None:
+        result.estimate = budget.estimate(job, todo, out / layout.STATE_DIR / "sample", out, options.max_disk)
+        if not result.estimate.fits:
+            raise BudgetError(f"{result.estimate.describe()}: it would not fit; {budget.advice(settings.format, settings.size)}")
+    settings.save(out)
+
+    writer = manifest.ManifestWriter(out)
+    reserve = budget.Reserve(out / layout.STATE_DIR / "reserve")
+    for row in bad:
+        _report(row, result, say)
+    writer.add(bad)
+    jobs = max(1, min(options.jobs or default_jobs(), len(todo) or 1))
+    bar = tqdm(total=len(todo), disable=options.quiet, unit="img", desc="convert", file=sys.stderr, dynamic_ncols=True)
     try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+        for done_task in run_tasks(job, _tasks(todo, job, out, jobs, options, labels), jobs, options.scheduler):
+            for row in done_task.rows:
+                _report(row, result, say)
+            result.fetched += done_task.fetched
+            writer.add(done_task.rows)
+            bar.update(len(done_task.rows))
+            _check_space(out, options, result)
+    finally:
+        bar.close()
+        reserve.release()
+        _finalize(writer, out, settings.format == "hdf5")
+    return result
 
 
-@lru_cache(maxsize=4)
-def _renderer(channels: tuple[Channel, ...], size: int, crop: bool) -> Renderer:
-    """One renderer (and its lookup tables) per worker process and settings."""
-    return Renderer(channels, size, crop)
-
-
-Store = Callable[[str, np.ndarray], "tuple[str, int | None]"]
-"""Puts one rendered image somewhere; returns (output name, row in it or None)."""
-
-
-def convert_one(item: sources.Input, job: Job, store: Store | None = None, bgr: bool = False) -> dict[str, Any]:
-    """Read, render and store one input; never raises for a bad file, returns its manifest row."""
-    row: dict[str, Any] = {"id": item.id, "source": item.source, "fname": item.source, "status": "failed", "error": None, "output": None}
+def _dry_run(source: sources.Source, inputs: list[sources.Input], out: Path, settings: Settings, options: Options) -> Result:
+    """Estimate the output size from a converted sample and leave OUT as it was (nothing created)."""
+    created = next((p for p in [out, out / layout.STATE_DIR] if not p.exists()), None)
     try:
-        parsed = dicom.read(sources.read_bytes(item))
-        row.update(parsed.header)
-        sl = parsed.decode()
-        row["header_fix"] = sl.fix
-        row.update(dicom.pixel_stats(sl.raw, sl.slope, sl.intercept))
-        if store is not None:
-            renderer = _renderer(job.channels, job.size, job.crop)
-            row["output"], row["row"] = store(item.id, renderer.render(sl, bgr=bgr))
-        row["status"] = "ok"
-    except OSError as err:
-        if err.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFullError(f"no space left on the output device while writing {item.id}") from None
-        row["error"] = f"cannot read: {dicom.one_line(err)}"
-    except (dicom.DicomError, ValueError, KeyError, zipfile.BadZipFile) as err:
-        row["error"] = dicom.one_line(err)
-    except MemoryError:
-        row["error"] = "out of memory decoding this file"
-    except Exception as err:  # a file that breaks a library in a new way must not stop 675,000 others
-        row["error"] = f"unexpected {type(err).__name__}: {dicom.one_line(err)}"
-    return row
+        settings, channels = _resolve(settings, source, inputs, out)
+        job = Job(source, tuple(channels), settings.size, settings.crop, _sink(out, settings, len(channels)))
+        good, _ = _validate_ids(inputs)
+        todo = [i for i in good if i.id not in resume.done_ids(out, manifest.load(out))] if out.exists() else good
+        scratch = out / layout.STATE_DIR / "sample"
+        estimate = budget.estimate(job, todo, scratch, out if out.exists() else _existing_parent(out), options.max_disk)
+    finally:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+    return Result(skipped=len(good) - len(todo), estimate=estimate, settings=settings)
 
 
-def convert_batch(items: Sequence[sources.Input], job: Job) -> list[dict[str, Any]]:
-    """A worker's unit of work for image files (or no output at all, for ``scan``)."""
-    import cv2
-
-    cv2.setNumThreads(1)
-    sink = job.sink
-    if sink is None:
-        return [convert_one(item, job) for item in items]
-    return [convert_one(item, job, lambda i, img: (sink.write(i, img), None), sink.bgr) for item in items]
+def _existing_parent(path: Path) -> Path:
+    """The nearest folder above ``path`` that exists (where its free space is measured)."""
+    return next(p for p in path.absolute().parents if p.exists())
 
 
-def convert_shard(items: Sequence[sources.Input], labels: dict[str, np.ndarray], job: Job, out: str, number: int) -> list[dict[str, Any]]:
-    """A worker's unit of work for HDF5: one whole shard, written by this process alone."""
-    import cv2
+def _resolve(settings: Settings, source: sources.Source, inputs: list[sources.Input], out: Path) -> tuple[Settings, list[Channel]]:
+    """The run's settings with resolved channels, checked against what OUT already holds.
 
-    cv2.setNumThreads(1)
-    spec = job.shard
-    name = hdf5.shard_name(number)
-    writer = hdf5.ShardWriter(Path(out) / name, spec, capacity=len(items))
-    try:
-        rows = [convert_one(item, job, lambda i, img: (name, writer.append(i, img, labels.get(i))), spec.bgr) for item in items]
-    except BaseException:
-        writer.abort()
-        raise
-    if any(r["status"] == "ok" for r in rows):
-        writer.close()
+    The fastai preset's breakpoints come from a sample of the inputs, or from OUT's previous run
+    (so a resumed run renders exactly as before), or from the settings given (``predict``
+    renders new DICOMs with a model's own breakpoints).
+    """
+    previous = Settings.load(out)
+    if settings.channels:
+        channels = from_description(settings.channels)
     else:
-        writer.abort()
-    return rows
+        channels = _channels(settings.windows, source, inputs, previous)
+    if settings.format != "hdf5" and len(channels) not in (1, 3):
+        raise IchprepError(f"{settings.format} images hold 1 or 3 channels; {len(channels)} windows given")
+    windows = FASTAI if settings.windows.strip().lower() == FASTAI else ",".join(c.name for c in channels)
+    resolved = Settings(windows, settings.size, settings.crop, settings.format, settings.quality, settings.codec,
+                        tuple(c.describe() for c in channels))
+    changed = previous.output_differences(resolved) if previous is not None else []
+    if changed:
+        raise IchprepError(f"{out} holds output made with other settings ({'; '.join(changed)}): use another output folder")
+    return resolved, channels
 
 
-def _batches(items: Sequence[sources.Input], jobs: int) -> list[list[sources.Input]]:
-    """Batches big enough to amortise dispatch, small enough for a lively progress bar."""
-    size = int(np.clip(len(items) // (jobs * 8) or 1, 8, 256))
-    return [list(items[i : i + size]) for i in range(0, len(items), size)]
-
-
-Task = tuple[Callable[..., list[dict[str, Any]]], tuple]
-
-
-def _run(tasks: list[Task], jobs: int, scheduler: str | None = None) -> Iterator[list[dict[str, Any]]]:
-    """Results of the tasks as they finish: in-process for one job, else joblib (loky, or Dask at ``scheduler``)."""
-    from joblib import Parallel, delayed
-
-    if scheduler is None and jobs == 1:
-        for fn, args in tasks:
-            yield fn(*args)
-        return
-    if scheduler is None:
-        yield from Parallel(n_jobs=jobs, return_as="generator_unordered", batch_size=1)(delayed(fn)(*args) for fn, args in tasks)
-        return
-    from dask.distributed import Client
-    from joblib import parallel_config
-
-    with Client(scheduler), parallel_config(backend="dask"):
-        yield from Parallel(n_jobs=-1, return_as="generator_unordered", batch_size=1)(delayed(fn)(*args) for fn, args in tasks)
-
-
-@contextmanager
-def locked(out: Path) -> Iterator[None]:
-    """Hold an exclusive lock on OUT: two runs writing one folder would corrupt each other's manifest."""
-    state = out / manifest.STATE_DIR
-    state.mkdir(parents=True, exist_ok=True)
-    with open(state / "lock", "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise IchprepError(f"{out} is being written by another ichprep run; wait for it or choose another output folder") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _channels(options: Options, inputs: Sequence[sources.Input], previous: dict[str, Any]) -> list[Channel]:
-    """The run's channels; the fastai preset's breakpoints come from a sample (or the previous run)."""
+def _channels(windows: str, source: sources.Source, inputs: list[sources.Input], previous: Settings | None) -> list[Channel]:
+    """The channels ``--windows`` names; the fastai preset's breakpoints sampled (or reused)."""
     try:
-        parsed = parse_windows(options.windows)
+        parsed = parse_windows(windows)
     except ValueError as err:
         raise IchprepError(f"--windows: {err}") from None
     if parsed != FASTAI:
         return parsed
-    if previous.get("windows") == FASTAI:
-        return fastai_channels(previous["channels"][2]["breaks"])
-    return fastai_channels(sample_breaks(inputs))
+    if previous is not None and previous.windows == FASTAI:
+        return from_description(previous.channels)
+    return fastai_channels(sample_breaks(source, inputs))
 
 
-def sample_breaks(inputs: Sequence[sources.Input], n: int = FREQHIST_SAMPLE) -> np.ndarray:
+def sample_breaks(source: sources.Source, inputs: Sequence[sources.Input], n: int = FREQHIST_SAMPLE) -> np.ndarray:
     """fastai freqhist breakpoints from HU pooled over up to ``n`` evenly spaced readable slices."""
+    from ichprep.convert import dicom
+
     picks = [inputs[int(i)] for i in np.linspace(0, len(inputs) - 1, min(n, len(inputs)))] if inputs else []
     pooled = []
-    for item in picks:
+    for _, data in source.read(picks):
         try:
-            pooled.append(dicom.read(sources.read_bytes(item)).decode().hu()[::2, ::2].ravel())
-        except Exception:
+            if isinstance(data, Exception):
+                continue
+            pooled.append(dicom.read(data).decode().hu()[::2, ::2].ravel())
+        except Exception:  # an unreadable sample slice is simply not pooled; the run reports it later
             continue
     if not pooled:
         raise IchprepError("the fastai preset needs at least one readable slice to compute its breakpoints")
     return freqhist_breaks(np.concatenate(pooled))
 
 
-def _settings(options: Options, channels: Sequence[Channel]) -> dict[str, Any]:
-    return {
-        "windows": options.windows if options.windows == FASTAI else ",".join(c.name for c in channels),
-        "channels": [c.describe() for c in channels],
-        "size": options.size,
-        "crop": options.crop,
-        "format": EXTENSIONS.get(options.format, options.format),
-        "quality": options.quality,
-        **({"codec": options.codec} if options.format == "hdf5" else {}),
-        "ichprep_version": __version__,
-    }
+def _sink(out: Path, settings: Settings, channels: int) -> SinkSpec:
+    """Where a run's images go: image files, or shards that record the settings in their attributes."""
+    if settings.format != "hdf5":
+        return ImageFiles(str(out), settings.format, settings.quality)
+    import json
 
-
-def options_from_settings(settings: dict[str, Any], **overrides: Any) -> Options:
-    """Options that reproduce a conversion from its settings (how ``predict`` renders new DICOMs)."""
-    known = {k: settings[k] for k in ("windows", "size", "crop", "format", "quality", "codec") if k in settings}
-    return Options(**{**known, **overrides})
-
-
-def _check_settings(out: Path, old: dict[str, Any], settings: dict[str, Any]) -> None:
-    """Refuse to mix images made with different settings in one folder."""
-    if not old:
-        return
-    lossy = settings["format"] == "jpg" or settings.get("codec") == "jpeg"
-    keys = ("windows", "size", "crop", "format") + (("quality",) if lossy else ()) + (("codec",) if "codec" in settings else ())
-    changed = [f"{k} {old.get(k)!r} -> {settings[k]!r}" for k in keys if old.get(k) != settings[k]]
-    if changed:
-        raise IchprepError(f"{out} holds output made with other settings ({'; '.join(changed)}): use another output folder")
-
-
-def _write_settings(out: Path, settings: dict[str, Any]) -> None:
-    atomic.write_bytes(out / SETTINGS, json.dumps(settings, indent=2).encode())
+    attrs = (("windows", json.dumps(list(settings.channels))), ("crop", json.dumps(settings.crop)))
+    return Shards(str(out), settings.codec, settings.size, channels, settings.quality, attrs)
 
 
 def _validate_ids(inputs: Sequence[sources.Input]) -> tuple[list[sources.Input], list[dict[str, Any]]]:
@@ -289,31 +260,6 @@ def _validate_ids(inputs: Sequence[sources.Input]) -> tuple[list[sources.Input],
     return good, bad
 
 
-def _remove_stale_temporaries(out: Path) -> None:
-    """Temporary files of an interrupted run (images, shards, manifest parts): never valid output."""
-    for folder in (out, out / manifest.STATE_DIR / manifest.PARTS):
-        for path in folder.glob(atomic.STALE):
-            if path.is_file():
-                path.unlink(missing_ok=True)
-
-
-def _done_ids(out: Path, previous: pd.DataFrame) -> set[str]:
-    """Ids whose manifest row is ok and whose output (image or shard) is on disk."""
-    if previous.empty:
-        return set()
-    ok = previous.loc[previous["status"] == "ok", ["id", "output"]].dropna()
-    present = {name for name in ok["output"].unique() if (out / name).exists()}
-    return set(ok.loc[ok["output"].isin(present), "id"].astype(str))
-
-
-def _remove_orphan_shards(out: Path, previous: pd.DataFrame) -> None:
-    """Shards no manifest row points to (finished after a stop): their images would be duplicates."""
-    known = set(previous["output"].dropna()) if not previous.empty else set()
-    for path in out.glob("shard-*.h5"):
-        if path.name not in known:
-            path.unlink()
-
-
 def _report(row: dict[str, Any], result: Result, say: Callable[[str], None]) -> None:
     if row["status"] == "ok":
         result.converted += 1
@@ -323,131 +269,28 @@ def _report(row: dict[str, Any], result: Result, say: Callable[[str], None]) -> 
         say(f"{row['source']}: {row['error']}")
 
 
-def _check_options(options: Options) -> None:
-    if options.format not in FORMATS:
-        raise IchprepError(f"--format {options.format!r}: choose png, jpg or hdf5")
-    if options.size < 8 or options.size > 4096:
-        raise IchprepError(f"--size {options.size}: choose 8 to 4096 pixels")
-    if not 1 <= options.quality <= 100:
-        raise IchprepError(f"--quality {options.quality}: choose 1 to 100")
-    if options.codec not in hdf5.CODECS:
-        raise IchprepError(f"--codec {options.codec!r}: choose one of {', '.join(hdf5.CODECS)}")
-    if options.shard_size < 1:
-        raise IchprepError(f"--shard-size {options.shard_size}: must be at least 1")
-
-
 def _labels_by_id(path: Path | None) -> dict[str, np.ndarray]:
     """Per-image label vectors (LABELS order) for shards, from the competition CSV."""
     if path is None:
         return {}
     from ichprep.labels import read_labels
+    from ichprep.paths import existing_file
 
-    try:
-        table = read_labels(path)
-    except (LabelsError, OSError) as err:
-        raise IchprepError(f"--labels: {err}") from None
+    table = read_labels(existing_file(Path(path), "--labels"))
     values = table[list(LABELS)].to_numpy(np.uint8)
     return dict(zip(table["SOPInstanceUID"].astype(str), values))
 
 
 def _tasks(todo: list[sources.Input], job: Job, out: Path, jobs: int, options: Options, labels: dict[str, np.ndarray]) -> list[Task]:
     """Image batches, or whole shards numbered after every shard already on disk."""
-    if job.shard is None:
-        return [(convert_batch, (batch, job)) for batch in _batches(todo, jobs)]
-    first = 1 + max((hdf5.shard_number(p.name) for p in out.glob("shard-*.h5")), default=-1)
-    tasks: list[Task] = []
+    if not isinstance(job.sink, Shards):
+        return [Task(tuple(batch)) for batch in batches(todo, jobs)]
+    first = resume.next_shard(out)
+    tasks = []
     for k, start in enumerate(range(0, len(todo), options.shard_size)):
-        items = todo[start : start + options.shard_size]
-        shard_labels = {i.id: labels[i.id] for i in items if i.id in labels}
-        tasks.append((convert_shard, (items, shard_labels, job, str(out), first + k)))
+        items = tuple(todo[start : start + options.shard_size])
+        tasks.append(Task(items, first + k, {i.id: labels[i.id] for i in items if i.id in labels}))
     return tasks
-
-
-def _estimate(todo: list[sources.Input], job: Job, out: Path, options: Options) -> budget.Estimate:
-    """Convert a spread-out sample into a scratch folder of OUT and measure what it occupies."""
-    scratch = out / manifest.STATE_DIR / "sample"
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
-    picks = [todo[int(i)] for i in np.linspace(0, len(todo) - 1, min(budget.SAMPLE, len(todo)))] if todo else []
-    try:
-        sample_job = Job(job.channels, job.size, job.crop, ImageSink(str(scratch), job.sink.fmt, job.sink.quality) if job.sink else None, job.shard)
-        if job.shard is not None:
-            rows = convert_shard(picks, {}, sample_job, str(scratch), 0)
-        else:
-            rows = convert_batch(picks, sample_job)
-        made = sum(r["status"] == "ok" for r in rows)
-        per_image = budget.disk_usage(scratch) / made if made else 0.0
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    limit = options.max_disk
-    return budget.Estimate(images=len(todo), per_image=per_image, free=budget.free_bytes(out), limit=limit)
-
-
-def convert(src: Path | str, out: Path | str, options: Options = Options(), say: Callable[[str], None] | None = None) -> Result:
-    """Convert every DICOM of ``src`` into ``out``; resumable, one manifest row per input.
-
-    ``say`` receives one line per failed input (default: stderr above the progress bar).
-    """
-    from tqdm import tqdm
-
-    src, out = Path(src), Path(out)
-    _check_options(options)
-    say = say or (lambda line: tqdm.write(line, file=sys.stderr))
-    inputs = sources.discover(src, options.ids)
-    if not inputs:
-        restriction = " among the --ids given" if options.ids is not None else ""
-        raise IchprepError(f"{src}: no DICOM files found{restriction}")
-    labels = _labels_by_id(options.labels)
-    out.mkdir(parents=True, exist_ok=True)
-    with locked(out):
-        previous_settings = load_settings(out)
-        channels = _channels(options, inputs, previous_settings)
-        if options.format != "hdf5" and len(channels) not in (1, 3):
-            raise IchprepError(f"{options.format} images hold 1 or 3 channels; {len(channels)} windows given")
-        settings = _settings(options, channels)
-        _check_settings(out, previous_settings, settings)
-        _remove_stale_temporaries(out)
-        previous = manifest.load(out)
-        _remove_orphan_shards(out, previous)
-
-        if options.format == "hdf5":
-            spec = hdf5.ShardSpec(options.codec, options.size, len(channels), options.quality, hdf5.shard_attrs(settings))
-            job = Job(tuple(channels), options.size, options.crop, shard=spec)
-        else:
-            job = Job(tuple(channels), options.size, options.crop, sink=ImageSink(str(out), options.format, options.quality))
-        good, bad = _validate_ids(inputs)
-        done = _done_ids(out, previous)
-        todo = [i for i in good if i.id not in done]
-        result = Result(skipped=len(good) - len(todo), manifest=out / manifest.MANIFEST)
-
-        if options.max_disk is not None or options.dry_run:
-            estimate = _estimate(todo, job, out, options)
-            result.estimate = estimate
-            if options.dry_run:
-                return result
-            if not estimate.fits:
-                raise BudgetError(f"{estimate.describe()}: it would not fit; {budget.advice(EXTENSIONS.get(options.format, 'hdf5'), options.size)}")
-        _write_settings(out, settings)
-
-        writer = manifest.ManifestWriter(out)
-        reserve = budget.Reserve(out / manifest.STATE_DIR / "reserve")
-        for row in bad:
-            _report(row, result, say)
-        writer.add(bad)
-        jobs = max(1, min(options.jobs or default_jobs(), len(todo) or 1))
-        bar = tqdm(total=len(todo), disable=options.quiet, unit="img", desc="convert", file=sys.stderr, dynamic_ncols=True)
-        try:
-            for rows in _run(_tasks(todo, job, out, jobs, options, labels), jobs, options.scheduler):
-                for row in rows:
-                    _report(row, result, say)
-                writer.add(rows)
-                bar.update(len(rows))
-                _check_space(out, options, result)
-        finally:
-            bar.close()
-            reserve.release()
-            _finalize(writer, out, options.format == "hdf5")
-    return result
 
 
 def _finalize(writer: manifest.ManifestWriter, out: Path, shards: bool) -> None:
@@ -455,8 +298,7 @@ def _finalize(writer: manifest.ManifestWriter, out: Path, shards: bool) -> None:
     try:
         table = writer.finalize()
         if shards:
-            ok = table[(table["status"] == "ok") & table["output"].notna()]
-            manifest.write_atomic(hdf5.index_frame(ok.to_dict("records")), out / "index.parquet")
+            manifest.write_atomic(index_frame(table), out / layout.INDEX)
     except OSError as err:
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DiskFullError(f"no space left on {out} to write the manifest") from None
@@ -474,17 +316,17 @@ def _check_space(out: Path, options: Options, result: Result) -> None:
             raise DiskFullError(f"the budget --max-disk {budget.human(options.max_disk)} is spent")
 
 
-def scan(src: Path | str, jobs: int | None = None, quiet: bool = True, ids: Sequence[str] | None = None) -> pd.DataFrame:
+def scan(src: Path | str, jobs: int | None = None, quiet: bool = True, ids: Sequence[str] | None = None):
     """Manifest rows (header fields, pixel statistics, outcome) of every input, writing nothing."""
     from tqdm import tqdm
 
-    inputs = sources.discover(Path(src), ids)
-    good, bad = _validate_ids(inputs)
-    job = Job()
+    source = sources.open_source(src)
+    good, bad = _validate_ids(source.inputs(ids))
+    job = Job(source)
     n_jobs = max(1, min(jobs or default_jobs(), len(good) or 1))
     rows: list[dict[str, Any]] = list(bad)
     with tqdm(total=len(good), disable=quiet, unit="file", desc="scan", file=sys.stderr) as bar:
-        for batch_rows in _run([(convert_batch, (batch, job)) for batch in _batches(good, n_jobs)], n_jobs):
-            rows.extend(batch_rows)
-            bar.update(len(batch_rows))
+        for done in run_tasks(job, [Task(tuple(b)) for b in batches(good, n_jobs)], n_jobs):
+            rows.extend(done.rows)
+            bar.update(len(done.rows))
     return manifest.frame(rows)

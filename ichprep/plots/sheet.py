@@ -16,7 +16,7 @@ from ichprep import LABELS
 from ichprep.errors import IchprepError
 from ichprep.labels import ID_COLUMN, load_table
 from ichprep.paths import existing_file, output_file
-from ichprep.store.readers import open_source
+from ichprep.store import open_store
 
 SHORT = {"any": "any", "epidural": "EDH", "intraparenchymal": "IPH", "intraventricular": "IVH",
          "subarachnoid": "SAH", "subdural": "SDH"}
@@ -55,7 +55,7 @@ def contact_sheet(data: str | Path, meta: str | Path, out: str | Path, per_subty
 
     existing_file(Path(meta), "--meta")
     output_file(Path(out), "--out", (".png",))
-    images = open_source(data)
+    images = open_store(data)
     position = {image_id: k for k, image_id in enumerate(images.ids)}
     labels = read_label_table(meta)
     rows = pick(labels, set(position), per_subtype, seed)

@@ -1,7 +1,8 @@
-"""One PNG or JPEG file per slice, written atomically inside the output folder.
+"""One PNG or JPEG file per slice: the writing side (a sink) and the reading side (a store).
 
 JPEG is written with 4:4:4 chroma sampling: the three channels are three different windows,
-and the default 4:2:0 subsampling would blur them into each other at half resolution.
+and the default 4:2:0 subsampling would blur them into each other at half resolution. Every
+file is written atomically inside the output folder, so a task needs no commit or rollback.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ichprep import atomic
+from ichprep import atomic, layout
 
 EXTENSIONS = {"png": "png", "jpg": "jpg", "jpeg": "jpg"}
 DEFAULT_QUALITY = 95
@@ -49,8 +50,12 @@ def decode(data: bytes) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class ImageSink:
-    """Writes ``OUT/<id>.<ext>``; ids are validated by the caller to be plain file names."""
+class ImageFiles:
+    """The sink that writes ``OUT/<id>.<ext>``; ids are validated by the caller to be plain file names.
+
+    Small and picklable, it travels to the workers as it is: each file is complete when renamed
+    into place, so ``open`` returns the sink itself and ``close``/``abort`` have nothing to do.
+    """
 
     out: str
     fmt: str
@@ -61,11 +66,33 @@ class ImageSink:
     def ext(self) -> str:
         return EXTENSIONS[self.fmt]
 
-    def name(self, image_id: str) -> str:
-        return f"{image_id}.{self.ext}"
+    def open(self, number: int, capacity: int) -> ImageFiles:
+        return self
 
-    def write(self, image_id: str, bgr_image: np.ndarray) -> str:
-        """Encode and write one image; returns its file name relative to OUT."""
-        name = self.name(image_id)
+    def write(self, image_id: str, bgr_image: np.ndarray, labels: np.ndarray | None = None) -> tuple[str, int | None]:
+        """Encode and write one image; returns its file name relative to OUT (and no row)."""
+        name = f"{image_id}.{self.ext}"
         atomic.write_bytes(Path(self.out) / name, encode_bgr(bgr_image, self.fmt, self.quality))
-        return name
+        return name, None
+
+    def close(self) -> None:
+        """Nothing to commit: every file was renamed into place when written."""
+
+    def abort(self) -> None:
+        """Nothing to drop: only complete files were ever renamed into place."""
+
+
+class ImageFolder:
+    """The store of a folder of ``<id>.png|jpg``, read with OpenCV as RGB uint8 (H, W, 3)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        files = layout.images(self.root)
+        self.ids: list[str] = [p.stem for p in files]
+        self._names: list[str] = [p.name for p in files]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def read(self, index: int) -> np.ndarray:
+        return decode((self.root / self._names[index]).read_bytes())

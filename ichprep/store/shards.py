@@ -1,29 +1,28 @@
-"""HDF5 shards: thousands of images per file instead of thousands of files.
+"""HDF5 shards, thousands of images per file: the writing side (a sink) and the reading side (a store).
 
-A shard is written by exactly one worker, under a hidden temporary name, and renamed only
-when complete: a crash never leaves a shard that looks valid and is not. Images are stored
-one per chunk, so reading one image decompresses one chunk. With ``jpeg``/``png`` the
-encoded file bytes are stored in a variable-length dataset instead (smaller, slower to read).
+A shard is written by exactly one worker task, under a hidden temporary name, and renamed only
+when complete: a crash never leaves a shard that looks valid and is not. Images are stored one
+per chunk, so reading one image decompresses one chunk. With ``jpeg``/``png`` the encoded file
+bytes are stored in a variable-length dataset instead (smaller, slower to read).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from ichprep import LABELS, __version__, atomic
-from ichprep.store.images import encode_bgr
+from ichprep import LABELS, __version__, atomic, layout
+from ichprep.errors import IchprepError
+from ichprep.store.images import decode, encode_bgr
 
-CODECS = ("zstd", "blosc", "lzf", "gzip", "jpeg", "png")
 DEFAULT_CODEC = "zstd"
 """Blosc with zstd level 3: no larger than PNG files and several times faster to read (benchmarks/storage_formats.py)."""
 DEFAULT_SHARD_SIZE = 10000
-SHARD_PATTERN = "shard-{:05d}.h5"
 
 
 def compression(codec: str) -> dict[str, Any]:
@@ -48,34 +47,35 @@ def is_encoded(codec: str) -> bool:
     return codec in ("jpeg", "png")
 
 
-def shard_name(number: int) -> str:
-    return SHARD_PATTERN.format(number)
-
-
-def shard_number(name: str) -> int:
-    return int(Path(name).stem.split("-")[1])
-
-
 @dataclass(frozen=True)
-class ShardSpec:
-    """How shards are made; recorded in every shard's attributes."""
+class Shards:
+    """The sink of a shard folder: how shards are made, small and picklable; ``open`` starts one shard.
 
+    ``attrs`` are the conversion settings, recorded in every shard so that a shard read on its
+    own still says how its images were made.
+    """
+
+    out: str
     codec: str
     size: int
     channels: int
     quality: int
-    attrs: tuple[tuple[str, str], ...]
+    attrs: tuple[tuple[str, str], ...] = ()
 
     @property
     def bgr(self) -> bool:
         """Encoded images go through OpenCV (BGR); raw pixel chunks are stored RGB."""
         return is_encoded(self.codec)
 
+    def open(self, number: int, capacity: int) -> ShardSink:
+        """Start shard ``number`` with room for ``capacity`` images."""
+        return ShardSink(Path(self.out) / layout.shard_name(number), self, capacity)
 
-class ShardWriter:
-    """Appends rendered images to one shard; ``close`` renames it into place."""
 
-    def __init__(self, path: Path, spec: ShardSpec, capacity: int) -> None:
+class ShardSink:
+    """Appends rendered images to one shard; ``close`` renames it into place, ``abort`` drops it."""
+
+    def __init__(self, path: Path, spec: Shards, capacity: int) -> None:
         import h5py
 
         if spec.codec in ("blosc", "zstd"):
@@ -94,8 +94,8 @@ class ShardWriter:
         self.ids: list[str] = []
         self.labels: list[np.ndarray] = []
 
-    def append(self, image_id: str, image: np.ndarray, labels: np.ndarray | None) -> int:
-        """Store one image; returns its row."""
+    def write(self, image_id: str, image: np.ndarray, labels: np.ndarray | None = None) -> tuple[str, int | None]:
+        """Store one image; returns the shard's file name and the image's row in it."""
         row = len(self.ids)
         if is_encoded(self.spec.codec):
             fmt = "jpg" if self.spec.codec == "jpeg" else "png"
@@ -105,12 +105,18 @@ class ShardWriter:
         self.ids.append(image_id)
         if labels is not None:
             self.labels.append(labels)
-        return row
+        return self.path.name, row
 
     def close(self) -> None:
-        """Trim to the rows written, add ids/labels/attributes, flush and rename into place."""
+        """Trim to the rows written, add ids/labels/attributes, flush and rename into place.
+
+        A shard without a single image is dropped instead: it would only be an empty file.
+        """
         import h5py
 
+        if not self.ids:
+            self.abort()
+            return
         try:
             self.images.resize(len(self.ids), axis=0)
             self.file.create_dataset("ids", data=np.array(self.ids, dtype=object), dtype=h5py.string_dtype("utf-8"))
@@ -136,14 +142,6 @@ class ShardWriter:
             self.tmp.unlink(missing_ok=True)
 
 
-def shard_attrs(settings: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    """The run settings as shard attributes (JSON text for structured values)."""
-    return (
-        ("windows", json.dumps(settings["channels"])),
-        ("crop", json.dumps(settings["crop"])),
-    )
-
-
 def read_image(shard: Any, row: int) -> np.ndarray:
     """One RGB image from an open shard (``h5py.File``), whatever its codec."""
     return ShardReader(shard).read(row)
@@ -163,16 +161,83 @@ class ShardReader:
 
     def read(self, row: int) -> np.ndarray:
         if self.encoded:
-            from ichprep.store.images import decode
-
             return decode(self.images[row].tobytes())
         out = np.empty(self.images.shape[1:], dtype=self.images.dtype)
         self.images.read_direct(out, np.s_[row])
         return out
 
 
-def index_frame(rows: Sequence[dict[str, Any]]):
-    """``index.parquet`` rows: id -> shard file and row."""
-    import pandas as pd
+class ShardStore:
+    """The store of a folder of shards (raw (N,S,S,C) uint8 chunks or encoded jpeg/png bytes).
 
-    return pd.DataFrame([{"id": r["id"], "shard": r["output"], "row": int(r["row"])} for r in rows], columns=["id", "shard", "row"])
+    File handles live in `_files`, keyed by shard name, and belong to the process that opened them:
+    they are dropped when pickled (spawn) and reopened when the pid changes (fork).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        index = shard_index(self.root)
+        self.ids: list[str] = index["id"].tolist()
+        self._shard: list[str] = index["shard"].tolist()
+        self._row: np.ndarray = index["row"].to_numpy(dtype=np.int64)
+        self._files: dict = {}
+        self._pid = os.getpid()
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_files"] = {}
+        return state
+
+    def _file(self, name: str) -> ShardReader:
+        import h5py
+        import hdf5plugin  # noqa: F401  (registers the blosc filter before a blosc shard is read)
+
+        if self._pid != os.getpid():
+            self._files, self._pid = {}, os.getpid()
+        if name not in self._files:
+            self._files[name] = ShardReader(h5py.File(self.root / name, "r"))
+        return self._files[name]
+
+    def read(self, index: int) -> np.ndarray:
+        return self._file(self._shard[index]).read(int(self._row[index]))
+
+    def labels(self) -> pd.DataFrame | None:
+        """The shards' own `labels` datasets as a table indexed by id (None when no shard has them)."""
+        import h5py
+
+        frames = []
+        for name in dict.fromkeys(self._shard):
+            with h5py.File(self.root / name, "r") as f:
+                if "labels" not in f:
+                    return None
+                names = [str(n) for n in f["labels"].attrs.get("label_names", LABELS)]
+                table = pd.DataFrame(f["labels"][:], columns=names)[list(LABELS)]
+                table.index = pd.Index(f["ids"].asstr()[:], name="id")
+                frames.append(table)
+        return pd.concat(frames) if frames else None
+
+
+def shard_index(root: Path) -> pd.DataFrame:
+    """id -> (shard, row): from OUT/index.parquet when convert wrote it, else from each shard's `ids`."""
+    index_path = root / layout.INDEX
+    if index_path.exists():
+        return pd.read_parquet(index_path, columns=["id", "shard", "row"])
+    import h5py
+
+    frames = []
+    for path in layout.shards(root):
+        with h5py.File(path, "r") as f:
+            ids = f["ids"].asstr()[:]
+        frames.append(pd.DataFrame({"id": ids, "shard": path.name, "row": np.arange(len(ids))}))
+    if not frames:
+        raise IchprepError(f"{root}: no {layout.SHARD_GLOB} files")
+    return pd.concat(frames, ignore_index=True)
+
+
+def index_frame(manifest: pd.DataFrame) -> pd.DataFrame:
+    """``index.parquet`` from a manifest's converted rows: id -> shard file and row, column-wise."""
+    ok = manifest[(manifest["status"] == "ok") & manifest["output"].notna()]
+    return pd.DataFrame({"id": ok["id"].to_numpy(), "shard": ok["output"].to_numpy(), "row": ok["row"].astype("int64").to_numpy()})

@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 
 from ichprep import LABELS
 from ichprep.labels import ID_COLUMN, load_table
-from ichprep.store.readers import ImageSource
+from ichprep.store import Store
 
 MEAN: float = 0.6
 STD: float = 0.25
@@ -82,7 +82,7 @@ class ICHDataset(Dataset):
     differ from it, None keeps the stored size.
     """
 
-    source: ImageSource
+    source: Store
     rows: np.ndarray
     labels: np.ndarray | None = None
     size: int | None = None
@@ -124,7 +124,7 @@ class ICHDataset(Dataset):
 
 
 def make_dataset(
-    source: ImageSource,
+    source: Store,
     ids: list[str],
     labels: pd.DataFrame | None,
     series: pd.DataFrame | None = None,

@@ -15,7 +15,7 @@ from torch import nn
 
 from ichprep import LABELS, __version__
 from ichprep.errors import IchprepError
-from ichprep.settings import load_settings
+from ichprep.settings import Settings
 from ichprep.train.checkpoint import seed_everything
 from ichprep.train.config import TrainConfig
 from ichprep.train.models import build, load_pretrained
@@ -47,7 +47,7 @@ def model_record(cfg: TrainConfig, state: dict, ts: TrainSet, in_channels: int, 
         "in_channels": in_channels,
         "neighbours": cfg.neighbours,
         "size": size,
-        "settings": load_settings(cfg.data),
+        "settings": settings.to_dict() if (settings := Settings.load(cfg.data)) is not None else {},
         "mean": cfg.mean,
         "std": cfg.std,
         "labels": list(LABELS),

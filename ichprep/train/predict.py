@@ -8,7 +8,6 @@ one still costs only 1e-4, about 0.2 % of the winning scores (0.044).
 
 from __future__ import annotations
 
-import json
 import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -18,9 +17,10 @@ import numpy as np
 import pandas as pd
 from torch.utils.data import DataLoader
 
-from ichprep import LABELS, SUBTYPES
+from ichprep import LABELS, SUBTYPES, layout
 from ichprep.errors import IchprepError
-from ichprep.store.readers import open_source
+from ichprep.settings import Settings
+from ichprep.store import open_store
 from ichprep.train.dataset import load_labels, make_dataset, series_table
 from ichprep.train.distributed import pick_device
 from ichprep.train.inference import predict_loader
@@ -39,29 +39,38 @@ class Predictions:
     probs: np.ndarray
 
 
-def is_converted(data: Path) -> bool:
-    """convert's output (image folder or shards) rather than DICOMs."""
-    if not data.is_dir():
-        return False
-    return any(data.glob("shard-*.h5")) or any(p.suffix.lower() in (".png", ".jpg", ".jpeg") for p in data.iterdir())
+def convert_dicoms(src: Path, out: Path, settings: Settings, quiet: bool = True) -> Path:
+    """Render DICOMs into ``out`` with the model's own conversion settings.
 
-
-def convert_dicoms(src: Path, out: Path, record: dict, quiet: bool = True) -> Path:
-    """Render DICOMs with the model's own convert settings (windows, size, crop) into `out`.
-
-    The model's ichprep.json is placed in `out` first, so the fastai preset reuses the training
-    data's histogram breakpoints instead of estimating new ones from the test images.
+    The settings carry their resolved channels, so the fastai preset reuses the training data's
+    histogram breakpoints instead of estimating new ones from the test images.
     """
-    from ichprep import atomic
-    from ichprep.convert import pipeline as convert
+    from ichprep.convert import Options, convert
 
-    settings = record.get("settings") or {"size": record.get("size") or convert.Options.size}
-    if "windows" in settings:
-        atomic.write_bytes(out / convert.SETTINGS, json.dumps(settings).encode())
-    result = convert.convert(src, out, convert.options_from_settings(settings, quiet=quiet))
+    result = convert(src, out, settings, Options(quiet=quiet))
     if not result.converted:
-        raise IchprepError(f"{src}: no DICOM could be converted")
+        raise IchprepError(f"DATA {src}: none of its DICOMs could be converted")
     return out
+
+
+def check_data(record: dict, data: Path, series: pd.DataFrame | None) -> None:
+    """Refuse DATA whose images were made differently from the model's training images.
+
+    A model applied to other windows, another size or crop, or another encoding would still
+    print probabilities, and a wrong submission that exits 0 is the worst outcome there is.
+    """
+    trained = Settings.from_dict(record["settings"])
+    made = Settings.load(data)
+    if made is None:
+        raise IchprepError(f"DATA {data} has no {layout.SETTINGS}, so how its images were made is unknown; "
+                           "give predict the DICOMs (they are converted with the model's settings)")
+    changed = trained.pixel_differences(made)
+    if changed:
+        raise IchprepError(f"DATA {data} was converted with other settings than the model's training data "
+                           f"({'; '.join(changed)}); give predict the DICOMs, or convert them with the model's settings")
+    if record["neighbours"] and series is None:
+        raise IchprepError(f"the model stacks {record['neighbours']} neighbouring slice(s) on each side, but DATA {data} "
+                           f"has no {layout.MANIFEST} with series positions")
 
 
 def predict(
@@ -79,11 +88,13 @@ def predict(
     model, record = load_model(model_path, dev)
     data = Path(data)
     with ExitStack() as stack:
-        if not is_converted(data):
+        if not layout.is_converted(data):
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ichprep-predict-")))
-            data = convert_dicoms(data, tmp, record, quiet)
-        source = open_source(data)
-        ds = make_dataset(source, list(source.ids), None, series_table(data), record["neighbours"], record["size"])
+            data = convert_dicoms(data, tmp, Settings.from_dict(record["settings"]), quiet)
+        series = series_table(data)
+        check_data(record, data, series)
+        store = open_store(data)
+        ds = make_dataset(store, list(store.ids), None, series, record["neighbours"], record["size"])
         loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, pin_memory=dev.type == "cuda")
         probs = predict_loader(model, loader, dev, None, tta=tta, quiet=quiet, mean=record["mean"], std=record["std"])
     probs = _to_labels_order(probs, record["labels"])

@@ -14,7 +14,7 @@ import pandas as pd
 from ichprep import LABELS
 from ichprep.errors import IchprepError
 from ichprep.meta.cleaning import patient_folds
-from ichprep.store.readers import ImageSource, ShardSource, open_source
+from ichprep.store import ShardStore, Store, open_store
 from ichprep.train.dataset import load_labels, series_table
 
 
@@ -22,7 +22,7 @@ from ichprep.train.dataset import load_labels, series_table
 class TrainSet:
     """Everything about the data a run needs, decided once and deterministically from the seed."""
 
-    source: ImageSource
+    source: Store
     labels: pd.DataFrame
     train_ids: list[str]
     val_ids: list[str]
@@ -40,11 +40,11 @@ def default_labels(data: Path) -> Path | None:
     return None
 
 
-def resolve_labels(data: Path, source: ImageSource, labels: Path | None) -> tuple[pd.DataFrame, Path | None]:
+def resolve_labels(data: Path, source: Store, labels: Path | None) -> tuple[pd.DataFrame, Path | None]:
     """The label table (indexed by id) and the file it came from (None for the shards' own labels)."""
     if labels is not None:
         return load_labels(labels), labels
-    if isinstance(source, ShardSource):
+    if isinstance(source, ShardStore):
         table = source.labels()
         if table is not None:
             return table, None
@@ -105,7 +105,7 @@ def prepare(
 ) -> TrainSet:
     """Open DATA, attach labels, keep labelled images, take the optional seeded subset, split by patient."""
     data = Path(data)
-    source = open_source(data)
+    source = open_store(data)
     table, labels_file = resolve_labels(data, source, Path(labels) if labels else None)
     present = set(source.ids)
     labelled = set(table.index[table[list(LABELS)].notna().all(axis=1)])

@@ -22,26 +22,14 @@ import pandas as pd
 import pytest
 from cli_run import ichprep
 
-from ichprep.convert import pipeline as convert
+import ichprep.convert as convert
 from ichprep.convert import sources
-from ichprep.convert.windows import PRESETS
-from ichprep.store.images import ImageSink
-
-DEFAULT_CHANNELS = (PRESETS["brain"], PRESETS["subdural"], PRESETS["bone"])
-
-
-def image_job(out: Path, size: int = 64, crop: bool = True) -> convert.Job:
-    return convert.Job(DEFAULT_CHANNELS, size, crop, ImageSink(str(out), "png"))
-
-
-def convert_file(path: Path, job: convert.Job, image_id: str | None = None) -> dict:
-    """The manifest row a worker gives one file (through ``convert_one``, writing ``<id>.png``)."""
-    return convert.convert_batch([sources.Input(image_id or path.stem, str(path), str(path))], job)[0]
+from ichprep.settings import Settings
 
 
 def run_one(case: badinput.Case, tmp_path: Path, size: int = 64, crop: bool = True) -> dict:
     """The manifest row of the case's file, its image written into ``tmp_path``."""
-    return convert_file(case.write(tmp_path), image_job(tmp_path, size, crop))
+    return badinput.convert_file(case.write(tmp_path), size, crop)
 
 
 def rgb(path: Path) -> np.ndarray:
@@ -88,7 +76,7 @@ def test_a_run_over_every_case_records_each_and_writes_images_only_for_the_good_
     for case in badinput.CASES:
         case.write(src)
 
-    result = convert.convert(src, out, convert.Options(jobs=1, quiet=True, format=fmt))
+    result = convert.convert(src, out, Settings(format=fmt), options=convert.Options(jobs=1, quiet=True))
 
     table = pd.read_parquet(out / "manifest.parquet").set_index("id")
     assert sorted(table.index) == sorted(c.name for c in badinput.CASES)
@@ -121,12 +109,12 @@ def test_the_cli_names_every_failure_on_stderr_and_exits_1(tmp_path: Path) -> No
 @pytest.mark.parametrize("name", ["huge_dimensions", "large_dimensions_tiny_data", "pixel_length_past_eof"])
 def test_lying_sizes_fail_or_convert_without_allocating_what_they_claim(name: str, tmp_path: Path) -> None:
     case = badinput.case(name)
-    path, job = case.write(tmp_path), image_job(tmp_path)
-    convert_file(path, job)  # warm caches (renderer tables), so only the file's own cost is measured
+    path = case.write(tmp_path)
+    badinput.convert_file(path)  # warm caches (renderer tables), so only the file's own cost is measured
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     tracemalloc.start()
     try:
-        row = convert_file(path, job)
+        row = badinput.convert_file(path)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -163,7 +151,7 @@ def test_non_utf8_text_converts_and_reaches_the_manifest(name: str, expected: st
     src.mkdir()
     badinput.case(name).write(src)
 
-    convert.convert(src, tmp_path / "out", convert.Options(jobs=1, quiet=True))
+    convert.convert(src, tmp_path / "out", options=convert.Options(jobs=1, quiet=True))
 
     table = pd.read_parquet(tmp_path / "out" / "manifest.parquet")
     assert table.loc[0, "status"] == "ok"
@@ -179,7 +167,7 @@ def test_a_zip_member_with_a_hostile_path_is_written_inside_out_by_its_id(member
         zf.writestr(member, badinput.valid())
     before = files_under(tmp_path)
 
-    convert.convert(archive, nest / "out", convert.Options(jobs=1, quiet=True))
+    convert.convert(archive, nest / "out", options=convert.Options(jobs=1, quiet=True))
 
     created = files_under(tmp_path) - before
     assert all(nest / "out" in p.parents or p == nest / "out" for p in created), created
@@ -203,7 +191,7 @@ def test_a_symlink_loop_in_the_source_folder_does_not_trap_the_walk(tmp_path: Pa
 
     assert not walker.is_alive(), "discovery did not terminate on a symlink loop"
     assert [i.id for i in found] == ["valid"]
-    result = convert.convert(src, tmp_path / "out", convert.Options(jobs=1, quiet=True))
+    result = convert.convert(src, tmp_path / "out", options=convert.Options(jobs=1, quiet=True))
     assert (result.converted, result.failed) == (1, 0)
 
 
@@ -213,7 +201,7 @@ def test_a_file_larger_than_any_slice_fails_before_it_is_read(tmp_path: Path) ->
         fh.truncate(sources.MAX_FILE_BYTES + 1)  # sparse: no disk or memory used
     tracemalloc.start()
     try:
-        row = convert_file(big, image_job(tmp_path))
+        row = badinput.convert_file(big)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -230,7 +218,7 @@ def test_a_fifo_or_device_among_the_inputs_fails_instead_of_hanging_the_run(tmp_
     os.mkfifo(src / "pipe_without_suffix")
     (src / "zero.dcm").symlink_to("/dev/zero")
     results: list = []
-    run = threading.Thread(target=lambda: results.append(convert.convert(src, tmp_path / "out", convert.Options(jobs=1, quiet=True))), daemon=True)
+    run = threading.Thread(target=lambda: results.append(convert.convert(src, tmp_path / "out", options=convert.Options(jobs=1, quiet=True))), daemon=True)
 
     run.start()
     run.join(timeout=30)
@@ -249,7 +237,7 @@ def test_zip_members_whose_names_make_no_safe_file_name_fail_and_write_nothing(t
         for member in ("a/..dcm", "b/.dcm", "-rf.dcm", "ok.dcm"):
             zf.writestr(member, badinput.valid())
 
-    convert.convert(archive, tmp_path / "out", convert.Options(jobs=1, quiet=True))
+    convert.convert(archive, tmp_path / "out", options=convert.Options(jobs=1, quiet=True))
 
     table = pd.read_parquet(tmp_path / "out" / "manifest.parquet").set_index("source")
     assert table.loc[f"{archive}!ok.dcm", "status"] == "ok"
@@ -267,7 +255,7 @@ def test_a_corrupted_zip_member_fails_alone(tmp_path: Path) -> None:
     data[data.index(b"DICM") + 200] ^= 0xFF  # inside the first member: its CRC no longer matches
     archive.write_bytes(bytes(data))
 
-    result = convert.convert(archive, tmp_path / "out", convert.Options(jobs=1, quiet=True))
+    result = convert.convert(archive, tmp_path / "out", options=convert.Options(jobs=1, quiet=True))
 
     table = pd.read_parquet(tmp_path / "out" / "manifest.parquet").set_index("id")
     assert (result.converted, result.failed) == (1, 1)

@@ -8,6 +8,7 @@ from cli_run import ichprep
 
 from ichprep.convert import Options, budget, convert
 from ichprep.errors import DiskFullError
+from ichprep.settings import Settings
 from ichprep.synth import generate
 
 
@@ -29,9 +30,9 @@ def test_parse_size_rejects_what_is_not_a_size(text):
 
 def test_dry_run_estimates_from_a_real_sample_and_converts_nothing(images, tmp_path):
     out = tmp_path / "out"
-    result = convert(images, out, Options(size=64, dry_run=True, jobs=1, quiet=True))
+    result = convert(images, out, Settings(size=64), Options(dry_run=True, jobs=1, quiet=True))
     assert result.converted == 0 and not list(out.glob("*.png"))
-    real = convert(images, tmp_path / "real", Options(size=64, jobs=1, quiet=True))
+    real = convert(images, tmp_path / "real", Settings(size=64), Options(jobs=1, quiet=True))
     actual = sum(p.stat().st_blocks * 512 for p in (tmp_path / "real").glob("*.png")) / real.converted
     assert result.estimate.images == 24
     assert result.estimate.per_image == pytest.approx(actual, rel=0.25)
@@ -48,12 +49,12 @@ def test_low_free_space_stops_the_run_keeping_a_resumable_manifest(images, tmp_p
     out = tmp_path / "out"
     monkeypatch.setattr(budget, "free_bytes", lambda path: budget.MARGIN - 1)
     with pytest.raises(DiskFullError):
-        convert(images, out, Options(size=64, jobs=1, quiet=True))
+        convert(images, out, Settings(size=64), Options(jobs=1, quiet=True))
     partial = pd.read_parquet(out / "manifest.parquet")
     assert 0 < len(partial) < 24 and set(partial["status"]) == {"ok"}
     assert sorted(p.stem for p in out.glob("*.png")) == sorted(partial["id"])
     monkeypatch.undo()
-    rest = convert(images, out, Options(size=64, jobs=1, quiet=True))
+    rest = convert(images, out, Settings(size=64), Options(jobs=1, quiet=True))
     assert rest.skipped == len(partial) and rest.converted == 24 - len(partial)
     assert len(pd.read_parquet(out / "manifest.parquet")) == 24
 

@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 from cli_run import ichprep
 
-from ichprep.store.images import ImageSink
+from ichprep.store import ImageFiles
 
 N_SLICES = 200
 SIDE = 512
@@ -208,16 +208,16 @@ def test_a_full_disk_stops_with_exit_1_keeps_the_manifest_and_a_rerun_completes(
         image_id = f"ID_{i:09x}"
         (src / f"{image_id}.dcm").write_bytes(badinput.encode(badinput.ct_dataset(badinput.ct_pixels(seed=i), image_id=image_id)))
     ids = ids_of(src)
-    real_write = ImageSink.write
+    real_write = ImageFiles.write
     written: list[str] = []
 
-    def write_until_full(self: ImageSink, image_id: str, image: np.ndarray) -> str:
+    def write_until_full(self: ImageFiles, image_id: str, image: np.ndarray, labels: np.ndarray | None = None) -> tuple[str, None]:
         if len(written) >= 25:
             raise OSError(errno.ENOSPC, "No space left on device")
         written.append(image_id)
-        return real_write(self, image_id, image)
+        return real_write(self, image_id, image, labels)
 
-    monkeypatch.setattr(ImageSink, "write", write_until_full)
+    monkeypatch.setattr(ImageFiles, "write", write_until_full)
     full = ichprep("convert", str(src), str(out), "--quiet", "--jobs", "1", "--size", "32")
 
     assert full.exit_code == 1, full.output
@@ -227,7 +227,7 @@ def test_a_full_disk_stops_with_exit_1_keeps_the_manifest_and_a_rerun_completes(
     assert set(kept["id"]) <= set(written) and (kept["status"] == "ok").all()
     assert temporaries(out) == []
 
-    monkeypatch.setattr(ImageSink, "write", real_write)
+    monkeypatch.setattr(ImageFiles, "write", real_write)
     rerun = ichprep("convert", str(src), str(out), "--quiet", "--jobs", "1", "--size", "32")
 
     assert rerun.exit_code == 0, rerun.output

@@ -18,11 +18,12 @@ import pytest
 from cli_run import ichprep
 from pydicom.uid import ImplicitVRLittleEndian, RLELossless
 
-from ichprep.convert import dicom, pipeline
+from ichprep.convert import dicom, pipeline, resume
 from ichprep.convert.pipeline import Options
 from ichprep.convert.render import Renderer
 from ichprep.convert.windows import parse_windows
 from ichprep.errors import IchprepError
+from ichprep.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 SIDE = 64
@@ -75,8 +76,9 @@ def read_rgb(path: Path) -> np.ndarray:
     return image[..., ::-1]
 
 
-def quiet(**kwargs) -> Options:
-    return Options(jobs=kwargs.pop("jobs", 1), quiet=True, **kwargs)
+def quiet(jobs: int = 1, **settings) -> tuple[Settings, Options]:
+    """Settings and quiet run options for ``convert(src, out, *quiet(...))``."""
+    return Settings(**settings), Options(jobs=jobs, quiet=True)
 
 
 def run_cli(*args: str):
@@ -99,7 +101,7 @@ def test_cli_no_crop_png_is_the_window_formula_exactly(src, tmp_path, reference)
 
 def test_default_settings_crop_and_resize_to_256_within_one_level(src, tmp_path, reference):
     out = tmp_path / "out"
-    assert pipeline.convert(src, out, quiet()).converted == len(KINDS)
+    assert pipeline.convert(src, out, *quiet()).converted == len(KINDS)
     renderer = Renderer(parse_windows("brain,subdural,bone"))
     for image_id, (raw, header) in KINDS.items():
         image = read_rgb(out / f"{image_id}.png")
@@ -115,7 +117,7 @@ def test_real_files_convert_to_the_window_formula(real_files, tmp_path, referenc
     listing = tmp_path / "real.txt"
     listing.write_text("\n".join(str(p) for p in picks))
     out = tmp_path / "out"
-    assert pipeline.convert(listing, out, quiet(crop=False, size=512)).converted == len(picks)
+    assert pipeline.convert(listing, out, *quiet(crop=False, size=512)).converted == len(picks)
     for path in picks:
         ds = pydicom.dcmread(path)
         hu = ds.pixel_array.astype(np.float32) * np.float32(ds.RescaleSlope) + np.float32(ds.RescaleIntercept)
@@ -124,8 +126,8 @@ def test_real_files_convert_to_the_window_formula(real_files, tmp_path, referenc
 
 def test_jpeg_output_is_444_and_close_to_the_png(src, tmp_path):
     png, jpg = tmp_path / "png", tmp_path / "jpg"
-    pipeline.convert(src, png, quiet(crop=False, size=SIDE))
-    assert pipeline.convert(src, jpg, quiet(crop=False, size=SIDE, format="jpg")).converted == len(KINDS)
+    pipeline.convert(src, png, *quiet(crop=False, size=SIDE))
+    assert pipeline.convert(src, jpg, *quiet(crop=False, size=SIDE, format="jpg")).converted == len(KINDS)
     assert sorted(outputs(jpg)) == sorted(f"{i}.jpg" for i in KINDS)
     for image_id in KINDS:
         data = (jpg / f"{image_id}.jpg").read_bytes()
@@ -149,7 +151,7 @@ def reference_stats(raw: np.ndarray, header: dict) -> dict[str, float]:
 
 def test_manifest_has_one_row_per_input_with_header_fix_header_and_stats(src, tmp_path):
     out = tmp_path / "out"
-    pipeline.convert(src, out, quiet(size=32))
+    pipeline.convert(src, out, *quiet(size=32))
     table = pd.read_parquet(out / "manifest.parquet").set_index("id")
     assert sorted(table.index) == sorted(KINDS)
     for column in ["source", "status", "error", "header_fix", "fname", "SOPInstanceUID", "PatientID", "StudyInstanceUID",
@@ -227,15 +229,15 @@ def test_missing_source_exits_2(tmp_path):
 
 def test_second_run_skips_everything_and_a_run_after_deleting_two_redoes_them(src, tmp_path):
     out = tmp_path / "out"
-    first = pipeline.convert(src, out, quiet(size=32))
+    first = pipeline.convert(src, out, *quiet(size=32))
     assert (first.converted, first.skipped) == (len(KINDS), 0)
     before = {name: (out / name).stat().st_mtime_ns for name in outputs(out)}
-    again = pipeline.convert(src, out, quiet(size=32))
+    again = pipeline.convert(src, out, *quiet(size=32))
     assert (again.converted, again.failed, again.skipped) == (0, 0, len(KINDS))
     deleted = ["ID_0000000a2.png", "ID_0000000a6.png"]
     for name in deleted:
         (out / name).unlink()
-    redo = pipeline.convert(src, out, quiet(size=32))
+    redo = pipeline.convert(src, out, *quiet(size=32))
     assert (redo.converted, redo.skipped) == (2, len(KINDS) - 2)
     after = {name: (out / name).stat().st_mtime_ns for name in outputs(out)}
     assert sorted(after) == sorted(before)
@@ -247,21 +249,21 @@ def test_second_run_skips_everything_and_a_run_after_deleting_two_redoes_them(sr
 def test_failed_inputs_are_retried_on_resume(src, tmp_path, make_ct):
     out = tmp_path / "out"
     (src / "ID_later.dcm").write_bytes(b"")
-    assert pipeline.convert(src, out, quiet(size=32), say=lambda line: None).failed == 1
+    assert pipeline.convert(src, out, *quiet(size=32), say=lambda line: None).failed == 1
     (src / "ID_later.dcm").write_bytes(make_ct(KINDS["ID_0000000a1"][0], bits_stored=12))
-    again = pipeline.convert(src, out, quiet(size=32))
+    again = pipeline.convert(src, out, *quiet(size=32))
     assert (again.converted, again.failed, again.skipped) == (1, 0, len(KINDS))
     assert pd.read_parquet(out / "manifest.parquet").set_index("id").loc["ID_later", "status"] == "ok"
 
 
 def test_stale_temporary_files_are_removed_and_never_counted(src, tmp_path):
     out = tmp_path / "out"
-    pipeline.convert(src, out, quiet(size=32))
+    pipeline.convert(src, out, *quiet(size=32))
     stale = [out / ".ID_0000000a1.png.tmp123", out / ".ID_zzz.png.tmp9", out / ".manifest.parquet.tmp77"]
     for path in stale:
         path.write_bytes(b"half an image")
     (out / "ID_0000000a3.png").unlink()
-    result = pipeline.convert(src, out, quiet(size=32))
+    result = pipeline.convert(src, out, *quiet(size=32))
     assert (result.converted, result.skipped) == (1, len(KINDS) - 1)
     assert not any(path.exists() for path in stale)
     assert sorted(outputs(out)) == sorted(f"{i}.png" for i in KINDS)
@@ -282,19 +284,19 @@ def test_changed_settings_into_the_same_output_are_refused(src, tmp_path, args):
 def test_a_second_run_on_a_locked_output_is_refused(src, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    with pipeline.locked(out):
+    with resume.locked(out):
         with pytest.raises(IchprepError, match="another ichprep run"):
-            pipeline.convert(src, out, quiet(size=32))
+            pipeline.convert(src, out, *quiet(size=32))
         result = run_cli(src, out, "--jobs", 1, "--quiet")
         assert result.exit_code == 2 and "another ichprep run" in result.stderr
     assert not outputs(out)
-    assert pipeline.convert(src, out, quiet(size=32)).converted == len(KINDS)
+    assert pipeline.convert(src, out, *quiet(size=32)).converted == len(KINDS)
 
 
 def test_two_jobs_write_the_same_bytes_as_one(src, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
-    pipeline.convert(src, one, quiet(size=48, jobs=1))
-    assert pipeline.convert(src, two, quiet(size=48, jobs=2)).converted == len(KINDS)
+    pipeline.convert(src, one, *quiet(size=48, jobs=1))
+    assert pipeline.convert(src, two, *quiet(size=48, jobs=2)).converted == len(KINDS)
     assert outputs(one) == outputs(two) and len(outputs(one)) == len(KINDS)
     left = pd.read_parquet(one / "manifest.parquet").sort_values("id").reset_index(drop=True)
     right = pd.read_parquet(two / "manifest.parquet").sort_values("id").reset_index(drop=True)
@@ -307,8 +309,8 @@ def test_zip_members_convert_in_place_named_by_their_stem(src, tmp_path):
         for path in sorted(src.iterdir()):
             zf.write(path, f"rsna-intracranial-hemorrhage-detection/stage_2_train/{path.name}")
     out, folder = tmp_path / "out", tmp_path / "folder"
-    assert pipeline.convert(archive, out, quiet(size=32)).converted == len(KINDS)
-    pipeline.convert(src, folder, quiet(size=32))
+    assert pipeline.convert(archive, out, *quiet(size=32)).converted == len(KINDS)
+    pipeline.convert(src, folder, *quiet(size=32))
     assert outputs(out) == outputs(folder)
     table = pd.read_parquet(out / "manifest.parquet").set_index("id")
     assert table.loc["ID_0000000a1", "source"] == f"{archive}!rsna-intracranial-hemorrhage-detection/stage_2_train/ID_0000000a1.dcm"
@@ -346,7 +348,7 @@ def test_unsafe_ids_fail_cleanly_and_nothing_is_written_outside_out(tmp_path, ma
     out = tmp_path / "a" / "b" / "out"
     before = snapshot(tmp_path, out)
     errors: list[str] = []
-    result = pipeline.convert(listing, out, quiet(size=32), say=errors.append)
+    result = pipeline.convert(listing, out, *quiet(size=32), say=errors.append)
     assert (result.converted, result.failed) == (2, 4)
     assert sorted(outputs(out)) == ["ok.png", "x.png"]
     assert snapshot(tmp_path, out) == before
@@ -360,7 +362,7 @@ def test_duplicate_ids_fail_the_second_input(src, tmp_path, make_ct):
     (src / "again").mkdir()
     (src / "again" / "ID_0000000a1.dcm").write_bytes(make_ct(KINDS["ID_0000000a2"][0], bits_stored=12))
     errors: list[str] = []
-    result = pipeline.convert(src, tmp_path / "out", quiet(size=32), say=errors.append)
+    result = pipeline.convert(src, tmp_path / "out", *quiet(size=32), say=errors.append)
     assert (result.converted, result.failed) == (len(KINDS), 1)
     assert len(errors) == 1 and "duplicate" in errors[0]
 
@@ -375,7 +377,7 @@ def fastai_freqhist_bins(values: np.ndarray, n_bins: int = 100) -> np.ndarray:
 
 def test_fastai_preset_uses_freqhist_breaks_of_the_pooled_sample(src, tmp_path, reference):
     out = tmp_path / "out"
-    assert pipeline.convert(src, out, quiet(windows="fastai", crop=False, size=SIDE)).converted == len(KINDS)
+    assert pipeline.convert(src, out, *quiet(windows="fastai", crop=False, size=SIDE)).converted == len(KINDS)
     settings = json.loads((out / "ichprep.json").read_text())
     assert [c["name"] for c in settings["channels"]] == ["brain", "fastai_subdural", "freqhist"]
     pooled = np.concatenate([reference_hu(*KINDS[i])[::2, ::2].ravel() for i in sorted(KINDS)])
@@ -403,8 +405,8 @@ def test_scan_returns_the_manifest_rows_and_writes_nothing(src, broken, tmp_path
 def test_importing_the_package_and_converting_never_imports_torch(src, tmp_path):
     code = (
         "import sys, ichprep, ichprep.cli, ichprep.convert.pipeline\n"
-        "from ichprep.convert.pipeline import Options, convert\n"
-        f"r = convert({str(src)!r}, {str(tmp_path / 'out')!r}, Options(jobs=1, quiet=True, size=32))\n"
+        "from ichprep.convert import Options, Settings, convert\n"
+        f"r = convert({str(src)!r}, {str(tmp_path / 'out')!r}, Settings(size=32), Options(jobs=1, quiet=True))\n"
         "assert r.converted > 0, r\n"
         "print('torch' in sys.modules)\n"
     )
@@ -421,7 +423,7 @@ def test_pixel_stats_in_the_manifest_are_before_the_header_fix(tmp_path, make_ct
     folder.mkdir()
     (folder / "ID_quirk.dcm").write_bytes(make_ct(stored, bits_stored=12, intercept=-50.0))
     out = tmp_path / "out"
-    pipeline.convert(folder, out, quiet(crop=False, size=SIDE))
+    pipeline.convert(folder, out, *quiet(crop=False, size=SIDE))
     row = pd.read_parquet(out / "manifest.parquet").set_index("id").loc["ID_quirk"]
     raw = stored.astype(np.float64)
     assert row["header_fix"]
@@ -435,7 +437,7 @@ def test_pixel_stats_in_the_manifest_are_before_the_header_fix(tmp_path, make_ct
 def test_manifest_header_columns_are_the_files_header(src, tmp_path):
     ds = pydicom.dcmread(io.BytesIO((src / "ID_0000000a3.dcm").read_bytes()))
     out = tmp_path / "out"
-    pipeline.convert(src, out, quiet(size=32))
+    pipeline.convert(src, out, *quiet(size=32))
     row = pd.read_parquet(out / "manifest.parquet").set_index("id").loc["ID_0000000a3"]
     assert row["SOPInstanceUID"] == ds.SOPInstanceUID and row["PatientID"] == ds.PatientID
     assert float(row["ImagePositionPatient2"]) == float(ds.ImagePositionPatient[2])
@@ -444,26 +446,27 @@ def test_manifest_header_columns_are_the_files_header(src, tmp_path):
 @pytest.mark.parametrize(
     "made",
     [
-        Options(format="hdf5", codec="jpeg", quality=90, size=64, crop=False, windows="40/80,bone,subdural"),
-        Options(format="jpg", quality=80, size=48, windows="brain,soft,bone"),
+        Settings(format="hdf5", codec="jpeg", quality=90, size=64, crop=False, windows="40/80,bone,subdural"),
+        Settings(format="jpg", quality=80, size=48, windows="brain,soft,bone"),
     ],
 )
-def test_options_from_settings_reproduce_the_run_that_wrote_them(tmp_path, made):
+def test_saved_settings_reproduce_the_run_that_wrote_them(tmp_path, made):
     from ichprep.synth import generate
 
     images = generate(tmp_path / "raw", n=6, seed=2, size=64) / "stage_1_train_images"
     out = tmp_path / "out"
-    first = pipeline.convert(images, out, Options(**{**made.__dict__, "jobs": 1, "quiet": True}))
-    again = pipeline.options_from_settings(pipeline.load_settings(out), jobs=1, quiet=True)
-    assert (again.format, again.codec if made.format == "hdf5" else made.codec, again.quality, again.size, again.crop) == (
-        made.format, made.codec, made.quality, made.size, made.crop)
-    rerun = pipeline.convert(images, out, again)
+    first = pipeline.convert(images, out, made, Options(jobs=1, quiet=True))
+    again = Settings.load(out)
+    assert (again.format, again.codec, again.quality, again.size, again.crop) == (made.format, made.codec, made.quality, made.size, made.crop)
+    assert [c["name"] for c in again.channels] == [c["name"] for c in first.settings.channels] and again.channels
+    assert again.output_differences(first.settings) == []
+    rerun = pipeline.convert(images, out, again, Options(jobs=1, quiet=True))
     assert (rerun.skipped, rerun.converted) == (first.converted, 0)
 
 
 def test_a_fastai_resume_reuses_the_saved_breakpoints(src, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    pipeline.convert(src, out, quiet(windows="fastai", crop=False, size=SIDE))
+    pipeline.convert(src, out, *quiet(windows="fastai", crop=False, size=SIDE))
     first = outputs(out)
     saved = json.loads((out / "ichprep.json").read_text())["channels"][2]["breaks"]
     victims = sorted(first)[:2]
@@ -474,7 +477,7 @@ def test_a_fastai_resume_reuses_the_saved_breakpoints(src, tmp_path, monkeypatch
         raise AssertionError("a resumed fastai run must not estimate new breakpoints")
 
     monkeypatch.setattr(pipeline, "sample_breaks", no_new_sample)
-    again = pipeline.convert(src, out, quiet(windows="fastai", crop=False, size=SIDE))
+    again = pipeline.convert(src, out, *quiet(windows="fastai", crop=False, size=SIDE))
     assert again.converted == 2
     assert json.loads((out / "ichprep.json").read_text())["channels"][2]["breaks"] == saved
     assert outputs(out) == first

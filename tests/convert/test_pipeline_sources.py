@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ichprep.convert.pipeline import Options, convert
+from ichprep.convert import Options, convert
+from ichprep.settings import Settings
 from ichprep.synth import generate
 
 
@@ -21,7 +22,7 @@ def synth(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def folder_out(synth, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("local")
-    convert(synth / "stage_1_train_images", out, Options(size=64, jobs=1, quiet=True))
+    convert(synth / "stage_1_train_images", out, Settings(size=64), Options(jobs=1, quiet=True))
     return out
 
 
@@ -37,7 +38,7 @@ def test_zip_members_are_read_in_place_and_equal_the_folder_run(synth, folder_ou
             zf.write(path, f"stage_1_train_images/{path.name}")
         zf.writestr("stage_1_train.csv", (synth / "stage_1_train.csv").read_text())
     out = tmp_path / "zipped"
-    result = convert(archive, out, Options(size=64, jobs=2, quiet=True))
+    result = convert(archive, out, Settings(size=64), Options(jobs=2, quiet=True))
     assert (result.converted, result.failed) == (16, 0)
     assert same_images(folder_out, out)
     sources = pd.read_parquet(out / "manifest.parquet")["source"]
@@ -52,7 +53,7 @@ def test_ids_restrict_a_zip_run_to_the_listed_images(synth, tmp_path):
         for path in paths:
             zf.write(path, path.name)
     wanted = [p.stem for p in paths[:5]]
-    convert(archive, tmp_path / "out", Options(size=64, jobs=1, quiet=True, ids=wanted))
+    convert(archive, tmp_path / "out", Settings(size=64), Options(jobs=1, quiet=True, ids=wanted))
     assert sorted(p.stem for p in (tmp_path / "out").glob("*.png")) == wanted
 
 
@@ -60,7 +61,7 @@ def test_ids_restrict_a_zip_run_to_the_listed_images(synth, tmp_path):
 def test_a_dask_cluster_writes_the_same_images_as_a_local_run(synth, folder_out, tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as cluster:
-        result = convert(synth / "stage_1_train_images", tmp_path / "dask", Options(size=64, quiet=True, scheduler=cluster.scheduler_address))
+        result = convert(synth / "stage_1_train_images", tmp_path / "dask", Settings(size=64), Options(quiet=True, scheduler=cluster.scheduler_address))
     assert (result.converted, result.failed) == (16, 0)
     assert same_images(folder_out, tmp_path / "dask")
     local = pd.read_parquet(folder_out / "manifest.parquet").sort_values("id").reset_index(drop=True)

@@ -12,6 +12,7 @@ import pytest
 
 from ichprep.convert import sources
 from ichprep.convert.sources import Input
+from ichprep.convert.sources.files import from_folder, read_file
 from ichprep.errors import SourceError
 
 PIXELS = np.full((8, 8), 1000, dtype=np.uint16)
@@ -40,10 +41,10 @@ def tree(tmp_path: Path, make_ct) -> Path:
 
 
 def test_folder_walk_finds_dcm_in_any_case_and_preamble_files_recursively_but_no_hidden_or_other_files(tree):
-    inputs = sources.from_folder(tree)
+    inputs = from_folder(tree)
     assert sorted(ids_of(inputs)) == ["ID_a", "ID_b", "ID_c", "ID_d", "ID_noext"]
     for item in inputs:
-        assert Path(item.path).is_file() and item.source == item.path and item.member is None
+        assert Path(item.ref).is_file() and item.source == item.ref
 
 
 def test_folder_walk_order_does_not_depend_on_creation_order(tmp_path, make_ct):
@@ -51,7 +52,7 @@ def test_folder_walk_order_does_not_depend_on_creation_order(tmp_path, make_ct):
     for name in ["c.dcm", "a.dcm", "b.dcm", "sub/z.dcm", "sub/y.dcm"]:
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_bytes(data)
-    assert ids_of(sources.from_folder(tmp_path)) == ["a", "b", "c", "y", "z"]
+    assert ids_of(from_folder(tmp_path)) == ["a", "b", "c", "y", "z"]
 
 
 def test_symlink_loop_does_not_hang_the_walk(tree):
@@ -65,8 +66,8 @@ def test_list_file_paths_are_relative_to_the_list(tree, tmp_path):
     listing.write_text(f"# a comment\n\n../ID_a.dcm\ner/ID_c.Dcm\n  {tree / 'ID_b.DCM'}  \n")
     inputs = sources.discover(listing)
     assert ids_of(inputs) == ["ID_a", "ID_c", "ID_b"]
-    assert all(Path(i.path).is_file() for i in inputs)
-    assert Path(inputs[0].path).resolve() == (tree / "ID_a.dcm").resolve()
+    assert all(Path(i.ref).is_file() for i in inputs)
+    assert Path(inputs[0].ref).resolve() == (tree / "ID_a.dcm").resolve()
 
 
 @pytest.mark.parametrize("column", ["path", "source", "fname", "file", "filename"])
@@ -75,7 +76,7 @@ def test_csv_list_takes_the_path_column(tree, column):
     pd.DataFrame({"label": [1, 0], column: ["ID_a.dcm", "deep/ID_d.dcm"]}).to_csv(listing, index=False)
     inputs = sources.discover(listing)
     assert ids_of(inputs) == ["ID_a", "ID_d"]
-    assert all(Path(i.path).is_file() for i in inputs)
+    assert all(Path(i.ref).is_file() for i in inputs)
 
 
 def test_csv_list_without_a_path_column_is_a_source_error(tree):
@@ -104,11 +105,13 @@ def archive(tmp_path: Path, make_ct) -> tuple[Path, dict[str, bytes]]:
 
 def test_zip_members_are_inputs_read_in_place(archive):
     path, members = archive
-    inputs = sources.discover(path)
+    source = sources.open_source(path)
+    inputs = source.inputs()
     assert ids_of(inputs) == ["ID_3", "ID_1", "ID_2"]
-    for item in inputs:
-        assert item.path == str(path) and item.source == f"{path}!{item.member}"
-        assert sources.read_bytes(item) == members[item.member]
+    for (item, data), name in zip(source.read(inputs), [i.ref for i in inputs]):
+        assert item.source == f"{path}!{name}"
+        assert data == members[name]
+    assert source.fetched == sum(len(m) for m in members.values())
     assert not any(p.suffix == ".dcm" for p in path.parent.rglob("*"))
 
 
@@ -190,10 +193,20 @@ def test_names_that_could_escape_or_hide_are_unsafe_ids(image_id):
     assert not sources.is_safe_id(image_id)
 
 
-def test_read_bytes_refuses_a_file_over_the_limit(tmp_path):
+def test_read_file_refuses_a_file_over_the_limit(tmp_path):
     path = tmp_path / "big.dcm"
     path.write_bytes(b"\0" * 2048)
-    item = Input(id="big", source=str(path), path=str(path))
-    assert sources.read_bytes(item) == b"\0" * 2048
+    assert read_file(str(path)) == b"\0" * 2048
     with pytest.raises(ValueError, match="larger"):
-        sources.read_bytes(item, limit=1024)
+        read_file(str(path), limit=1024)
+
+
+def test_a_source_reads_each_item_or_says_why_not_and_counts_the_bytes(tmp_path):
+    good, missing = tmp_path / "good.dcm", tmp_path / "missing.dcm"
+    good.write_bytes(b"x" * 100)
+    source = sources.open_source(tmp_path)
+    items = [Input("good", str(good), str(good)), Input("missing", str(missing), str(missing))]
+    (first, data), (second, error) = source.read(items)
+    assert (first, data) == (items[0], b"x" * 100)
+    assert second == items[1] and isinstance(error, FileNotFoundError)
+    assert source.fetched == 100

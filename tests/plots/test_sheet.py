@@ -11,7 +11,7 @@ import pytest
 from ichprep import LABELS
 from ichprep.errors import IchprepError
 from ichprep.plots.sheet import contact_sheet, pick, tile_caption
-from ichprep.store import open_source
+from ichprep.store import open_store
 
 
 def image(value: int) -> np.ndarray:
@@ -45,14 +45,14 @@ def labels_table(rows: dict[str, set[str]]) -> pd.DataFrame:
 @pytest.mark.parametrize("codec", ["lzf", "png"])
 def test_shard_images_the_sheet_reads_come_back_as_rgb(tmp_path, codec):
     write_shard(tmp_path / "shard-00000.h5", ["a", "b"], [image(10), image(200)], codec)
-    found = open_source(tmp_path)
+    found = open_store(tmp_path)
     assert sorted(found.ids) == ["a", "b"]
     assert np.array_equal(found.read(found.ids.index("b")), image(200))
 
 
 def test_folder_images_the_sheet_reads_come_back_as_rgb(tmp_path):
     cv2.imwrite(str(tmp_path / "x.png"), image(50)[..., ::-1])
-    found = open_source(tmp_path)
+    found = open_store(tmp_path)
     assert found.ids == ["x"] and np.array_equal(found.read(0), image(50))
 
 

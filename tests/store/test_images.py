@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ichprep.store.images import ImageSink, decode, encode, encode_bgr
+from ichprep.store.images import ImageFiles, decode, encode, encode_bgr
 
 RNG = np.random.default_rng(3)
 IMAGE = RNG.integers(0, 256, (40, 48, 3), dtype=np.uint8)
@@ -76,9 +76,10 @@ def test_unknown_format_is_refused():
 
 @pytest.mark.parametrize("fmt, ext", [("png", "png"), ("jpg", "jpg"), ("jpeg", "jpg")])
 def test_sink_writes_out_id_dot_ext_and_nothing_else(tmp_path, fmt, ext):
-    sink = ImageSink(str(tmp_path), fmt)
-    name = sink.write("ID_abc", np.ascontiguousarray(IMAGE[..., ::-1]))
-    assert name == f"ID_abc.{ext}" and sink.name("ID_abc") == name
+    sink = ImageFiles(str(tmp_path), fmt).open(0, 1)
+    name, row = sink.write("ID_abc", np.ascontiguousarray(IMAGE[..., ::-1]))
+    sink.close()
+    assert (name, row) == (f"ID_abc.{ext}", None)
     assert [p.name for p in tmp_path.iterdir()] == [name]
     written = cv2.imread(str(tmp_path / name), cv2.IMREAD_COLOR)[..., ::-1]
     if ext == "png":

@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 
 from ichprep import LABELS
-from ichprep.convert.pipeline import Options, convert
+from ichprep.convert import Options, convert
 from ichprep.labels import read_labels
+from ichprep.settings import Settings
 from ichprep.store.shards import read_image
 from ichprep.synth import generate
 
@@ -26,7 +27,7 @@ def synth(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def png_out(synth, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("png")
-    convert(synth / "stage_1_train_images", out, Options(size=64, jobs=1, quiet=True))
+    convert(synth / "stage_1_train_images", out, Settings(size=64), Options(jobs=1, quiet=True))
     return out
 
 
@@ -37,8 +38,8 @@ def png_image(folder: Path, image_id: str) -> np.ndarray:
 @pytest.mark.parametrize("codec", ["zstd", "lzf", "gzip", "blosc", "png"])
 def test_lossless_shards_hold_the_png_paths_pixels_ids_and_labels(codec, synth, png_out, tmp_path):
     out = tmp_path / "h5"
-    opts = Options(size=64, jobs=1, quiet=True, format="hdf5", codec=codec, shard_size=12, labels=synth / "stage_1_train.csv")
-    result = convert(synth / "stage_1_train_images", out, opts)
+    opts = Settings(size=64, format="hdf5", codec=codec), Options(jobs=1, quiet=True, shard_size=12, labels=synth / "stage_1_train.csv")
+    result = convert(synth / "stage_1_train_images", out, *opts)
     assert result.failed == 0 and result.converted == 30
     shards = sorted(out.glob("shard-*.h5"))
     assert [p.name for p in shards] == ["shard-00000.h5", "shard-00001.h5", "shard-00002.h5"]
@@ -65,7 +66,7 @@ def test_lossless_shards_hold_the_png_paths_pixels_ids_and_labels(codec, synth, 
 
 def test_jpeg_codec_stores_decodable_4_4_4_bytes_close_to_png(synth, png_out, tmp_path):
     out = tmp_path / "h5"
-    convert(synth / "stage_1_train_images", out, Options(size=64, jobs=1, quiet=True, format="hdf5", codec="jpeg", quality=95))
+    convert(synth / "stage_1_train_images", out, Settings(size=64, format="hdf5", codec="jpeg", quality=95), Options(jobs=1, quiet=True))
     with h5py.File(out / "shard-00000.h5", "r") as f:
         first = f["ids"][0]
         image_id = first.decode() if isinstance(first, bytes) else first
@@ -78,10 +79,10 @@ def test_jpeg_codec_stores_decodable_4_4_4_bytes_close_to_png(synth, png_out, tm
 
 def test_rerun_skips_completed_shards_and_orphans_are_removed(synth, tmp_path):
     out = tmp_path / "h5"
-    opts = Options(size=64, jobs=1, quiet=True, format="hdf5", shard_size=10)
-    convert(synth / "stage_1_train_images", out, opts)
+    opts = Settings(size=64, format="hdf5"), Options(jobs=1, quiet=True, shard_size=10)
+    convert(synth / "stage_1_train_images", out, *opts)
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*.h5")}
     (out / "shard-00099.h5").write_bytes(b"finished after a stop, never recorded")
-    again = convert(synth / "stage_1_train_images", out, opts)
+    again = convert(synth / "stage_1_train_images", out, *opts)
     assert (again.converted, again.skipped) == (0, 30)
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*.h5")} == before

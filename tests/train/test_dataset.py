@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ichprep import LABELS
-from ichprep.store import ShardSource, open_source
+from ichprep.store import ShardStore, open_store
 from ichprep.train.dataset import (
     MEAN,
     STD,
@@ -51,7 +51,7 @@ def fake():
 
 def test_folder_items_are_stored_rgb_channels_first_with_labels(tmp_path, fake):
     ids, images, labels, table = fake
-    source = open_source(write_folder(tmp_path / "png", ids, images))
+    source = open_store(write_folder(tmp_path / "png", ids, images))
     frame = pd.DataFrame(labels, index=ids, columns=list(LABELS))
     ds = make_dataset(source, ids[3:6], frame)
     x, y = ds[1]
@@ -63,8 +63,8 @@ def test_folder_items_are_stored_rgb_channels_first_with_labels(tmp_path, fake):
 @pytest.mark.parametrize("codec", ["lzf", "gzip", "png"])
 def test_shards_return_the_stored_pixels(tmp_path, fake, codec):
     ids, images, labels, _ = fake
-    source = open_source(write_shards(tmp_path / codec, ids, images, labels, codec=codec))
-    assert isinstance(source, ShardSource)
+    source = open_store(write_shards(tmp_path / codec, ids, images, labels, codec=codec))
+    assert isinstance(source, ShardStore)
     ds = make_dataset(source, ids, None)
     for i in (0, 7, 11):
         assert torch.equal(ds[i][0], chw(images[i]))
@@ -72,7 +72,7 @@ def test_shards_return_the_stored_pixels(tmp_path, fake, codec):
 
 def test_jpeg_shards_decode_close_to_the_original(tmp_path, fake):
     ids, images, labels, _ = fake
-    source = open_source(write_shards(tmp_path / "jpg", ids, images, labels, codec="jpeg"))
+    source = open_store(write_shards(tmp_path / "jpg", ids, images, labels, codec="jpeg"))
     x = make_dataset(source, ids, None)[5][0]
     assert (x.float() - chw(images[5]).float()).abs().mean() / 255 < 0.05
 
@@ -81,14 +81,14 @@ def test_shards_without_index_parquet_are_indexed_from_their_ids(tmp_path, fake)
     ids, images, labels, _ = fake
     root = write_shards(tmp_path / "s", ids, images, labels)
     (root / "index.parquet").unlink()
-    source = open_source(root)
+    source = open_store(root)
     assert source.ids == ids
     assert torch.equal(make_dataset(source, [ids[9]], None)[0][0], chw(images[9]))
 
 
 def test_unlabelled_items_have_nan_labels(tmp_path, fake):
     ids, images, _, _ = fake
-    ds = make_dataset(open_source(write_folder(tmp_path / "png", ids, images)), ids, None)
+    ds = make_dataset(open_store(write_folder(tmp_path / "png", ids, images)), ids, None)
     assert torch.isnan(ds[0][1]).all() and ds[0][1].shape == (6,)
 
 
@@ -120,7 +120,7 @@ def test_neighbour_channels_stack_previous_current_next(tmp_path, fake):
     ids, images, labels, table = fake
     root = write_folder(tmp_path / "png", ids, images)
     write_manifest(root, table)
-    source = open_source(root)
+    source = open_store(root)
     ds = make_dataset(source, ids, None, series_table(root), neighbours=1)
     x = ds[5][0]
     assert ds.channels == 9 and x.shape == (9, 16, 16)
@@ -135,7 +135,7 @@ def test_neighbour_channels_stack_previous_current_next(tmp_path, fake):
 @pytest.mark.parametrize("context", ["fork", "spawn"])
 def test_loader_workers_read_shards_under_fork_and_spawn(tmp_path, fake, context):
     ids, images, labels, _ = fake
-    source = open_source(write_shards(tmp_path / "s", ids, images, labels))
+    source = open_store(write_shards(tmp_path / "s", ids, images, labels))
     source.read(0)  # an already-open handle in the parent must not leak into the workers
     ds = make_dataset(source, ids, source.labels())
     loader = DataLoader(ds, batch_size=4, num_workers=2, multiprocessing_context=context)
@@ -146,21 +146,21 @@ def test_loader_workers_read_shards_under_fork_and_spawn(tmp_path, fake, context
 
 def test_loader_workers_read_a_folder_under_spawn(tmp_path, fake):
     ids, images, labels, _ = fake
-    ds = make_dataset(open_source(write_folder(tmp_path / "png", ids, images)), ids, None)
+    ds = make_dataset(open_store(write_folder(tmp_path / "png", ids, images)), ids, None)
     loader = DataLoader(ds, batch_size=6, num_workers=2, multiprocessing_context="spawn")
     assert torch.equal(torch.cat([x for x, _ in loader]), torch.stack([chw(i) for i in images]))
 
 
 def test_resize_to_a_requested_size(tmp_path, fake):
     ids, images, _, _ = fake
-    ds = make_dataset(open_source(write_folder(tmp_path / "png", ids, images)), ids, None, size=8)
+    ds = make_dataset(open_store(write_folder(tmp_path / "png", ids, images)), ids, None, size=8)
     assert ds[0][0].shape == (3, 8, 8)
 
 
 def test_unknown_ids_are_refused(tmp_path, fake):
     ids, images, _, _ = fake
     with pytest.raises(KeyError, match="not in the images"):
-        make_dataset(open_source(write_folder(tmp_path / "png", ids, images)), ["ID_nope"], None)
+        make_dataset(open_store(write_folder(tmp_path / "png", ids, images)), ["ID_nope"], None)
 
 
 def test_converts_png_folder_and_hdf5_shards_read_identically(tmp_path):
@@ -179,8 +179,8 @@ def test_converts_png_folder_and_hdf5_shards_read_identically(tmp_path):
     dicoms, csv = str(tmp_path / "syn" / "stage_1_train_images"), tmp_path / "syn" / "stage_1_train.csv"
     run("convert", dicoms, str(tmp_path / "png"), "--size", "32", "--jobs", "1")
     run("convert", dicoms, str(tmp_path / "h5"), "--size", "32", "--jobs", "1", "--format", "hdf5", "--labels", str(csv))
-    png, h5 = open_source(tmp_path / "png"), open_source(tmp_path / "h5")
-    assert isinstance(h5, ShardSource) and sorted(h5.ids) == png.ids
+    png, h5 = open_store(tmp_path / "png"), open_store(tmp_path / "h5")
+    assert isinstance(h5, ShardStore) and sorted(h5.ids) == png.ids
     a, b = make_dataset(png, png.ids, None), make_dataset(h5, png.ids, None)
     for i in range(len(png.ids)):
         assert torch.equal(a[i][0], b[i][0])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ichprep import LABELS
-from ichprep.store import open_source
+from ichprep.store import open_store
 from tests.ich_fixtures import fabricate, write_shards
 
 
@@ -17,7 +17,7 @@ def fake():
 
 def test_shard_labels_follow_label_names(tmp_path, fake):
     ids, images, labels, _ = fake
-    source = open_source(write_shards(tmp_path / "s", ids, images, labels))
+    source = open_store(write_shards(tmp_path / "s", ids, images, labels))
     table = source.labels()
     assert list(table.columns) == list(LABELS)
     assert np.array_equal(table.loc[ids].to_numpy(), labels)
@@ -25,7 +25,7 @@ def test_shard_labels_follow_label_names(tmp_path, fake):
 
 def test_a_read_source_pickles_without_open_handles(tmp_path, fake):
     ids, images, labels, _ = fake
-    source = open_source(write_shards(tmp_path / "s", ids, images, labels))
+    source = open_store(write_shards(tmp_path / "s", ids, images, labels))
     source.read(0)
     assert source._files
     assert pickle.loads(pickle.dumps(source))._files == {}

@@ -1,0 +1,49 @@
+"""Run worker tasks on this machine's cores (joblib's loky) or a Dask cluster (joblib's Dask backend).
+
+Distributed runs go through joblib's existing backends rather than code of our own: the same
+tasks, the same results, only the executor changes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from typing import TypeVar
+
+import numpy as np
+
+from ichprep.convert.worker import Done, Job, Task, run
+
+T = TypeVar("T")
+
+
+def default_jobs() -> int:
+    """All cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def batches(items: Sequence[T], jobs: int) -> list[list[T]]:
+    """Batches big enough to amortise dispatch, small enough for a lively progress bar."""
+    size = int(np.clip(len(items) // (jobs * 8) or 1, 8, 256))
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def run_tasks(job: Job, tasks: list[Task], jobs: int, scheduler: str | None = None) -> Iterator[Done]:
+    """Results of the tasks as they finish: in-process for one job, else joblib (loky, or Dask at ``scheduler``)."""
+    from joblib import Parallel, delayed
+
+    if scheduler is None and jobs == 1:
+        for task in tasks:
+            yield run(job, task)
+        return
+    if scheduler is None:
+        yield from Parallel(n_jobs=jobs, return_as="generator_unordered", batch_size=1)(delayed(run)(job, task) for task in tasks)
+        return
+    from dask.distributed import Client
+    from joblib import parallel_config
+
+    with Client(scheduler), parallel_config(backend="dask"):
+        yield from Parallel(n_jobs=-1, return_as="generator_unordered", batch_size=1)(delayed(run)(job, task) for task in tasks)

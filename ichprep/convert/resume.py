@@ -1,0 +1,64 @@
+"""What a run finds in its output folder: the lock, leftovers of an interrupted run, what is done.
+
+Re-running the same command resumes: temporaries of the interrupted run are removed, shards no
+manifest row points to are dropped (their images would be converted again), and inputs whose
+manifest row is ok and whose output is on disk are skipped.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+from ichprep import atomic, layout
+from ichprep.errors import IchprepError
+
+
+@contextmanager
+def locked(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on OUT: two runs writing one folder would corrupt each other's manifest."""
+    state = out / layout.STATE_DIR
+    state.mkdir(parents=True, exist_ok=True)
+    with open(state / layout.LOCK, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise IchprepError(f"{out} is being written by another ichprep run; wait for it or choose another output folder") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def remove_stale_temporaries(out: Path) -> None:
+    """Temporary files of an interrupted run (images, shards, manifest parts): never valid output."""
+    for folder in (out, out / layout.STATE_DIR / layout.PARTS):
+        for path in folder.glob(atomic.STALE):
+            if path.is_file():
+                path.unlink(missing_ok=True)
+
+
+def done_ids(out: Path, previous: pd.DataFrame) -> set[str]:
+    """Ids whose manifest row is ok and whose output (image or shard) is on disk."""
+    if previous.empty:
+        return set()
+    ok = previous.loc[previous["status"] == "ok", ["id", "output"]].dropna()
+    present = {name for name in ok["output"].unique() if (out / name).exists()}
+    return set(ok.loc[ok["output"].isin(present), "id"].astype(str))
+
+
+def remove_orphan_shards(out: Path, previous: pd.DataFrame) -> None:
+    """Shards no manifest row points to (finished after a stop): their images would be duplicates."""
+    known = set(previous["output"].dropna()) if not previous.empty else set()
+    for path in layout.shards(out):
+        if path.name not in known:
+            path.unlink()
+
+
+def next_shard(out: Path) -> int:
+    """The number after every shard already in ``out``: new shards never overwrite finished ones."""
+    return 1 + max((layout.shard_number(p.name) for p in layout.shards(out)), default=-1)

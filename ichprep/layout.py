@@ -1,0 +1,54 @@
+"""The names of the files in an output folder, and how to recognise one: defined once for every stage.
+
+convert writes these names, the readers in ``ichprep.store`` and the training side look for them,
+and ``predict`` uses ``is_converted`` to tell convert's output from a folder of DICOMs.
+
+    OUT/ichprep.json          the settings the images were made with (``ichprep.settings``)
+    OUT/manifest.parquet      one row per input: outcome, header, pixel statistics
+    OUT/<id>.png | <id>.jpg   one image per slice, or
+    OUT/shard-00000.h5 ...    HDF5 shards, with OUT/index.parquet (id -> shard, row)
+    OUT/.ichprep/             run state: the lock and the manifest parts of an unfinished run
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SETTINGS = "ichprep.json"
+MANIFEST = "manifest.parquet"
+INDEX = "index.parquet"
+STATE_DIR = ".ichprep"
+PARTS = "parts"
+LOCK = "lock"
+SHARD_PATTERN = "shard-{:05d}.h5"
+SHARD_GLOB = "shard-*.h5"
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")
+
+
+def shard_name(number: int) -> str:
+    """The file name of shard ``number``."""
+    return SHARD_PATTERN.format(number)
+
+
+def shard_number(name: str) -> int:
+    """The number in a shard's file name (``shard-00012.h5`` -> 12)."""
+    return int(Path(name).stem.split("-")[1])
+
+
+def shards(folder: Path) -> list[Path]:
+    """The shard files in ``folder``, in order."""
+    return sorted(folder.glob(SHARD_GLOB))
+
+
+def images(folder: Path) -> list[Path]:
+    """The image files in ``folder``, in order of their names."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+
+
+def is_converted(folder: Path) -> bool:
+    """Whether ``folder`` holds convert's output (shards or image files) rather than DICOMs."""
+    if not folder.is_dir():
+        return False
+    return (folder / SETTINGS).is_file() or bool(shards(folder)) or any(
+        p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()
+    )
