@@ -92,8 +92,6 @@ def train(
     )
     if cfg.stage_epochs and not cfg.sizes:
         raise IchprepError("--stage-epochs needs --sizes")
-    if resume and not (out / "last.pt").is_file():
-        raise IchprepError(f"--resume: no {out / 'last.pt'} to continue from")
     from ichprep.train import train as run_training
 
     run_training(cfg, say=lambda m: typer.echo(m, err=True))

@@ -181,16 +181,16 @@ def train(cfg: TrainConfig, say: Callable[[str], None] = print) -> list[dict]:
 def _train(cfg: TrainConfig, d: Dist, say: Callable[[str], None]) -> list[dict]:
     if cfg.resume and not (cfg.out / "last.pt").exists():
         raise IchprepError(f"--resume: no {cfg.out / 'last.pt'} to continue from")
-    if d.main:
-        cfg.out.mkdir(parents=True, exist_ok=True)
     torch.backends.cudnn.benchmark = d.device.type == "cuda"
     ts = prepare(cfg.data, cfg.labels, cfg.val_frac, cfg.seed, cfg.max_images)
-    for note in ts.notes:
-        say(note)
     train_ds, val_ds = datasets(cfg, ts)
     stages = cfg.stages()
     in_channels = train_ds.channels
     model = build_model(cfg, in_channels, d.device)
+    if d.main:
+        cfg.out.mkdir(parents=True, exist_ok=True)
+    for note in ts.notes:
+        say(note)
     if d.enabled:
         ids = [d.device.index] if d.device.type == "cuda" else None
         model = nn.parallel.DistributedDataParallel(model, device_ids=ids)

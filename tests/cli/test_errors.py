@@ -1,0 +1,118 @@
+"""Every mistake a user can make on the command line ends the same way: one line, exit 2, nothing created.
+
+The table holds wrong invocations of every command. For each, stderr must be exactly one line
+starting ``ichprep: ``, without a traceback, and the scratch folder must hold exactly what it
+held before: a refused run leaves no trace, not even a folder it would have created.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydicom.data import get_testdata_file
+from cli_run import ichprep
+from ich_fixtures import fabricate, write_folder, write_manifest, write_train_table
+
+ROOT = "{root}"
+"""Placeholder for the scratch folder in the table's arguments."""
+
+CASES: dict[str, list[str]] = {
+    "convert: source missing": ["convert", "{root}/missing", "{root}/out"],
+    "convert: OUT is a file": ["convert", "{root}/src", "{root}/a-file"],
+    "convert: OUT under a file": ["convert", "{root}/src", "{root}/a-file/out"],
+    "convert: empty source folder": ["convert", "{root}/empty", "{root}/out"],
+    "convert: --ids match nothing": ["convert", "{root}/src", "{root}/out", "--ids", "{root}/other-ids.txt"],
+    "convert: --ids file missing": ["convert", "{root}/src", "{root}/out", "--ids", "{root}/missing.txt"],
+    "convert: unknown --format": ["convert", "{root}/src", "{root}/out", "--format", "gif"],
+    "convert: --size too small": ["convert", "{root}/src", "{root}/out", "--size", "2"],
+    "convert: --size not a number": ["convert", "{root}/src", "{root}/out", "--size", "big"],
+    "convert: bad --windows": ["convert", "{root}/src", "{root}/out", "--windows", "brain,nope"],
+    "convert: --quality 0": ["convert", "{root}/src", "{root}/out", "--quality", "0"],
+    "convert: unknown --codec": ["convert", "{root}/src", "{root}/out", "--format", "hdf5", "--codec", "rar"],
+    "convert: bad --max-disk": ["convert", "{root}/src", "{root}/out", "--max-disk", "lots"],
+    "convert: --labels missing": ["convert", "{root}/src", "{root}/out", "--format", "hdf5", "--labels", "{root}/missing.csv"],
+    "convert: --labels malformed": ["convert", "{root}/src", "{root}/out", "--format", "hdf5", "--labels", "{root}/broken.csv"],
+    "convert: 4 windows into PNG": ["convert", "{root}/src", "{root}/out", "--windows", "brain,subdural,bone,soft"],
+    "convert: --jobs 0": ["convert", "{root}/src", "{root}/out", "--jobs", "0"],
+    "convert: unknown option": ["convert", "{root}/src", "{root}/out", "--colour"],
+    "convert: no arguments": ["convert"],
+    "unknown command": ["conver", "{root}/src", "{root}/out"],
+    "clean-meta: source missing": ["clean-meta", "{root}/missing", "--out", "{root}/meta"],
+    "clean-meta: --out is a file": ["clean-meta", "{root}/conv", "--out", "{root}/a-file"],
+    "clean-meta: --labels malformed": ["clean-meta", "{root}/conv", "--labels", "{root}/broken.csv", "--out", "{root}/meta"],
+    "clean-meta: --labels is a folder": ["clean-meta", "{root}/conv", "--labels", "{root}/empty", "--out", "{root}/meta"],
+    "clean-meta: --val-frac 1.5": ["clean-meta", "{root}/conv", "--out", "{root}/meta", "--val-frac", "1.5"],
+    "clean-meta: --out missing": ["clean-meta", "{root}/conv"],
+    "sheet: --out is a folder": ["sheet", "{root}/conv", "--meta", "{root}/train.parquet", "--out", "{root}/empty"],
+    "sheet: --out not a PNG": ["sheet", "{root}/conv", "--meta", "{root}/train.parquet", "--out", "{root}/sheet"],
+    "sheet: --meta missing": ["sheet", "{root}/conv", "--meta", "{root}/missing.parquet", "--out", "{root}/s.png"],
+    "sheet: DATA is DICOMs": ["sheet", "{root}/src", "--meta", "{root}/train.parquet", "--out", "{root}/s.png"],
+    "synth: OUT is a file": ["synth", "{root}/a-file", "--n", "2"],
+    "synth: --n 0": ["synth", "{root}/synth", "--n", "0"],
+    "demo: OUT is a file": ["demo", "{root}/a-file"],
+    "train: DATA missing": ["train", "{root}/missing", "--out", "{root}/run"],
+    "train: DATA is a file": ["train", "{root}/a-file", "--out", "{root}/run"],
+    "train: --out is a file": ["train", "{root}/conv", "--out", "{root}/a-file"],
+    "train: unknown --arch": ["train", "{root}/conv", "--out", "{root}/run", "--arch", "vgg11"],
+    "train: --labels missing": ["train", "{root}/conv", "--out", "{root}/run", "--labels", "{root}/missing.csv"],
+    "train: --labels malformed": ["train", "{root}/conv", "--out", "{root}/run", "--labels", "{root}/broken.csv"],
+    "train: --labels of other images": ["train", "{root}/conv", "--out", "{root}/run", "--labels", "{root}/other.parquet"],
+    "train: bad --sizes": ["train", "{root}/conv", "--out", "{root}/run", "--sizes", "64,big"],
+    "train: --stage-epochs without --sizes": ["train", "{root}/conv", "--out", "{root}/run", "--stage-epochs", "1,1"],
+    "train: --resume with nothing to resume": ["train", "{root}/conv", "--out", "{root}/run", "--resume"],
+    "train: --weights not a state dict": ["train", "{root}/conv", "--out", "{root}/run", "--weights", "{root}/not-a-model.pt"],
+    "lr-find: --start above --end": ["lr-find", "{root}/conv", "--out", "{root}/lr", "--start", "1", "--end", "0.1"],
+    "predict: MODEL not a model": ["predict", "{root}/not-a-model.pt", "{root}/conv", "--out", "{root}/sub.csv"],
+    "predict: MODEL missing": ["predict", "{root}/missing.pt", "{root}/conv", "--out", "{root}/sub.csv"],
+    "predict: --out is a folder": ["predict", "{root}/not-a-model.pt", "{root}/conv", "--out", "{root}/empty"],
+    "predict: DATA missing": ["predict", "{root}/not-a-model.pt", "{root}/missing", "--out", "{root}/sub.csv"],
+    "predict: --clip 0.7": ["predict", "{root}/not-a-model.pt", "{root}/conv", "--out", "{root}/sub.csv", "--clip", "0.7"],
+    "evaluate: MODEL not a model": ["evaluate", "{root}/not-a-model.pt", "{root}/conv", "--labels", "{root}/train.parquet"],
+    "evaluate: --labels malformed": ["evaluate", "{root}/not-a-model.pt", "{root}/conv", "--labels", "{root}/broken.csv"],
+}
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Inputs for every case: DICOMs, a converted folder with labels, and files that are wrong for their role."""
+    root = tmp_path_factory.mktemp("mistakes")
+    (root / "src").mkdir()
+    (root / "src" / "ID_0000ct.dcm").write_bytes(Path(get_testdata_file("CT_small.dcm")).read_bytes())
+    (root / "empty").mkdir()
+    (root / "a-file").write_text("not a folder\n")
+    (root / "other-ids.txt").write_text("ID_notthere\n")
+    (root / "broken.csv").write_text("ID,Label\nID_000000000_epidural,2\n")
+    (root / "not-a-model.pt").write_bytes(b"\x80\x04not a pickle at all")
+    ids, images, labels, table = fabricate(12)
+    conv = write_folder(root / "conv", ids, images)
+    write_manifest(conv, table)
+    write_train_table(root / "train.parquet", ids, labels, table)
+    other, _, other_labels, other_table = fabricate(4, seed=1)
+    write_train_table(root / "other.parquet", [f"ID_other{i}" for i in range(4)], other_labels, other_table)
+    return root
+
+
+def snapshot(root: Path) -> set[tuple[str, int]]:
+    """Every path under ``root`` with its size (folders as -1): what a refused run must leave unchanged."""
+    return {(str(p.relative_to(root)), p.stat().st_size if p.is_file() else -1) for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_wrong_invocation_is_one_line_exit_2_and_creates_nothing(scratch: Path, case: str) -> None:
+    before = snapshot(scratch)
+    result = ichprep(*[arg.replace(ROOT, str(scratch)) for arg in CASES[case]])
+
+    assert result.exit_code == 2, f"{case}: exit {result.exit_code}\n{result.output}"
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ichprep: error: "), f"{case}: {result.stderr!r}"
+    assert "Traceback" not in result.output
+    assert snapshot(scratch) == before, f"{case} left {snapshot(scratch) ^ before}"
+
+
+def test_the_table_covers_every_command() -> None:
+    from ichprep.cli import app
+
+    commands = {c.name or c.callback.__name__ for c in app.registered_commands}
+    assert commands <= {args[0] for args in CASES.values() if args}
+    assert len(CASES) >= 20
