@@ -15,28 +15,14 @@ from pathlib import Path
 from ichprep.errors import IchprepError
 
 
-def existing(path: Path, what: str) -> Path:
-    """``path`` exists (a file or a folder)."""
+def existing(path: Path, what: str, kind: str | None = None) -> Path:
+    """``path`` exists, and is a ``file`` or a ``folder`` when ``kind`` says which it must be."""
     if not path.exists():
         raise IchprepError(f"{what} {path} does not exist")
-    return path
-
-
-def existing_file(path: Path, what: str) -> Path:
-    """``path`` is an existing file, not a folder."""
-    if path.is_dir():
+    if kind == "file" and path.is_dir():
         raise IchprepError(f"{what} {path} is a folder; give a file")
-    if not path.is_file():
-        raise IchprepError(f"{what} {path} does not exist")
-    return path
-
-
-def existing_folder(path: Path, what: str) -> Path:
-    """``path`` is an existing folder."""
-    if path.is_file():
+    if kind == "folder" and not path.is_dir():
         raise IchprepError(f"{what} {path} is a file; give a folder")
-    if not path.is_dir():
-        raise IchprepError(f"{what} {path} does not exist")
     return path
 
 

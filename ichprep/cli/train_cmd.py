@@ -17,8 +17,6 @@ from ichprep.cli.app import app
 from ichprep.errors import IchprepError
 from ichprep.paths import (
     existing,
-    existing_file,
-    existing_folder,
     output_file,
     output_folder,
 )
@@ -46,11 +44,11 @@ def _sizes(text: Optional[str], option: str) -> tuple[int, ...]:
 
 def _config(data: Path, out: Path, **options):
     """The run's TrainConfig, once every path and choice in it has been checked."""
-    existing_folder(data, "DATA")
+    existing(data, "DATA", "folder")
     output_folder(out, "--out")
     for option in ("labels", "weights"):
         if options.get(option) is not None:
-            existing_file(options[option], f"--{option}")
+            existing(options[option], f"--{option}", "file")
     from ichprep.train import TrainConfig
     from ichprep.train.models import ARCHS
 
@@ -130,7 +128,7 @@ def lr_find(
 
 def _predictions(model: Path, data: Path, batch_size: int, workers: int, device: str, tta: bool, prior: bool, quiet: bool):
     """The model's probabilities for DATA, after MODEL and DATA have been checked."""
-    existing_file(model, "MODEL")
+    existing(model, "MODEL", "file")
     existing(data, "DATA")
     from ichprep.train import predict
 
@@ -175,7 +173,7 @@ def evaluate(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Weighted log loss and per-label log loss, AUC and accuracy at 0.5 of MODEL on labelled DATA."""
-    existing_file(labels, "--labels")
+    existing(labels, "--labels", "file")
     from ichprep.train import evaluate as score
     from ichprep.train.dataset import load_labels
 

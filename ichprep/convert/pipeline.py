@@ -274,9 +274,9 @@ def _labels_by_id(path: Path | None) -> dict[str, np.ndarray]:
     if path is None:
         return {}
     from ichprep.labels import read_labels
-    from ichprep.paths import existing_file
+    from ichprep.paths import existing
 
-    table = read_labels(existing_file(Path(path), "--labels"))
+    table = read_labels(existing(Path(path), "--labels", "file"))
     values = table[list(LABELS)].to_numpy(np.uint8)
     return dict(zip(table["SOPInstanceUID"].astype(str), values))
 

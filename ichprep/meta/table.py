@@ -18,7 +18,7 @@ import pandas as pd
 from ichprep.convert.manifest import MANIFEST, plain_column
 from ichprep.labels import ID_COLUMN, read_labels
 from ichprep.meta.cleaning import CleanOptions, clean, format_report
-from ichprep.paths import existing, existing_file, output_folder
+from ichprep.paths import existing, output_folder
 
 SERIES_COLUMNS: tuple[str, ...] = ("slice_index", "series_len", "prev_id", "next_id")
 """Where each slice sits in its series, sorted by ImagePositionPatient2 (z)."""
@@ -132,7 +132,7 @@ def clean_meta(source: str | Path, labels: str | Path | None, out: str | Path,
     """Build, clean and write everything ``ichprep clean-meta`` writes; returns the report."""
     existing(Path(source), "SOURCE")
     if labels is not None:
-        existing_file(Path(labels), "--labels")
+        existing(Path(labels), "--labels", "file")
     output_folder(Path(out), "--out")
     label_table = read_labels(labels) if labels is not None else None
     table = build_table(load_source(source, jobs=jobs, quiet=quiet))

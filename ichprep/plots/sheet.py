@@ -15,7 +15,7 @@ import pandas as pd
 from ichprep import LABELS
 from ichprep.errors import IchprepError
 from ichprep.labels import ID_COLUMN, load_table
-from ichprep.paths import existing_file, output_file
+from ichprep.paths import existing, output_file
 from ichprep.store import open_store
 
 SHORT = {"any": "any", "epidural": "EDH", "intraparenchymal": "IPH", "intraventricular": "IVH",
@@ -53,7 +53,7 @@ def contact_sheet(data: str | Path, meta: str | Path, out: str | Path, per_subty
     """Draw the sheet to ``out`` (PNG); returns how many images it shows."""
     from matplotlib.figure import Figure
 
-    existing_file(Path(meta), "--meta")
+    existing(Path(meta), "--meta", "file")
     output_file(Path(out), "--out", (".png",))
     images = open_store(data)
     position = {image_id: k for k, image_id in enumerate(images.ids)}

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydicom.data import get_testdata_file
 from cli_run import ichprep
 from ich_fixtures import fabricate, write_folder, write_manifest, write_train_table
+from pydicom.data import get_testdata_file
 
 ROOT = "{root}"
 """Placeholder for the scratch folder in the table's arguments."""
