@@ -122,7 +122,7 @@ def _convert(
     say = say or (lambda line: tqdm.write(line, file=sys.stderr))
     settings, channels = _resolve(settings, source, inputs, out)
     resume.remove_stale_temporaries(out)
-    previous = manifest.load(out)
+    previous = manifest.load(out, manifest.STATE_COLUMNS)
     resume.remove_orphan_shards(out, previous)
     job = Job(source, tuple(channels), settings.size, settings.crop, _sink(out, settings, len(channels)))
     good, bad = _validate_ids(inputs)
@@ -139,7 +139,7 @@ def _convert(
     reserve = budget.Reserve(out / layout.STATE_DIR / "reserve")
     for row in bad:
         _report(row, result, say)
-    writer.add(bad)
+    writer.add(resume.unrecorded(bad, previous))
     jobs = max(1, min(options.jobs or default_jobs(), len(todo) or 1))
     bar = tqdm(total=len(todo), disable=options.quiet, unit="img", desc="convert", file=sys.stderr, dynamic_ncols=True)
     try:
@@ -164,7 +164,7 @@ def _dry_run(source: sources.Source, inputs: list[sources.Input], out: Path, set
         settings, channels = _resolve(settings, source, inputs, out)
         job = Job(source, tuple(channels), settings.size, settings.crop, _sink(out, settings, len(channels)))
         good, _ = _validate_ids(inputs)
-        todo = [i for i in good if i.id not in resume.done_ids(out, manifest.load(out))] if out.exists() else good
+        todo = [i for i in good if i.id not in resume.done_ids(out, manifest.load(out, manifest.STATE_COLUMNS))] if out.exists() else good
         scratch = out / layout.STATE_DIR / "sample"
         estimate = budget.estimate(job, todo, scratch, out if out.exists() else _existing_parent(out), options.max_disk)
     finally:
@@ -296,9 +296,9 @@ def _tasks(todo: list[sources.Input], job: Job, out: Path, jobs: int, options: O
 def _finalize(writer: manifest.ManifestWriter, out: Path, shards: bool) -> None:
     """Write the manifest (and the shard index); a full disk here is reported as one, resumably."""
     try:
-        table = writer.finalize()
-        if shards:
-            manifest.write_atomic(index_frame(table), out / layout.INDEX)
+        changed = writer.finalize()
+        if shards and (changed or not (out / layout.INDEX).exists()):
+            manifest.write_atomic(index_frame(manifest.load(out, ["id", "status", "output", "row"])), out / layout.INDEX)
     except OSError as err:
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DiskFullError(f"no space left on {out} to write the manifest") from None

@@ -1,4 +1,4 @@
-"""The manifest table: column order and types, part files for crash safety, last word per id."""
+"""The manifest table: column order and types, part files for crash safety, last word per input."""
 
 from __future__ import annotations
 
@@ -60,13 +60,14 @@ def test_writer_flushes_parts_that_load_sees_before_finalize(tmp_path, monkeypat
     assert not (tmp_path / manifest.MANIFEST).exists()
 
 
-def test_finalize_merges_with_the_previous_manifest_last_word_per_id(tmp_path):
+def test_finalize_merges_with_the_previous_manifest_last_word_per_input(tmp_path):
     first = ManifestWriter(tmp_path)
     first.add([row("a", "failed"), row("b")])
-    first.finalize()
+    assert first.finalize()
     second = ManifestWriter(tmp_path)
     second.add([row("a"), row("c", "failed")])
-    table = second.finalize()
+    assert second.finalize()
+    table = manifest.load(tmp_path)
     assert sorted(table["id"]) == ["a", "b", "c"]
     status = dict(zip(table["id"], table["status"]))
     assert status == {"a": "ok", "b": "ok", "c": "failed"}
@@ -81,7 +82,8 @@ def test_parts_of_a_crashed_run_are_picked_up_by_the_next_one(tmp_path):
     crashed.flush()
     resumed = ManifestWriter(tmp_path)
     resumed.add([row("b")])
-    table = resumed.finalize()
+    resumed.finalize()
+    table = manifest.load(tmp_path)
     assert dict(zip(table["id"], table["status"])) == {"a": "ok", "b": "ok"}
 
 
@@ -108,9 +110,11 @@ def test_mixed_header_columns_across_parts_still_merge(tmp_path, n):
     writer.add([row(f"i{k}", WindowCenter=40) for k in range(n)])
     writer.flush()
     writer.add([row("j", WindowCenter="40\\40", MultiWindowCenter=1)])
-    table = writer.finalize()
+    writer.finalize()
+    table = pd.read_parquet(tmp_path / manifest.MANIFEST)
     assert len(table) == n + 1
-    assert pd.read_parquet(tmp_path / manifest.MANIFEST)["WindowCenter"].astype(str).tolist()[-1] == "40\\40"
+    assert table["WindowCenter"].tolist() == ["40"] * n + ["40\\40"]
+    assert table["MultiWindowCenter"].isna().sum() == n and table["MultiWindowCenter"].iloc[-1] == 1
 
 
 def test_a_column_of_numbers_and_numeric_text_becomes_numeric_and_odd_values_text():
@@ -118,3 +122,46 @@ def test_a_column_of_numbers_and_numeric_text_becomes_numeric_and_odd_values_tex
                             row("d", SliceThickness="five")])
     assert table["RescaleIntercept"].tolist()[:2] == [-1024.0, -1000.5]
     assert table["SliceThickness"].dropna().tolist() == ["5", "five"]
+
+
+def test_a_merge_agrees_one_type_per_column_across_parts(tmp_path):
+    writer = ManifestWriter(tmp_path)
+    writer.add([row("a", RescaleIntercept=-1024, SliceThickness=5, row=0)])
+    writer.flush()
+    writer.add([row("b", RescaleIntercept="-1000.5", SliceThickness="five")])
+    writer.flush()
+    writer.add([row("c", "failed", RescaleIntercept=-1024.5)])
+    writer.finalize()
+    table = pd.read_parquet(tmp_path / manifest.MANIFEST)
+    assert table["RescaleIntercept"].tolist() == [-1024.0, -1000.5, -1024.5]
+    assert table["SliceThickness"].tolist()[:2] == ["5", "five"] and pd.isna(table["SliceThickness"].iloc[2])
+    assert str(table["row"].dtype) == "Int64" and table["row"].tolist()[0] == 0 and table["row"].isna().tolist()[1:] == [True, True]
+    assert list(table.columns[: len(LEAD_COLUMNS)]) == LEAD_COLUMNS
+
+
+def test_two_inputs_with_one_id_each_keep_their_row(tmp_path):
+    writer = ManifestWriter(tmp_path)
+    first = row("ID_x") | {"source": "/data/a/ID_x.dcm"}
+    second = row("ID_x", "failed") | {"source": "/data/b/ID_x.dcm", "error": "duplicate image id (also /data/a/ID_x.dcm)"}
+    writer.add([first, second])
+    writer.finalize()
+    table = manifest.load(tmp_path)
+    assert table["source"].tolist() == ["/data/a/ID_x.dcm", "/data/b/ID_x.dcm"]
+    assert table["status"].tolist() == ["ok", "failed"]
+
+
+def test_a_run_that_adds_nothing_leaves_the_manifest_untouched(tmp_path):
+    writer = ManifestWriter(tmp_path)
+    writer.add([row("a")])
+    writer.finalize()
+    before = (tmp_path / manifest.MANIFEST).stat().st_mtime_ns
+    assert not ManifestWriter(tmp_path).finalize()
+    assert (tmp_path / manifest.MANIFEST).stat().st_mtime_ns == before
+
+
+def test_load_reads_only_the_columns_asked_for(tmp_path):
+    writer = ManifestWriter(tmp_path)
+    writer.add([row("a", Rows=512), row("b", "failed")])
+    writer.finalize()
+    table = manifest.load(tmp_path, manifest.STATE_COLUMNS)
+    assert list(table.columns) == manifest.STATE_COLUMNS and table["id"].tolist() == ["a", "b"]

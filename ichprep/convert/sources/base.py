@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Protocol
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -21,7 +20,7 @@ SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 """An id becomes a file name in OUT: no separators, no leading dot, bounded length."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Input:
     """One DICOM to convert: its id (file stem), where it is shown to come from, and how its source finds it."""
 
@@ -47,8 +46,11 @@ class Source(Protocol):
 
 
 def id_of(name: str) -> str:
-    """The image id of a file or member name: its stem (``ID_000012eaf`` for ``.../ID_000012eaf.dcm``)."""
-    base = PurePosixPath(name.replace("\\", "/")).name
+    """The image id of a file or member name: its stem (``ID_000012eaf`` for ``.../ID_000012eaf.dcm``).
+
+    Plain string work: it runs once per input, 750,000 times on the competition's zip.
+    """
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
     return base[:-4] if base.lower().endswith(".dcm") else base
 
 

@@ -54,7 +54,7 @@ def from_list(listing: Path) -> list[Input]:
 
     Relative paths are taken relative to the list's folder, so a list travels with its data.
     """
-    base = listing.parent
+    base = str(listing.parent)
     if listing.suffix.lower() == ".csv":
         table = pd.read_csv(listing, dtype=str)
         column = next((c for c in PATH_COLUMNS if c in table.columns), None)
@@ -67,8 +67,8 @@ def from_list(listing: Path) -> list[Input]:
     for entry in entries:
         if not entry or entry.startswith("#"):
             continue
-        path = Path(entry) if os.path.isabs(entry) else base / entry
-        inputs.append(Input(id=id_of(entry), source=str(path), ref=str(path)))
+        path = os.path.join(base, entry)
+        inputs.append(Input(id=id_of(entry), source=path, ref=path))
     return inputs
 
 
