@@ -8,6 +8,7 @@ model file never runs code from it.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -60,7 +61,9 @@ def model_record(cfg: TrainConfig, state: dict, ts: TrainSet, in_channels: int, 
 def load_record(path: str | Path) -> dict:
     """The record of an ichprep model.pt, loaded without unpickling arbitrary objects."""
     try:
-        record = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a foreign file's pickle-protocol warning is noise: the failure is reported below
+            warnings.simplefilter("ignore")
+            record = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch reports a foreign or damaged file in many exception types
         raise IchprepError(f"MODEL {path} is not a model.pt written by `ichprep train` ({type(err).__name__})") from None
     if not isinstance(record, dict) or record.get("format") != MODEL_FORMAT:

@@ -7,6 +7,7 @@ ImageNet head and adapting the first convolution to the input channel count.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,7 +74,9 @@ def load_pretrained(model: nn.Module, path: str | Path) -> nn.Module:
     of silently training from a half-loaded network.
     """
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a foreign file's pickle-protocol warning is noise: the failure is reported below
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch reports a foreign or damaged file in many exception types
         raise IchprepError(f"--weights {path} is not a torch state dict ({type(err).__name__})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
