@@ -142,11 +142,6 @@ class ShardSink:
             self.tmp.unlink(missing_ok=True)
 
 
-def read_image(shard: Any, row: int) -> np.ndarray:
-    """One RGB image from an open shard (``h5py.File``), whatever its codec."""
-    return ShardReader(shard).read(row)
-
-
 class ShardReader:
     """Reads images of one open shard, with its dataset handle and codec looked up once.
 

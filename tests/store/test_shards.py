@@ -15,7 +15,7 @@ from ichprep import LABELS
 from ichprep.convert import Options, convert
 from ichprep.labels import read_labels
 from ichprep.settings import Settings
-from ichprep.store.shards import read_image
+from ichprep.store.shards import ShardReader
 from ichprep.synth import generate
 
 
@@ -54,7 +54,7 @@ def test_lossless_shards_hold_the_png_paths_pixels_ids_and_labels(codec, synth, 
             ids = [i.decode() if isinstance(i, bytes) else i for i in f["ids"][:]]
             assert list(f["labels"].attrs["label_names"]) == list(LABELS)
             for row, image_id in enumerate(ids):
-                np.testing.assert_array_equal(read_image(f, row), png_image(png_out, image_id))
+                np.testing.assert_array_equal(ShardReader(f).read(row), png_image(png_out, image_id))
                 np.testing.assert_array_equal(f["labels"][row], labels.loc[image_id, list(LABELS)].to_numpy())
                 hit = index[index["id"] == image_id].iloc[0]
                 assert (hit["shard"], hit["row"]) == (shard.name, row)
@@ -70,7 +70,7 @@ def test_jpeg_codec_stores_decodable_4_4_4_bytes_close_to_png(synth, png_out, tm
     with h5py.File(out / "shard-00000.h5", "r") as f:
         first = f["ids"][0]
         image_id = first.decode() if isinstance(first, bytes) else first
-        image = read_image(f, 0).astype(int)
+        image = ShardReader(f).read(0).astype(int)
     reference = png_image(png_out, image_id).astype(int)
     assert image.shape == reference.shape
     psnr = 10 * np.log10(255**2 / max(np.mean((image - reference) ** 2), 1e-9))
