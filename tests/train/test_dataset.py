@@ -151,12 +151,6 @@ def test_loader_workers_read_a_folder_under_spawn(tmp_path, fake):
     assert torch.equal(torch.cat([x for x, _ in loader]), torch.stack([chw(i) for i in images]))
 
 
-def test_resize_to_a_requested_size(tmp_path, fake):
-    ids, images, _, _ = fake
-    ds = make_dataset(open_source(write_folder(tmp_path / "png", ids, images)), ids, None, size=8)
-    assert ds[0][0].shape == (3, 8, 8)
-
-
 def test_unknown_ids_are_refused(tmp_path, fake):
     ids, images, _, _ = fake
     with pytest.raises(KeyError, match="not in the images"):
