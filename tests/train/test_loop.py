@@ -121,15 +121,49 @@ def test_resume_refuses_other_settings(blobs, tmp_path):
         train(replace(cfg, resume=True, lr=0.5), say=lambda _m: None)
 
 
-def test_two_process_ddp_on_cpu_validates_every_image_once(blobs, tmp_path):
-    run = tmp_path / "ddp"
+def torchrun_train(blobs: Path, run: Path, *options: str) -> subprocess.CompletedProcess:
+    """`ichprep train` on the blobs by two gloo processes on the CPU (batch 4 per process, no augmentation)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(ICHPREP),
-           "train", str(blobs / "img"), "--out", str(run), "--epochs", "1", "-b", "4", "--workers", "0", "-q",
-           "--device", "cpu", "--no-augment"]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stderr.count("epoch=1") == 1 and done.stdout.count("model:") == 1  # rank 0 alone reports
+           "train", str(blobs / "img"), "--out", str(run), "-b", "4", "--workers", "0", "-q", "--device", "cpu",
+           "--no-augment", *options]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+
+
+def one_cycle_rates(lr: float, steps: int, epochs: int) -> tuple[list[float], float]:
+    """torch's OneCycleLR stepped through an uninterrupted run: the rate at each epoch's start, and at the end."""
+    optimizer = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=lr)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps * epochs)
+    starts = []
+    for _ in range(epochs):
+        starts.append(optimizer.param_groups[0]["lr"])
+        for _ in range(steps):
+            optimizer.step()
+            scheduler.step()
+    return starts, optimizer.param_groups[0]["lr"]
+
+
+def steps_per_epoch(blobs: Path, processes: int, batch: int = 4) -> int:
+    """Batches per process per epoch over the blobs' training fold (DistributedSampler pads to equal shares)."""
+    n = int((pd.read_parquet(blobs / "train.parquet")["fold"] == "train").sum())
+    return -(-n // processes) // batch
+
+
+def ddp_twin(blobs: Path, run: Path, **changes) -> TrainConfig:
+    """The TrainConfig of `torchrun_train` with --epochs 3, for the in-process half of a resume."""
+    return TrainConfig(data=blobs / "img", out=run, epochs=3, batch_size=4, workers=0, quiet=True, device="cpu",
+                       augment=False, **changes)
+
+
+def assert_on_the_schedule(history: list[dict], final_lr: float, steps: int) -> None:
+    """Every epoch began at, and the run ended on, the rates of an uninterrupted run with `steps` per epoch."""
+    starts, end = one_cycle_rates(2e-3, steps, 3)
+    assert [row["lr"] for row in history][1:] == pytest.approx(starts[1:], rel=1e-12)
+    assert final_lr == pytest.approx(end, rel=1e-12)
+
+
+def assert_every_validation_image_counted_once(blobs: Path, run: Path) -> None:
+    """The logged val_wll of epoch 1 is the metric of model.pt's predictions over the validation fold."""
     from ichprep.train.predict import predict
 
     pred = predict(run / "model.pt", blobs / "img", batch_size=16, workers=0, device="cpu", quiet=True)
@@ -138,6 +172,31 @@ def test_two_process_ddp_on_cpu_validates_every_image_once(blobs, tmp_path):
     y = table.loc[[pred.ids[k] for k in valid], list(LABELS)].to_numpy()
     logged = pd.read_csv(run / "metrics.csv")["val_wll"].iloc[0]
     assert logged == pytest.approx(weighted_log_loss(y, pred.probs[valid]), rel=1e-4)
+
+
+def test_two_processes_validate_every_image_once_and_one_process_continues_their_schedule(blobs, tmp_path):
+    run = tmp_path / "run"
+    done = torchrun_train(blobs, run, "--epochs", "3", "--stop-after", "1")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr.count("epoch=1") == 1 and done.stdout.count("model:") == 1  # rank 0 alone reports
+    assert_every_validation_image_counted_once(blobs, run)
+    lines: list[str] = []
+    history = train(ddp_twin(blobs, run, resume=True), say=lines.append)
+    assert any("written by 2 processes and this run has 1" in line for line in lines), lines
+    final = torch.load(run / "last.pt", weights_only=True)["optimizer"]["param_groups"][0]["lr"]
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert_on_the_schedule(history, final, steps_per_epoch(blobs, 1))
+
+
+def test_one_process_resumed_by_two_continues_the_schedule_to_its_end(blobs, tmp_path):
+    run = tmp_path / "run"
+    train(ddp_twin(blobs, run, stop_after=1), say=lambda _m: None)
+    done = torchrun_train(blobs, run, "--epochs", "3", "--resume")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "written by 1 process and this run has 2" in done.stderr
+    ckpt = torch.load(run / "last.pt", weights_only=True)
+    assert [row["epoch"] for row in ckpt["history"]] == [1, 2, 3]
+    assert_on_the_schedule(ckpt["history"], ckpt["optimizer"]["param_groups"][0]["lr"], steps_per_epoch(blobs, 2))
 
 
 def test_lr_find_writes_the_sweep_and_suggests_a_rate_inside_it(blobs, tmp_path):
