@@ -15,6 +15,7 @@ hence another number of steps per epoch, continues the same schedule to the same
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -137,14 +138,18 @@ def _train_epoch(run: Run, epoch: int, size: int | None) -> float:
     total = torch.zeros((), dtype=torch.float64, device=d.device)
     shown, count = total.clone(), 0
     bar = tqdm(run.loader, desc=f"epoch {epoch + 1}", disable=cfg.quiet or not d.main, leave=False)
-    for x, y in bar:
-        loss = run.step(model_input(x, d.device, size, cfg.mean, cfg.std, transform), y.to(d.device, non_blocking=True))
-        run.scheduler.step()
-        total += loss
-        count += 1
-        if not bar.disable and count % REPORT_EVERY == 0:
-            bar.set_postfix(loss=f"{(total - shown).item() / REPORT_EVERY:.4f}")
-            shown = total.clone()
+    with warnings.catch_warnings():
+        # A step the GradScaler skips (an fp16 overflow, normal while the scale settles) still
+        # advances the schedule, which torch reports as if the calls were out of order.
+        warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before", UserWarning)
+        for x, y in bar:
+            loss = run.step(model_input(x, d.device, size, cfg.mean, cfg.std, transform), y.to(d.device, non_blocking=True))
+            run.scheduler.step()
+            total += loss
+            count += 1
+            if not bar.disable and count % REPORT_EVERY == 0:
+                bar.set_postfix(loss=f"{(total - shown).item() / REPORT_EVERY:.4f}")
+                shown = total.clone()
     mean = torch.stack([total, torch.tensor(float(count), dtype=torch.float64, device=d.device)])
     if d.enabled:
         torch.distributed.all_reduce(mean)

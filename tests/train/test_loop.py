@@ -16,8 +16,10 @@ from ichprep import LABELS
 from ichprep.errors import IchprepError
 from ichprep.train import TrainConfig, train
 from ichprep.train.augment import AugmentOptions, augment
+from ichprep.train.distributed import Dist
 from ichprep.train.loss import weighted_bce
 from ichprep.train.metrics import LABEL_WEIGHTS, weighted_log_loss
+from ichprep.train.models import build
 from tests.ich_fixtures import (
     fabricate,
     write_folder,
@@ -84,7 +86,10 @@ def test_augment_flips_reverse_the_image_exactly():
 
 
 def test_training_writes_the_run_folder(blobs, tmp_path):
-    history = train(tiny(blobs, tmp_path / "run"), say=lambda _m: None)
+    lines: list[str] = []
+    history = train(tiny(blobs, tmp_path / "run"), say=lines.append)
+    steps = steps_per_epoch(blobs, 1, batch=8)
+    assert f"resnet18, 3 channels, 2 epochs of {steps} steps on cpu (fp32, 0 loader workers)" in lines
     assert [row["epoch"] for row in history] == [1, 2]
     for name in ("last.pt", "best.pt", "model.pt", "metrics.csv", "curves.png"):
         assert (tmp_path / "run" / name).stat().st_size > 0, name
@@ -119,6 +124,110 @@ def test_resume_refuses_other_settings(blobs, tmp_path):
     train(cfg, say=lambda _m: None)
     with pytest.raises(IchprepError, match="other settings"):
         train(replace(cfg, resume=True, lr=0.5), say=lambda _m: None)
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    first, second = torch.load(a, weights_only=True)["model"], torch.load(b, weights_only=True)["model"]
+    assert first.keys() == second.keys()
+    for key, value in first.items():
+        assert torch.equal(value, second[key]), key
+
+
+def test_a_run_saved_where_three_gpus_were_visible_resumes_where_one_is(blobs, tmp_path, monkeypatch):
+    """The old last.pt kept one CUDA generator state per visible GPU and restored them all."""
+    cfg = tiny(blobs, tmp_path / "whole", device="cpu")
+    train(cfg, say=lambda _m: None)
+    split = replace(cfg, out=tmp_path / "split")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with monkeypatch.context() as three:
+        three.setattr(torch.cuda, "device_count", lambda: 3)
+        three.setattr(torch.cuda, "get_rng_state_all", lambda: [torch.zeros(16, dtype=torch.uint8)] * 3)
+        train(replace(split, stop_after=1), say=lambda _m: None)
+
+    def one_gpu(states: list) -> None:
+        if len(states) > 1:
+            raise IndexError("list index out of range")  # what torch raises with fewer devices
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", one_gpu)
+    train(replace(split, resume=True), say=lambda _m: None)
+    assert_same_weights(cfg.out / "last.pt", split.out / "last.pt")
+
+
+def test_a_bf16_run_resumes_in_fp16_with_a_fresh_loss_scale(blobs, tmp_path, monkeypatch):
+    """An A100 run (bf16: the scaler is off and saves {}) continued on a T4 (fp16: the scaler is on).
+    fp16 convolutions are slow on a CPU, hence one step an epoch."""
+    import ichprep.train.step as step
+
+    cfg = tiny(blobs, tmp_path / "run", device="cpu", max_images=16)
+    monkeypatch.setattr(step, "amp_dtype", lambda _device: torch.bfloat16)
+    train(replace(cfg, stop_after=1), say=lambda _m: None)
+    assert torch.load(cfg.out / "last.pt", weights_only=True)["scaler"] == {}
+    monkeypatch.setattr(step, "amp_dtype", lambda _device: torch.float16)
+    lines: list[str] = []
+    history = train(replace(cfg, resume=True), say=lines.append)
+    assert [row["epoch"] for row in history] == [1, 2] and np.isfinite(history[-1]["train_loss"])
+    assert any("fp16 autocast with loss scaling" in line for line in lines), lines
+    assert torch.load(cfg.out / "last.pt", weights_only=True)["scaler"]["scale"] > 0
+
+
+def test_every_process_augments_its_images_its_own_way(blobs, tmp_path, monkeypatch):
+    """The same batch position on ranks 0 and 1 gets different transforms; each rank repeats its own."""
+    import ichprep.train.loop as loop
+
+    first: dict[str, torch.Tensor] = {}
+
+    def recorded(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        out = augment(x, g)
+        first.setdefault(current, out)
+        return out
+
+    monkeypatch.setattr(loop, "augment", recorded)
+    for current in ("rank 0", "rank 1", "rank 1 again"):
+        rank = 0 if current == "rank 0" else 1
+        monkeypatch.setattr(loop, "setup", lambda _device, rank=rank: Dist(rank, 1, torch.device("cpu")))
+        train(tiny(blobs, tmp_path / current, epochs=1, device="cpu"), say=lambda _m: None)
+    assert torch.equal(first["rank 1"], first["rank 1 again"])
+    assert not torch.isclose(first["rank 0"], first["rank 1"], atol=1e-3).flatten(1).all(1).any()
+
+
+def test_the_epoch_loss_is_the_mean_of_every_step_loss(blobs, tmp_path, monkeypatch):
+    """Summed on the device and read once an epoch, it equals the mean of the losses read one by one."""
+    import ichprep.train.step as step
+
+    losses: list[float] = []
+
+    def recorded(*args) -> torch.Tensor:
+        loss = weighted_bce(*args)
+        losses.append(loss.item())
+        return loss
+
+    monkeypatch.setattr(step, "weighted_bce", recorded)
+    history = train(tiny(blobs, tmp_path / "run", epochs=1), say=lambda _m: None)
+    assert len(losses) > 1 and history[0]["train_loss"] == sum(losses) / len(losses)
+
+
+def test_a_compiled_run_saves_the_networks_own_keys_and_resumes_uncompiled(blobs, tmp_path, monkeypatch):
+    """torch.compile's wrapper prefixes every key with _orig_mod.; neither last.pt nor model.pt may carry it.
+    The eager backend keeps the test fast; the wrapper and its keys are the same as inductor's."""
+    from ichprep.train.network import load_record
+
+    compiled = []
+    real = torch.compile
+
+    def eager(model, **_options):
+        compiled.append(model)
+        return real(model, backend="eager")
+
+    monkeypatch.setattr(torch, "compile", eager)
+    cfg = tiny(blobs, tmp_path / "run")
+    lines: list[str] = []
+    train(replace(cfg, compile=True, stop_after=1), say=lines.append)
+    assert len(compiled) == 1 and any(", compiled" in line for line in lines)
+    expected = set(build("resnet18", num_classes=len(LABELS), in_channels=3).state_dict())
+    assert set(load_record(cfg.out / "model.pt")["state_dict"]) == expected
+    assert set(torch.load(cfg.out / "last.pt", weights_only=True)["model"]) == expected
+    assert [row["epoch"] for row in train(replace(cfg, resume=True), say=lambda _m: None)] == [1, 2]
 
 
 def torchrun_train(blobs: Path, run: Path, *options: str) -> subprocess.CompletedProcess:
@@ -208,6 +317,24 @@ def test_lr_find_writes_the_sweep_and_suggests_a_rate_inside_it(blobs, tmp_path)
     assert list(saved.columns) == ["lr", "loss", "smoothed_loss"] and 5 <= len(saved) <= 30
     assert np.all(np.diff(saved["lr"]) > 0)
     assert saved["lr"].min() <= suggestion <= saved["lr"].max()
+
+
+def test_lr_find_scales_fp16_losses_as_training_does(blobs, tmp_path, monkeypatch):
+    """Without a GradScaler, fp16 gradients below 6e-8 vanish and the sweep measures a network that barely learns."""
+    import ichprep.train.step as step
+    from ichprep.train.lr_find import lr_find
+
+    monkeypatch.setattr(step, "amp_dtype", lambda _device: torch.float16)
+    scaled: list[bool] = []
+    real_scale = torch.amp.GradScaler.scale
+
+    def scale(scaler, loss):
+        scaled.append(scaler.is_enabled())
+        return real_scale(scaler, loss)
+
+    monkeypatch.setattr(torch.amp.GradScaler, "scale", scale)
+    sweep, _ = lr_find(tiny(blobs, tmp_path / "lr", batch_size=2), start=1e-4, end=1e-2, steps=4, say=lambda _m: None)
+    assert len(sweep) == 4 and scaled == [True] * 4 and np.isfinite(sweep["loss"]).all()
 
 
 def test_missing_labels_are_a_clear_error(tmp_path):

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,6 +14,7 @@ import torch
 from ichprep import LABELS, SUBTYPES
 from ichprep.train import TrainConfig, train
 from ichprep.train.metrics import prior_correct, summary
+from ichprep.train.inference import predict_loader, resize_batch
 from ichprep.train.predict import CLIP, Predictions, evaluate, predict, submission
 from tests.ich_fixtures import (
     fabricate,
@@ -133,3 +135,63 @@ def test_dicoms_are_rendered_with_the_models_own_settings(tmp_path):
     direct = predict(model, RSNA / "stage_2_test_images", workers=0, quiet=True)
     assert len(direct.ids) == 16 and direct.ids == converted.ids
     assert np.allclose(direct.probs, converted.probs, atol=1e-6)
+
+
+def area_resized(images: np.ndarray, size: int) -> np.ndarray:
+    """What predict did before resizing moved to the device: OpenCV's INTER_AREA on the stored uint8 images."""
+    return np.stack([cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA) for img in images])
+
+
+@pytest.mark.parametrize("stored, size, max_grey, mean_grey", [(32, 16, 0.5, 0.5), (24, 16, 64.0, 4.0)])
+def test_device_resize_agrees_with_opencvs_area_resize(stored, size, max_grey, mean_grey):
+    """Exact for whole-number ratios (up to OpenCV's rounding to uint8); close, not equal, for others,
+    where OpenCV weighs partly covered pixels by area and torch's adaptive pooling takes them whole."""
+    _, images, _, _ = fabricate(8, seed=2, size=stored)
+    batch = torch.from_numpy(images).permute(0, 3, 1, 2).double()
+    on_device = resize_batch(batch, size).permute(0, 2, 3, 1).numpy()
+    diff = np.abs(on_device - area_resized(images, size))
+    assert diff.max() <= max_grey and diff.mean() <= mean_grey
+
+
+def test_images_of_another_size_are_resized_on_the_device_like_opencv_would(trained, tmp_path):
+    root, ids, _, _ = trained
+    model = root / "run" / "model.pt"
+    _, large, _, _ = fabricate(len(ids), seed=5, size=32)
+    write_folder(tmp_path / "large", ids, large)
+    write_folder(tmp_path / "small", ids, area_resized(large, 16))
+    on_device = predict(model, tmp_path / "large", workers=0, quiet=True).probs
+    by_opencv = predict(model, tmp_path / "small", workers=0, quiet=True).probs
+    assert np.allclose(on_device, by_opencv, atol=2e-3)
+
+
+class Recorder(torch.nn.Module):
+    """A network that notes the batches it is given and whether autograd was off for them."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model, self.batches, self.inference = model, [], []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.batches.append(len(x))
+        self.inference.append(torch.is_inference_mode_enabled())
+        return self.model(x)
+
+
+def test_tta_is_one_forward_pass_of_the_images_and_their_mirrors_without_autograd(trained):
+    root, _, _, _ = trained
+    from torch.utils.data import DataLoader
+
+    from ichprep.store import open_source
+    from ichprep.train.dataset import make_dataset, normalise
+    from ichprep.train.network import load_model
+
+    network, record = load_model(root / "run" / "model.pt", torch.device("cpu"))
+    source = open_source(root / "img")
+    loader = DataLoader(make_dataset(source, source.ids, None), batch_size=12)
+    spy = Recorder(network)
+    probs = predict_loader(spy, loader, torch.device("cpu"), None, tta=True)
+    assert spy.batches == [24, 24, 16] and all(spy.inference)
+    with torch.no_grad():
+        x = normalise(torch.cat([x for x, _ in loader]), record["mean"], record["std"])
+        expected = (torch.sigmoid(network(x)) + torch.sigmoid(network(torch.flip(x, dims=[3])))) / 2
+    assert np.allclose(probs, expected.double().numpy(), atol=1e-6)
