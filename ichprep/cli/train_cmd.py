@@ -83,7 +83,7 @@ def train(
     max_images: Optional[int] = typer.Option(None, "--max-images", min=1, help="Train on a seeded subset of N images."),
     stop_after: Optional[int] = typer.Option(None, "--stop-after", min=1, help="Stop after N epochs of this call (resume later with --resume)."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Turn the flips/rotation/affine augmentation off."),
-    compile_model: bool = typer.Option(False, "--compile", help="torch.compile the network (minutes of compiling first; faster steps on a GPU)."),
+    compile_model: bool = typer.Option(False, "--compile", help="torch.compile the network: compiling takes a while before the first step."),
 ) -> None:
     """Train a classifier of the six labels; the same command runs under torchrun for several GPUs."""
     cfg = _config(
