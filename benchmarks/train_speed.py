@@ -29,7 +29,7 @@ from ichprep.store import open_source
 from ichprep.train.augment import augment
 from ichprep.train.dataset import make_dataset
 from ichprep.train.distributed import pick_device
-from ichprep.train.inference import model_input, precision_name
+from ichprep.train.inference import amp_dtype, model_input, precision_name
 from ichprep.train.loaders import loader_workers, usable_cores
 from ichprep.train.models import build
 from ichprep.train.step import Step, make_step
@@ -115,7 +115,7 @@ def measure(data: Path, arch: str, batch_size: int, batches: int, workers: int |
     x, y = next(iter(loader))
     return {
         "setup": f"{arch}, {x.shape[-1]} px, batch {batch_size}, {workers} workers, {device} "
-                 f"({precision_name(trainer_step(model, device).dtype)}), {torch.get_num_threads()} torch threads",
+                 f"({precision_name(amp_dtype(device))}), {torch.get_num_threads()} torch threads",
         "loader alone": loader_rate(loader, batches),
         "model step alone": step_rate(model, x, y, batches, device),
         "loader + step": both_rate(model, loader, batches, device),

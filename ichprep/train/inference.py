@@ -31,8 +31,8 @@ def precision(capability: tuple[int, int], bf16_native: bool) -> torch.dtype | N
     needed. ``torch.cuda.is_bf16_supported()`` counts emulation by default and says yes on a T4 or
     V100 (the Colab and Kaggle GPUs), where bf16 runs on the plain CUDA cores several times slower
     than fp16 on the tensor cores, so ``bf16_native`` must come from ``including_emulation=False``;
-    those GPUs get fp16 with a GradScaler. Before Volta there are no tensor cores to gain from and
-    fp16 would only add the risk of overflow: fp32.
+    those GPUs get fp16 with a GradScaler. Before Volta there are no tensor cores, and fp16
+    arithmetic is fast on some of those GPUs (P100) and crippled on others (GTX 10xx): fp32.
     """
     if bf16_native and capability >= BF16_CORES:
         return torch.bfloat16

@@ -67,8 +67,9 @@ def convert_dicoms(src: Path, out: Path, record: dict, quiet: bool = True) -> Pa
 
 CPU_BATCH: int = 64
 CUDA_BATCH: int = 256
-"""Default images per batch of predict: inference keeps no activations for a backward pass, so a
-GPU takes four times the training default with room to spare (twice that again with --tta)."""
+"""Default images per batch of predict (twice as many go through the network with --tta). Inference
+holds the activations of a layer or two at a time, where training holds every layer's for the
+backward pass, so a GPU that trains batches of 64 predicts larger ones; lower --batch-size if not."""
 
 
 def predict(
