@@ -31,6 +31,8 @@ def test_a_t4_gets_fp16_although_torch_says_it_supports_bf16(monkeypatch):
     assert amp_dtype(torch.device("cuda", 0)) == torch.float16
     fake_gpu(monkeypatch, (8, 0), native_bf16=True)
     assert amp_dtype(torch.device("cuda", 0)) == torch.bfloat16
+    fake_gpu(monkeypatch, (8, 0), native_bf16=False)  # only native support counts, whatever the capability
+    assert amp_dtype(torch.device("cuda", 0)) == torch.float16
     assert amp_dtype(torch.device("cpu")) is None
 
 
