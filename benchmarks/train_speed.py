@@ -1,12 +1,15 @@
 """Images per second of the training input pipeline, the model step, and both together.
 
-Where a slow epoch comes from decides what to fix: a loader that cannot feed the model wants
-more --workers, HDF5 shards or smaller stored images; a slow model step wants a GPU, a smaller
---sizes stage or a lighter --arch. Without --data it writes --n noisy PNG images of --size px
-(about as costly to decode as converted slices) into a temporary folder.
+Where a slow epoch comes from decides what to fix: when "loader + step" is close to "loader
+alone" and well below "model step alone", the loader is the limit and wants more --workers, HDF5
+shards or smaller stored images; when it is close to "model step alone", the step is, and wants a
+GPU, a smaller --sizes stage or a lighter --arch. Each measurement takes the trainer's own path
+(``inference.model_input``, ``step.Step``: precision, loss scaling, channels_last). Without --data
+it writes --n noisy PNG images of --size px (about as costly to decode as converted slices) into a
+temporary folder. --workers defaults as `ichprep train` chooses them on the device.
 
     python benchmarks/train_speed.py                      # CPU, small defaults, < 1 minute
-    python benchmarks/train_speed.py --data OUT --arch resnet50 --size 256 --batch-size 64 --device cuda
+    python benchmarks/train_speed.py --data OUT --arch resnet50 --batch-size 64 --device cuda
 """
 
 from __future__ import annotations
@@ -24,12 +27,12 @@ from torch.utils.data import DataLoader
 from ichprep import LABELS
 from ichprep.store import open_store
 from ichprep.train.augment import augment
-from ichprep.train.dataset import make_dataset, normalise
+from ichprep.train.dataset import make_dataset
 from ichprep.train.distributed import pick_device
-from ichprep.train.inference import amp_dtype
-from ichprep.train.loss import weighted_bce
-from ichprep.train.metrics import LABEL_WEIGHTS
+from ichprep.train.inference import amp_dtype, model_input, precision_name
+from ichprep.train.loaders import loader_workers, usable_cores
 from ichprep.train.models import build
+from ichprep.train.step import Step, make_step
 
 
 def write_images(root: Path, n: int, size: int) -> Path:
@@ -52,32 +55,26 @@ def loader_rate(loader: DataLoader, batches: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def trainer_step(model: torch.nn.Module, device: torch.device):
-    """One training step as the trainer takes it: augment, forward (autocast), weighted BCE, backward, AdamW."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    weights = torch.tensor(LABEL_WEIGHTS, device=device)
-    dtype = amp_dtype(device)
-    g = torch.Generator(device=device).manual_seed(0)
+def trainer_step(model: torch.nn.Module, device: torch.device) -> Step:
+    """The trainer's step (autocast in the device's precision, loss scaling in fp16, clipping, AdamW)."""
+    return make_step(model, torch.optim.AdamW(model.parameters(), lr=1e-4), device, clip=1.0)
 
-    def step(x: torch.Tensor, y: torch.Tensor) -> None:
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits = model(augment(x, g))
-        loss = weighted_bce(logits, y, weights)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
 
-    return step
+def batch_input(x: torch.Tensor, device: torch.device, g: torch.Generator) -> torch.Tensor:
+    """A loader's uint8 batch as the trainer feeds it: on the device, normalised, augmented, channels_last on CUDA."""
+    return model_input(x, device, None, 0.6, 0.25, lambda b: augment(b, g))
 
 
 def step_rate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, device: torch.device) -> float:
-    """Images per second of forward + backward + AdamW on one resident batch."""
+    """Images per second of augment + forward + backward + AdamW on one resident batch."""
     step = trainer_step(model, device)
-    step(x, y)
+    g = torch.Generator(device=device).manual_seed(0)
+    x, y = x.to(device), y.to(device)
+    step(batch_input(x, device, g), y)
     _sync(device)
     start = time.perf_counter()
     for _ in range(steps):
-        step(x, y)
+        step(batch_input(x, device, g), y)
     _sync(device)
     return steps * len(x) / (time.perf_counter() - start)
 
@@ -85,12 +82,13 @@ def step_rate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: i
 def both_rate(model: torch.nn.Module, loader: DataLoader, batches: int, device: torch.device) -> float:
     """Images per second of the real loop: load, copy to the device, normalise, augment, step."""
     step = trainer_step(model, device)
+    g = torch.Generator(device=device).manual_seed(0)
     it = iter(loader)
     next(it)
     start, count = time.perf_counter(), 0
     for _ in range(batches):
         x, y = next(it)
-        step(normalise(x.to(device, non_blocking=True)), y.to(device, non_blocking=True))
+        step(batch_input(x, device, g), y.to(device, non_blocking=True))
         count += len(x)
     _sync(device)
     return count / (time.perf_counter() - start)
@@ -101,6 +99,29 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def measure(data: Path, arch: str, batch_size: int, batches: int, workers: int | None, device: torch.device) -> dict:
+    """Loader alone, model step alone, and both together over DATA, as images per second, with the set-up used."""
+    source = open_store(data)
+    ds = make_dataset(source, source.ids, None)
+    # Random labels: the timing does not depend on them, and an unlabelled set has NaN labels.
+    ds.labels = np.random.default_rng(0).integers(0, 2, size=(len(ds), len(LABELS))).astype(np.float32)
+    workers, prefetch = loader_workers(workers, device, 1, usable_cores())
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers, prefetch_factor=prefetch,
+                        drop_last=True, pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+    batches = min(batches, len(loader) - 1)
+    model = build(arch, in_channels=ds.channels).to(device).train()
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    x, y = next(iter(loader))
+    return {
+        "setup": f"{arch}, {x.shape[-1]} px, batch {batch_size}, {workers} workers, {device} "
+                 f"({precision_name(amp_dtype(device))}), {torch.get_num_threads()} torch threads",
+        "loader alone": loader_rate(loader, batches),
+        "model step alone": step_rate(model, x, y, batches, device),
+        "loader + step": both_rate(model, loader, batches, device),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, help="convert's output to read (default: generated PNGs)")
@@ -109,35 +130,17 @@ def main() -> None:
     parser.add_argument("--arch", default="resnet18")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--batches", type=int, default=6, help="timed batches per measurement")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=None, help="loader processes (default: as ichprep train picks them)")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
 
     device = pick_device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or write_images(Path(tmp), args.n, args.size)
-        source = open_store(data)
-        ds = make_dataset(source, source.ids, None)
-        # Random labels: the timing does not depend on them, and an unlabelled set has NaN labels.
-        ds.labels = np.random.default_rng(0).integers(0, 2, size=(len(ds), len(LABELS))).astype(np.float32)
-        loader = DataLoader(ds, batch_size=args.batch_size, shuffle=True, num_workers=args.workers, drop_last=True,
-                            pin_memory=device.type == "cuda", persistent_workers=args.workers > 0)
-        batches = min(args.batches, len(loader) - 1)
-        model = build(args.arch, in_channels=ds.channels).to(device).train()
-        if device.type == "cuda":
-            model = model.to(memory_format=torch.channels_last)
-        x, y = next(iter(loader))
-        x, y = normalise(x.to(device)), y.to(device)
-        rows = [
-            ("loader alone", loader_rate(loader, batches)),
-            ("model step alone", step_rate(model, x, y, batches, device)),
-            ("loader + step", both_rate(model, loader, batches, device)),
-        ]
-    side = x.shape[-1]
-    print(f"{args.arch}, {side} px, batch {args.batch_size}, {args.workers} workers, {device}, "
-          f"{torch.get_num_threads()} torch threads")
+        rates = measure(data, args.arch, args.batch_size, args.batches, args.workers, device)
+    print(rates.pop("setup"))
     print(f"{'stage':<18}{'images/s':>10}")
-    for name, rate in rows:
+    for name, rate in rates.items():
         print(f"{name:<18}{rate:>10.1f}")
 
 

@@ -25,7 +25,8 @@ DATA_HELP = "convert's output: an image folder or HDF5 shards."
 LABELS_HELP = ("Labels: stage_1_train.csv (long ID,Label) or clean-meta's train.parquet (default: the shards' labels, "
                "else DATA/train.parquet or DATA/../train.parquet).")
 BATCH_HELP = "Images per batch."
-WORKERS_HELP = "DataLoader worker processes."
+PREDICT_BATCH_HELP = "Images per batch (default: 64 on a CPU, 256 on CUDA)."
+WORKERS_HELP = "DataLoader worker processes (default: 2 on a CPU; on CUDA, the process's share of the cores less one)."
 DEVICE_HELP = "auto (CUDA if available), cpu, cuda, cuda:1, ..."
 
 
@@ -72,7 +73,7 @@ def train(
     stage_epochs: Optional[str] = typer.Option(None, "--stage-epochs", help="Epochs per size, e.g. 2,2,1 (default: --epochs split evenly)."),
     val_frac: Optional[float] = typer.Option(None, "--val-frac", min=0.0, max=0.9, help="Patient-grouped validation fraction (default: the table's fold column, else 0.2)."),
     seed: int = typer.Option(42, help="Seed of the subset, split, shuffles, augmentation and initialisation."),
-    workers: int = typer.Option(2, min=0, help=WORKERS_HELP),
+    workers: Optional[int] = typer.Option(None, min=0, help=WORKERS_HELP),
     resume: bool = typer.Option(False, "--resume", help="Continue from RUN/last.pt with the same options."),
     neighbours: int = typer.Option(0, min=0, help="Neighbouring slices on each side as extra channels (1 -> 9 channels)."),
     device: str = typer.Option("auto", help=DEVICE_HELP),
@@ -80,13 +81,14 @@ def train(
     max_images: Optional[int] = typer.Option(None, "--max-images", min=1, help="Train on a seeded subset of N images."),
     stop_after: Optional[int] = typer.Option(None, "--stop-after", min=1, help="Stop after N epochs of this call (resume later with --resume)."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Turn the flips/rotation/affine augmentation off."),
+    compile_model: bool = typer.Option(False, "--compile", help="torch.compile the network: compiling takes a while before the first step."),
 ) -> None:
     """Train a classifier of the six labels; the same command runs under torchrun for several GPUs."""
     cfg = _config(
         data, out, labels=labels, arch=arch, weights=weights, epochs=epochs, batch_size=batch_size, lr=lr, wd=wd,
         sizes=_sizes(sizes, "--sizes"), stage_epochs=_sizes(stage_epochs, "--stage-epochs"), val_frac=val_frac,
         seed=seed, workers=workers, resume=resume, neighbours=neighbours, device=device, quiet=quiet,
-        max_images=max_images, stop_after=stop_after, augment=not no_augment,
+        max_images=max_images, stop_after=stop_after, augment=not no_augment, compile=compile_model,
     )
     if cfg.stage_epochs and not cfg.sizes:
         raise IchprepError("--stage-epochs needs --sizes")
@@ -111,7 +113,7 @@ def lr_find(
     neighbours: int = typer.Option(0, min=0, help="Neighbouring slices on each side, as for train."),
     size: Optional[int] = typer.Option(None, min=8, help="Resize batches to this side (default: the stored size)."),
     seed: int = typer.Option(42, help="Seed."),
-    workers: int = typer.Option(2, min=0, help=WORKERS_HELP),
+    workers: Optional[int] = typer.Option(None, min=0, help=WORKERS_HELP),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     max_images: Optional[int] = typer.Option(None, "--max-images", min=1, help="Use a seeded subset of N images."),
 ) -> None:
@@ -126,7 +128,7 @@ def lr_find(
     typer.echo(f"{suggestion:.2e}")
 
 
-def _predictions(model: Path, data: Path, batch_size: int, workers: int, device: str, tta: bool, prior: bool, quiet: bool):
+def _predictions(model: Path, data: Path, batch_size: Optional[int], workers: Optional[int], device: str, tta: bool, prior: bool, quiet: bool):
     """The model's probabilities for DATA, after MODEL and DATA have been checked."""
     existing(model, "MODEL", "file")
     existing(data, "DATA")
@@ -143,8 +145,8 @@ def predict(
     tta: bool = typer.Option(False, "--tta", help="Average with horizontally flipped images."),
     prior_correction: bool = typer.Option(False, "--prior-correction", help="Rescale to the true positive rates recorded in model.pt."),
     clip: float = typer.Option(1e-4, min=0.0, max=0.499, help="Clip probabilities to [clip, 1 - clip]."),
-    batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help=BATCH_HELP),
-    workers: int = typer.Option(2, min=0, help=WORKERS_HELP),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help=PREDICT_BATCH_HELP),
+    workers: Optional[int] = typer.Option(None, min=0, help=WORKERS_HELP),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
@@ -167,8 +169,8 @@ def evaluate(
     tta: bool = typer.Option(False, "--tta", help="Average with horizontally flipped images."),
     prior_correction: bool = typer.Option(False, "--prior-correction", help="Rescale to the true positive rates recorded in model.pt."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
-    batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help=BATCH_HELP),
-    workers: int = typer.Option(2, min=0, help=WORKERS_HELP),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help=PREDICT_BATCH_HELP),
+    workers: Optional[int] = typer.Option(None, min=0, help=WORKERS_HELP),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:

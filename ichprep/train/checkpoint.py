@@ -1,7 +1,14 @@
-"""Atomic checkpoint files and the RNG state a resumed run needs.
+"""Checkpoint files written atomically and read without running code, and the seeds that make resume exact.
 
 Why atomic: a run killed while writing last.pt must leave the previous last.pt intact, so every
 file is written to a temporary name in the same folder and renamed over the target.
+
+Why no generator state: every epoch reseeds Python, numpy and torch (every device) from
+``epoch_seed(seed, epoch, rank)`` before it draws anything, so the state a generator had at the
+end of an epoch is never read again. Saving it bought nothing and tied a checkpoint to the machine
+that wrote it: one CUDA state per visible GPU, which could not be restored where fewer GPUs were
+visible, and numpy's state, which needed an unpickler that runs code. A checkpoint holds only
+tensors and plain values, so it loads with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -14,6 +21,10 @@ import numpy as np
 import torch
 
 from ichprep import atomic
+from ichprep.errors import IchprepError
+
+CHECKPOINT_FORMAT = "ichprep-checkpoint/2"
+"""The marker of last.pt and best.pt; /2 dropped the generator states that /1 (unmarked) pickled."""
 
 
 def save_atomic(obj: Any, path: Path) -> None:
@@ -22,21 +33,36 @@ def save_atomic(obj: Any, path: Path) -> None:
         torch.save(obj, tmp)
 
 
-def rng_state() -> dict[str, Any]:
-    """Python, numpy, torch CPU and (when present) CUDA generator states."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint written by `ichprep train`, loaded without unpickling arbitrary objects."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch reports a foreign, damaged or older file in many exception types
+        raise IchprepError(f"--resume: {path} is not a checkpoint this ichprep can continue ({type(err).__name__}); "
+                           "start a new run or resume with the version that wrote it") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise IchprepError(f"--resume: {path} is not a checkpoint this ichprep can continue (no {CHECKPOINT_FORMAT} marker)")
+    return ckpt
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what rng_state() captured."""
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def restore_scaler(scaler: torch.amp.GradScaler, state: dict[str, Any]) -> None:
+    """Continue the fp16 loss scale where the saved run left it, when it had one.
+
+    A disabled scaler (bf16 or fp32) saves ``{}``, which torch refuses to load into an enabled one:
+    a run saved on an A100 (bf16) and resumed on a T4 (fp16) starts from a fresh scale instead,
+    which the scaler settles within a few steps. A disabled scaler ignores a saved scale.
+    """
+    if state:
+        scaler.load_state_dict(state)
+
+
+def epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    """The seed of one epoch in one process: a pure function, so a resumed epoch draws what it drew before.
+
+    The rank is part of it because every DDP process augments its own share of the batch: seeded
+    from (seed, epoch) alone, the i-th image of every rank would get the same transform.
+    """
+    return int(np.random.SeedSequence([seed & (2**64 - 1), epoch, rank]).generate_state(1, np.uint64)[0])
 
 
 def seed_everything(seed: int) -> None:
@@ -44,8 +70,3 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def load(path: Path) -> dict[str, Any]:
-    """A checkpoint written by save_atomic (it holds numpy RNG state, hence weights_only=False)."""
-    return torch.load(path, map_location="cpu", weights_only=False)

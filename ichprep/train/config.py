@@ -14,7 +14,7 @@ RESUME_KEYS: tuple[str, ...] = ("arch", "epochs", "batch_size", "lr", "wd", "siz
 
 @dataclass
 class TrainConfig:
-    """The options of `ichprep train`, one to one."""
+    """The options of `ichprep train`, one to one; ``workers=None`` picks them from the device (``loaders.loader_workers``)."""
 
     data: Path
     out: Path
@@ -29,7 +29,7 @@ class TrainConfig:
     stage_epochs: tuple[int, ...] = ()
     val_frac: float | None = None
     seed: int = 42
-    workers: int = 2
+    workers: int | None = None
     resume: bool = False
     neighbours: int = 0
     device: str = "auto"
@@ -40,6 +40,7 @@ class TrainConfig:
     stop_after: int | None = None
     mean: float = MEAN
     std: float = STD
+    compile: bool = False
 
     def stages(self) -> list[int | None]:
         """The image size of every epoch: progressive resizing, or None (stored size) throughout."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 import torch
@@ -78,14 +77,14 @@ def neighbour_rows(ids: list[str], series: pd.DataFrame | None, k: int) -> np.nd
 class ICHDataset(Dataset):
     """Items of `source` (positions `rows`, one row of 2k+1 slices each) with optional labels.
 
-    `labels` is (len(rows), 6) in LABELS order or None; `size` resizes (cv2 INTER_AREA) images that
-    differ from it, None keeps the stored size.
+    `labels` is (len(rows), 6) in LABELS order or None. Images keep their stored size: a network
+    that wants another gets the batch resized on its device (``inference.resize_batch``), in
+    training and prediction alike.
     """
 
     source: Store
     rows: np.ndarray
     labels: np.ndarray | None = None
-    size: int | None = None
     ids: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -103,11 +102,7 @@ class ICHDataset(Dataset):
 
     def _image(self, index: int) -> np.ndarray:
         img = self.source.read(int(index))
-        if img.ndim == 2:
-            img = img[..., None]
-        if self.size is not None and img.shape[:2] != (self.size, self.size):
-            img = cv2.resize(img, (self.size, self.size), interpolation=cv2.INTER_AREA).reshape(self.size, self.size, -1)
-        return img
+        return img[..., None] if img.ndim == 2 else img
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(uint8 C x H x W image, 6 float labels): uint8 crosses the worker queues at a quarter of float's
@@ -129,7 +124,6 @@ def make_dataset(
     labels: pd.DataFrame | None,
     series: pd.DataFrame | None = None,
     neighbours: int = 0,
-    size: int | None = None,
 ) -> ICHDataset:
     """An ICHDataset over the images `ids` of `source`, labelled from `labels` (indexed by id) when given."""
     position = pd.Series(np.arange(len(source)), index=pd.Index(source.ids))
@@ -140,7 +134,7 @@ def make_dataset(
     y = None
     if labels is not None:
         y = labels.reindex(ids)[list(LABELS)].to_numpy(dtype=np.float32)
-    return ICHDataset(source, stack, y, size, list(ids))
+    return ICHDataset(source, stack, y, list(ids))
 
 
 def normalise(x: torch.Tensor, mean: float = MEAN, std: float = STD) -> torch.Tensor:

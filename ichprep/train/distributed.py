@@ -13,14 +13,17 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ichprep.errors import IchprepError
+
 
 @dataclass(frozen=True)
 class Dist:
-    """This process's place in the run."""
+    """This process's place in the run; ``local_world`` is how many processes share this machine."""
 
     rank: int
     world: int
     device: torch.device
+    local_world: int = 1
 
     @property
     def enabled(self) -> bool:
@@ -33,10 +36,28 @@ class Dist:
 
 
 def pick_device(name: str) -> torch.device:
-    """`auto` is CUDA when available, else CPU; anything else is taken as given."""
+    """`auto` is CUDA when available, else CPU; anything else as given, a CUDA device checked.
+
+    A CUDA device is made the current one: capability checks (``torch.cuda.is_bf16_supported``),
+    pinned-memory buffers and kernels without an explicit device all go to the current device,
+    which would otherwise stay GPU 0 under ``--device cuda:1``.
+    """
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise IchprepError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N") from None
+    if device.type != "cuda":
+        return device
+    if not torch.cuda.is_available():
+        raise IchprepError(f"--device {name}: no CUDA device is available here")
+    if device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    if device.index >= torch.cuda.device_count():
+        raise IchprepError(f"--device {name}: there are {torch.cuda.device_count()} CUDA devices (cuda:0 ...)")
+    torch.cuda.set_device(device)
+    return device
 
 
 def setup(device: str = "auto") -> Dist:
@@ -51,7 +72,7 @@ def setup(device: str = "auto") -> Dist:
         torch.cuda.set_device(chosen)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if chosen.type == "cuda" else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), chosen)
+    return Dist(dist.get_rank(), dist.get_world_size(), chosen, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def teardown(d: Dist) -> None:

@@ -1,10 +1,12 @@
-"""A model applied to batches: mixed precision, on-device resizing, optional flip TTA.
+"""A model applied to batches: the precision of a device, on-device resizing, optional flip TTA.
 
 Shared by validation in the training loop, `predict`, `evaluate` and `lr-find`, so all of them
 feed the network exactly the same input.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -15,12 +17,41 @@ from torch.utils.data import DataLoader
 from ichprep import LABELS
 from ichprep.train.dataset import MEAN, STD, ICHDataset, normalise
 
+TENSOR_CORES: tuple[int, int] = (7, 0)
+"""The first compute capability with fp16 tensor cores (Volta: V100; Turing, 7.5: T4)."""
+
+BF16_CORES: tuple[int, int] = (8, 0)
+"""The first compute capability with bf16 tensor cores (Ampere: A100; then Hopper, H100)."""
+
+
+def precision(capability: tuple[int, int], bf16_native: bool) -> torch.dtype | None:
+    """The autocast dtype of a CUDA device of compute ``capability``; None means fp32.
+
+    bf16 where the tensor cores do it natively: its range is fp32's, so no loss scaling is
+    needed. ``torch.cuda.is_bf16_supported()`` counts emulation by default and says yes on a T4 or
+    V100 (the Colab and Kaggle GPUs), where bf16 runs on the plain CUDA cores several times slower
+    than fp16 on the tensor cores, so ``bf16_native`` must come from ``including_emulation=False``;
+    those GPUs get fp16 with a GradScaler. Before Volta there are no tensor cores, and fp16
+    arithmetic is fast on some of those GPUs (P100) and crippled on others (GTX 10xx): fp32.
+    """
+    if bf16_native and capability >= BF16_CORES:
+        return torch.bfloat16
+    if capability >= TENSOR_CORES:
+        return torch.float16
+    return None
+
 
 def amp_dtype(device: torch.device) -> torch.dtype | None:
-    """bf16 autocast on a GPU that has it, fp16 (with a GradScaler) on older GPUs, none on CPU."""
+    """``precision`` of ``device`` (None, fp32, on a CPU: autocast there would be slower, not faster)."""
     if device.type != "cuda":
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    native = torch.cuda.is_bf16_supported(including_emulation=False)
+    return precision(torch.cuda.get_device_capability(device), native)
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """How a run's first line names its precision."""
+    return {torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast with loss scaling"}.get(dtype, "fp32")
 
 
 def resize_batch(x: torch.Tensor, size: int | None) -> torch.Tensor:
@@ -33,10 +64,46 @@ def resize_batch(x: torch.Tensor, size: int | None) -> torch.Tensor:
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") else model
+    """The network inside DistributedDataParallel's and torch.compile's wrappers.
+
+    Its state_dict keys carry neither ``module.`` nor ``_orig_mod.``, so a checkpoint or model.pt
+    loads the same whether the run that wrote it (or reads it) ran under torchrun or compiled.
+    """
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif isinstance(model, nn.parallel.DistributedDataParallel):
+            model = model.module
+        else:
+            return model
 
 
-@torch.no_grad()
+def model_input(
+    x: torch.Tensor,
+    device: torch.device,
+    size: int | None,
+    mean: float,
+    std: float,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """A uint8 batch from a loader as the network's input on ``device``: normalised, resized, then ``transform``ed.
+
+    ``transform`` is the training augmentation or TTA's flip. On CUDA the result is laid out
+    channels_last, the layout the model's weights have there and the one tensor cores read
+    without a transpose.
+    """
+    x = resize_batch(normalise(x.to(device, non_blocking=True), mean, std), size)
+    if transform is not None:
+        x = transform(x)
+    return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
+
+
+def with_flipped(x: torch.Tensor) -> torch.Tensor:
+    """The batch followed by its horizontal mirror images: flip TTA in one forward pass."""
+    return torch.cat([x, torch.flip(x, dims=[3])])
+
+
+@torch.inference_mode()
 def predict_loader(
     model: nn.Module,
     loader: DataLoader,
@@ -47,22 +114,26 @@ def predict_loader(
     mean: float = MEAN,
     std: float = STD,
 ) -> np.ndarray:
-    """Sigmoid probabilities for every item of `loader`, in order; `tta` averages with horizontal flips."""
+    """Sigmoid probabilities for every item of `loader`, in order; `tta` averages with horizontal flips.
+
+    The flipped images go through the network in the same forward as the originals (one batch of
+    twice the size), and the probabilities stay on the device until the end: no batch waits for
+    the host to read the previous one.
+    """
     from tqdm import tqdm
 
     model.eval()
     dtype = amp_dtype(device)
     out = []
     for x, _ in tqdm(loader, desc="predict", disable=quiet, leave=False):
-        x = resize_batch(normalise(x.to(device, non_blocking=True), mean, std), size)
-        if device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
+        n = len(x)
+        x = model_input(x, device, size, mean, std, with_flipped if tta else None)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             p = torch.sigmoid(model(x).float())
-            if tta:
-                p = (p + torch.sigmoid(model(torch.flip(x, dims=[3])).float())) / 2
-        out.append(p.cpu().numpy().astype(np.float64))
-    return np.concatenate(out) if out else np.zeros((0, len(LABELS)))
+        out.append((p[:n] + p[n:]) / 2 if tta else p)
+    if not out:
+        return np.zeros((0, len(LABELS)))
+    return torch.cat(out).cpu().numpy().astype(np.float64)
 
 
 def image_size(ds: ICHDataset) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Iterator
 
@@ -40,12 +41,43 @@ def seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
+CPU_WORKERS: int = 2
+"""Loader processes on a CPU run: there the model step, not the loader, is the limit, and every
+further worker takes a core from it."""
+
+CUDA_PREFETCH: int = 4
+"""Batches each worker keeps ready on CUDA (DataLoader's default is 2): a slow batch, such as the
+first read of a shard, then does not leave the GPU waiting."""
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container's or taskset's share, not the machine's)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def loader_workers(requested: int | None, device: torch.device, local_world: int, cores: int) -> tuple[int, int | None]:
+    """(worker processes, batches prefetched per worker) of a loader; ``requested`` (--workers) wins.
+
+    On CUDA every process on the machine gets its share of the cores less one, which it keeps to
+    drive the GPU, and at least CPU_WORKERS: decoding, not the GPU, is what a small machine runs
+    out of. A CPU run keeps CPU_WORKERS.
+    """
+    workers = requested
+    if workers is None:
+        workers = max(CPU_WORKERS, cores // local_world - 1) if device.type == "cuda" else CPU_WORKERS
+    if workers == 0:
+        return 0, None
+    return workers, CUDA_PREFETCH if device.type == "cuda" else None
+
+
 def make_loaders(cfg: TrainConfig, d: Dist, train_ds: ICHDataset, val_ds: ICHDataset | None) -> tuple[DataLoader, DataLoader | None, np.ndarray]:
     """Training loader (seeded shuffle, whole batches) and this rank's unpadded validation slice."""
     from torch.utils.data.distributed import DistributedSampler
 
-    common = dict(num_workers=cfg.workers, pin_memory=d.device.type == "cuda", worker_init_fn=seed_worker,
-                  persistent_workers=cfg.workers > 0, generator=torch.Generator().manual_seed(cfg.seed))
+    workers, prefetch = loader_workers(cfg.workers, d.device, d.local_world, usable_cores())
+    common = dict(num_workers=workers, prefetch_factor=prefetch, pin_memory=d.device.type == "cuda",
+                  worker_init_fn=seed_worker, persistent_workers=workers > 0,
+                  generator=torch.Generator().manual_seed(cfg.seed))
     if d.enabled:
         sampler = DistributedSampler(train_ds, d.world, d.rank, shuffle=True, seed=cfg.seed)
     else:

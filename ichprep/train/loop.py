@@ -1,36 +1,46 @@
 """`ichprep train`: a plain-PyTorch training loop over convert's output.
 
 AdamW with a one-cycle schedule, the competition's weighted BCE (any = 2, subtypes = 1), batch
-augmentation on the device, bf16 autocast and channels_last on CUDA, optional progressive
-resizing, checkpoints every epoch that resume exactly, and DistributedDataParallel when launched
-by torchrun. Exact resume works because every epoch reseeds all generators from (seed, epoch):
-an epoch's shuffle, augmentation and dropout never depend on what ran before it.
+augmentation on the device, autocast in the GPU's precision (``inference.precision``) and
+channels_last on CUDA, optional progressive resizing and torch.compile, checkpoints every epoch
+that resume exactly, and DistributedDataParallel when launched by torchrun.
+
+Exact resume works because every epoch reseeds all generators from (seed, epoch, rank): an
+epoch's shuffle, augmentation and dropout never depend on what ran before it. The learning rate
+is a function of the point reached in the run (epochs done x steps per epoch), rebuilt on resume
+rather than a step counter saved with it, so a run resumed with another number of processes,
+hence another number of steps per epoch, continues the same schedule to the same end.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import OneCycleLR
 from torch.utils.data import DataLoader
 
 from ichprep.errors import IchprepError
 from ichprep.train.augment import augment
 from ichprep.train.checkpoint import (
-    load,
-    rng_state,
+    CHECKPOINT_FORMAT,
+    epoch_seed,
+    load_checkpoint,
+    restore_scaler,
     save_atomic,
     seed_everything,
-    set_rng_state,
 )
 from ichprep.train.config import RESUME_KEYS, TrainConfig
-from ichprep.train.dataset import ICHDataset, normalise
+from ichprep.train.dataset import ICHDataset
 from ichprep.train.distributed import (
     Dist,
     barrier,
@@ -40,17 +50,21 @@ from ichprep.train.distributed import (
     teardown,
 )
 from ichprep.train.inference import (
-    amp_dtype,
     image_size,
+    model_input,
+    precision_name,
     predict_loader,
-    resize_batch,
     unwrap,
 )
 from ichprep.train.loaders import datasets, make_loaders
-from ichprep.train.loss import weighted_bce
-from ichprep.train.metrics import LABEL_WEIGHTS, summary
+from ichprep.train.metrics import summary
 from ichprep.train.network import build_model, model_record
+from ichprep.train.step import Step, make_step
 from ichprep.train.trainset import prepare
+
+REPORT_EVERY: int = 50
+"""Steps between two readings of the loss for the progress bar: each reading makes the host wait
+for the GPU, which every step would otherwise leave queued with work."""
 
 
 def metrics_row(epoch: int, size: int | None, lr: float, train_loss: float, y: np.ndarray | None, p: np.ndarray | None) -> dict:
@@ -72,65 +86,71 @@ class Run:
     cfg: TrainConfig
     dist: Dist
     model: nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    scaler: torch.amp.GradScaler
+    step: Step
+    scheduler: OneCycleLR
     loader: DataLoader
     val_loader: DataLoader | None
     val_positions: np.ndarray
-    weights: torch.Tensor
     history: list[dict] = field(default_factory=list)
     best: float = math.inf
 
 
-def _resume(run: Run, path: Path) -> int:
-    """Load last.pt into the run; returns the first epoch still to do."""
-    ckpt = load(path)
-    changed = [k for k in RESUME_KEYS if ckpt["config"].get(k) != asdict(run.cfg)[k]]
+def one_cycle(optimizer: torch.optim.Optimizer, lr: float, steps_per_epoch: int, epochs: int, done: int) -> OneCycleLR:
+    """The one-cycle schedule over ``epochs`` of ``steps_per_epoch`` steps, placed after ``done`` epochs.
+
+    OneCycleLR computes a step's rate (and AdamW's beta1) from the step's index alone, so a
+    scheduler built at index ``done * steps_per_epoch`` gives what an uninterrupted run has there;
+    with another steps_per_epoch (another number of processes) it sits at the same fraction of the
+    run and still ends annealed. A resumed optimizer's groups carry the schedule's lr bounds.
+    """
+    last = done * steps_per_epoch - 1 if done else -1
+    return OneCycleLR(optimizer, max_lr=lr, total_steps=steps_per_epoch * epochs, last_epoch=last)
+
+
+def _resume(cfg: TrainConfig, model: nn.Module, step: Step) -> dict[str, Any]:
+    """Load RUN/last.pt into the model, optimizer and scaler; returns the checkpoint for the rest."""
+    path = cfg.out / "last.pt"
+    ckpt = load_checkpoint(path)
+    changed = [k for k in RESUME_KEYS if ckpt["config"].get(k) != _plain(asdict(cfg))[k]]
     if changed:
         raise IchprepError(f"--resume: {path} was made with other settings ({', '.join(changed)}); use the same options")
-    unwrap(run.model).load_state_dict(ckpt["model"])
-    run.optimizer.load_state_dict(ckpt["optimizer"])
-    run.scheduler.load_state_dict(ckpt["scheduler"])
-    run.scaler.load_state_dict(ckpt["scaler"])
-    run.history, run.best = ckpt["history"], ckpt["best"]
-    set_rng_state(ckpt["rng"])
-    return int(ckpt["epoch"]) + 1
+    unwrap(model).load_state_dict(ckpt["model"])
+    step.optimizer.load_state_dict(ckpt["optimizer"])
+    restore_scaler(step.scaler, ckpt["scaler"])
+    return ckpt
+
+
+def _plain(config: dict) -> dict:
+    """The options as a checkpoint stores them: paths as text, so the file holds only plain values."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in config.items()}
 
 
 def _train_epoch(run: Run, epoch: int, size: int | None) -> float:
+    """One epoch; returns the mean training loss over every step of every process."""
     from tqdm import tqdm
 
     cfg, d = run.cfg, run.dist
-    seed_everything(cfg.seed * 1000 + epoch)
-    g = torch.Generator(device=d.device).manual_seed(cfg.seed * 1000 + epoch)
+    seed = epoch_seed(cfg.seed, epoch, d.rank)
+    seed_everything(seed)
+    transform = partial(augment, g=torch.Generator(device=d.device).manual_seed(seed)) if cfg.augment else None
     run.loader.sampler.set_epoch(epoch)
     run.model.train()
-    dtype = amp_dtype(d.device)
-    total, count, smooth = 0.0, 0, None
+    total = torch.zeros((), dtype=torch.float64, device=d.device)
+    shown, count = total.clone(), 0
     bar = tqdm(run.loader, desc=f"epoch {epoch + 1}", disable=cfg.quiet or not d.main, leave=False)
-    for x, y in bar:
-        x = resize_batch(normalise(x.to(d.device, non_blocking=True), cfg.mean, cfg.std), size)
-        y = y.to(d.device, non_blocking=True)
-        if cfg.augment:
-            x = augment(x, g)
-        if d.device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(d.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits = run.model(x)
-        loss = weighted_bce(logits, y, run.weights)
-        run.optimizer.zero_grad(set_to_none=True)
-        run.scaler.scale(loss).backward()
-        run.scaler.unscale_(run.optimizer)
-        nn.utils.clip_grad_norm_(run.model.parameters(), cfg.clip)
-        run.scaler.step(run.optimizer)
-        run.scaler.update()
-        run.scheduler.step()
-        value = loss.item()
-        total, count = total + value, count + 1
-        smooth = value if smooth is None else 0.9 * smooth + 0.1 * value
-        bar.set_postfix(loss=f"{smooth:.4f}")
-    mean = torch.tensor([total, count], dtype=torch.float64, device=d.device)
+    with warnings.catch_warnings():
+        # A step the GradScaler skips (an fp16 overflow, normal while the scale settles) still
+        # advances the schedule, which torch reports as if the calls were out of order.
+        warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before", UserWarning)
+        for x, y in bar:
+            loss = run.step(model_input(x, d.device, size, cfg.mean, cfg.std, transform), y.to(d.device, non_blocking=True))
+            run.scheduler.step()
+            total += loss
+            count += 1
+            if not bar.disable and count % REPORT_EVERY == 0:
+                bar.set_postfix(loss=f"{(total - shown).item() / REPORT_EVERY:.4f}")
+                shown = total.clone()
+    mean = torch.stack([total, torch.tensor(float(count), dtype=torch.float64, device=d.device)])
     if d.enabled:
         torch.distributed.all_reduce(mean)
     return float(mean[0] / mean[1])
@@ -151,17 +171,16 @@ def _write_epoch(run: Run, epoch: int, record: Callable[[], dict], is_best: bool
     from ichprep.plots.training import plot_curves
 
     plot_curves(pd.DataFrame(run.history), out / "curves.png")
-    model = unwrap(run.model)
     ckpt = {
-        "model": model.state_dict(),
-        "optimizer": run.optimizer.state_dict(),
-        "scheduler": run.scheduler.state_dict(),
-        "scaler": run.scaler.state_dict(),
+        "format": CHECKPOINT_FORMAT,
+        "model": unwrap(run.model).state_dict(),
+        "optimizer": run.step.optimizer.state_dict(),
+        "scaler": run.step.scaler.state_dict(),
         "epoch": epoch,
         "best": run.best,
         "history": run.history,
-        "config": asdict(run.cfg),
-        "rng": rng_state(),
+        "config": _plain(asdict(run.cfg)),
+        "world": run.dist.world,
     }
     if is_best:
         save_atomic(ckpt, out / "best.pt")
@@ -178,6 +197,21 @@ def train(cfg: TrainConfig, say: Callable[[str], None] = print) -> list[dict]:
         teardown(d)
 
 
+def _wrap(model: nn.Module, cfg: TrainConfig, d: Dist) -> nn.Module:
+    """The network as it trains: under DDP when torchrun started several processes, compiled on request.
+
+    DDP goes inside torch.compile, so the compiler sees DDP's gradient buckets and overlaps their
+    communication with the backward pass.
+    """
+    if d.enabled:
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
+    return torch.compile(model) if cfg.compile else model
+
+
+def _processes(n: int) -> str:
+    return f"{n} process" if n == 1 else f"{n} processes"
+
+
 def _train(cfg: TrainConfig, d: Dist, say: Callable[[str], None]) -> list[dict]:
     if cfg.resume and not (cfg.out / "last.pt").exists():
         raise IchprepError(f"--resume: no {cfg.out / 'last.pt'} to continue from")
@@ -186,24 +220,26 @@ def _train(cfg: TrainConfig, d: Dist, say: Callable[[str], None]) -> list[dict]:
     train_ds, val_ds = datasets(cfg, ts)
     stages = cfg.stages()
     in_channels = train_ds.channels
-    model = build_model(cfg, in_channels, d.device)
+    model = _wrap(build_model(cfg, in_channels, d.device), cfg, d)
     if d.main:
         cfg.out.mkdir(parents=True, exist_ok=True)
     for note in ts.notes:
         say(note)
-    if d.enabled:
-        ids = [d.device.index] if d.device.type == "cuda" else None
-        model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
     loader, val_loader, positions = make_loaders(cfg, d, train_ds, val_ds)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.wd)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=len(loader) * len(stages))
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype(d.device) == torch.float16)
-    weights = torch.tensor(LABEL_WEIGHTS, device=d.device)
-    run = Run(cfg, d, model, optimizer, scheduler, scaler, loader, val_loader, positions, weights)
-    start = _resume(run, cfg.out / "last.pt") if cfg.resume else 0
+    step = make_step(model, optimizer, d.device, cfg.clip)
+    ckpt = _resume(cfg, model, step) if cfg.resume else {"epoch": -1, "history": [], "best": math.inf, "world": d.world}
+    start = int(ckpt["epoch"]) + 1
+    scheduler = one_cycle(optimizer, cfg.lr, len(loader), len(stages), start)
+    run = Run(cfg, d, model, step, scheduler, loader, val_loader, positions, ckpt["history"], ckpt["best"])
     final_size = stages[-1] if stages and stages[-1] else image_size(train_ds)
     say(f"{cfg.arch}, {in_channels} channels, {len(stages)} epochs of {len(loader)} steps on {d.device}"
-        + (f" x {d.world} processes" if d.enabled else "") + (f", resuming at epoch {start + 1}" if start else ""))
+        + (f" x {d.world} processes" if d.enabled else "")
+        + f" ({precision_name(step.dtype)}{', compiled' if cfg.compile else ''}, {loader.num_workers} loader workers)"
+        + (f", resuming at epoch {start + 1}" if start else ""))
+    if ckpt["world"] != d.world:
+        say(f"last.pt was written by {_processes(ckpt['world'])} and this run has {d.world}: the learning rate "
+            f"continues from the same point of the schedule with {len(loader)} steps per epoch")
     y_val = val_ds.labels if val_ds is not None else None
     for epoch in range(start, len(stages)):
         if cfg.stop_after is not None and epoch - start >= cfg.stop_after:

@@ -8,20 +8,19 @@ falls fastest (steepest negative slope against log lr), a conservative and commo
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from ichprep.train.augment import augment
 from ichprep.train.config import TrainConfig
-from ichprep.train.dataset import normalise
 from ichprep.train.distributed import Dist, pick_device
-from ichprep.train.inference import amp_dtype, resize_batch
+from ichprep.train.inference import model_input
 from ichprep.train.loaders import datasets, make_loaders
-from ichprep.train.loss import weighted_bce
-from ichprep.train.metrics import LABEL_WEIGHTS
 from ichprep.train.network import build_model
+from ichprep.train.step import make_step
 from ichprep.train.trainset import prepare
 
 DIVERGE: float = 4.0
@@ -54,7 +53,12 @@ def suggest(lrs: np.ndarray, smoothed: np.ndarray, skip: int = 3) -> float:
 def lr_find(
     cfg: TrainConfig, start: float = 1e-7, end: float = 10.0, steps: int = 100, say=print
 ) -> tuple[pd.DataFrame, float]:
-    """Run the sweep on the training images of `cfg`; writes RUN/lr_find.csv and RUN/lr_find.png."""
+    """Run the sweep on the training images of `cfg`; writes RUN/lr_find.csv and RUN/lr_find.png.
+
+    Every batch goes through the training loop's own input and step (``model_input``, ``Step``):
+    the same precision, loss scaling and memory layout, so the rate it suggests is one for the
+    run it precedes. The loss is read every step, since the sweep stops on it.
+    """
     device = pick_device(cfg.device)
     d = Dist(0, 1, device)
     ts = prepare(cfg.data, cfg.labels, cfg.val_frac, cfg.seed, cfg.max_images)
@@ -62,15 +66,13 @@ def lr_find(
     model = build_model(cfg, train_ds.channels, device)
     loader, _, _ = make_loaders(cfg, d, train_ds, None)
     optimizer = torch.optim.AdamW(model.parameters(), lr=start, weight_decay=cfg.wd)
-    weights = torch.tensor(LABEL_WEIGHTS, device=device)
-    lrs = lr_schedule(start, end, steps)
-    g = torch.Generator(device=device).manual_seed(cfg.seed)
+    step = make_step(model, optimizer, device, cfg.clip)
+    transform = partial(augment, g=torch.Generator(device=device).manual_seed(cfg.seed)) if cfg.augment else None
     size = cfg.stages()[0] if cfg.sizes else None
-    dtype = amp_dtype(device)
     rows, best = [], np.inf
     model.train()
     batches = iter(())
-    for lr in lrs:
+    for lr in lr_schedule(start, end, steps):
         try:
             x, y = next(batches)
         except StopIteration:
@@ -78,16 +80,7 @@ def lr_find(
             x, y = next(batches)
         for group in optimizer.param_groups:
             group["lr"] = float(lr)
-        x = resize_batch(normalise(x.to(device), cfg.mean, cfg.std), size)
-        if cfg.augment:
-            x = augment(x, g)
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits = model(x)
-        loss = weighted_bce(logits, y.to(device), weights)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-        optimizer.step()
+        loss = step(model_input(x, device, size, cfg.mean, cfg.std, transform), y.to(device, non_blocking=True))
         rows.append((float(lr), loss.item()))
         smoothed = smooth(np.array([r[1] for r in rows]))[-1]
         best = min(best, smoothed)

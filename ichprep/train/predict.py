@@ -24,6 +24,7 @@ from ichprep.store import open_store
 from ichprep.train.dataset import load_labels, make_dataset, series_table
 from ichprep.train.distributed import pick_device
 from ichprep.train.inference import predict_loader
+from ichprep.train.loaders import loader_workers, usable_cores
 from ichprep.train.metrics import prior_correct
 from ichprep.train.network import load_model
 
@@ -73,17 +74,29 @@ def check_data(record: dict, data: Path, series: pd.DataFrame | None) -> None:
                            f"has no {layout.MANIFEST} with series positions")
 
 
+CPU_BATCH: int = 64
+CUDA_BATCH: int = 256
+"""Default images per batch of predict (twice as many go through the network with --tta). Inference
+holds the activations of a layer or two at a time, where training holds every layer's for the
+backward pass, so a GPU that trains batches of 64 predicts larger ones; lower --batch-size if not."""
+
+
 def predict(
     model_path: str | Path,
     data: str | Path,
-    batch_size: int = 64,
-    workers: int = 2,
+    batch_size: int | None = None,
+    workers: int | None = None,
     device: str = "auto",
     tta: bool = False,
     prior_correction: bool = False,
     quiet: bool = False,
 ) -> Predictions:
-    """Probabilities for every image of DATA (converted folder/shards, or DICOMs rendered on the fly)."""
+    """Probabilities for every image of DATA (converted folder/shards, or DICOMs rendered on the fly).
+
+    Images stored at another size than the model's are resized on the device as training resized
+    them (``inference.resize_batch``). ``batch_size`` and ``workers`` default by device
+    (CPU_BATCH or CUDA_BATCH; ``loaders.loader_workers``).
+    """
     dev = pick_device(device)
     model, record = load_model(model_path, dev)
     data = Path(data)
@@ -94,9 +107,12 @@ def predict(
         series = series_table(data)
         check_data(record, data, series)
         store = open_store(data)
-        ds = make_dataset(store, list(store.ids), None, series, record["neighbours"], record["size"])
-        loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, pin_memory=dev.type == "cuda")
-        probs = predict_loader(model, loader, dev, None, tta=tta, quiet=quiet, mean=record["mean"], std=record["std"])
+        ds = make_dataset(store, list(store.ids), None, series, record["neighbours"])
+        batch = batch_size or (CUDA_BATCH if dev.type == "cuda" else CPU_BATCH)
+        num_workers, prefetch = loader_workers(workers, dev, 1, usable_cores())
+        loader = DataLoader(ds, batch_size=batch, num_workers=num_workers, prefetch_factor=prefetch,
+                            pin_memory=dev.type == "cuda")
+        probs = predict_loader(model, loader, dev, record["size"], tta=tta, quiet=quiet, mean=record["mean"], std=record["std"])
     probs = _to_labels_order(probs, record["labels"])
     if prior_correction:
         probs = prior_correct(probs, np.asarray(record["true_pos_rate"]), np.asarray(record["train_pos_rate"]))

@@ -4,10 +4,10 @@ import pickle
 
 import numpy as np
 import pytest
+from ich_fixtures import fabricate, write_shards
 
 from ichprep import LABELS
 from ichprep.store import open_store
-from tests.ich_fixtures import fabricate, write_shards
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from ich_fixtures import (
+    fabricate,
+    write_folder,
+    write_manifest,
+    write_shards,
+    write_train_table,
+)
 from torch.utils.data import DataLoader
 
 from ichprep import LABELS
@@ -18,13 +25,6 @@ from ichprep.train.dataset import (
     neighbour_rows,
     normalise,
     series_table,
-)
-from tests.ich_fixtures import (
-    fabricate,
-    write_folder,
-    write_manifest,
-    write_shards,
-    write_train_table,
 )
 
 
@@ -149,12 +149,6 @@ def test_loader_workers_read_a_folder_under_spawn(tmp_path, fake):
     ds = make_dataset(open_store(write_folder(tmp_path / "png", ids, images)), ids, None)
     loader = DataLoader(ds, batch_size=6, num_workers=2, multiprocessing_context="spawn")
     assert torch.equal(torch.cat([x for x, _ in loader]), torch.stack([chw(i) for i in images]))
-
-
-def test_resize_to_a_requested_size(tmp_path, fake):
-    ids, images, _, _ = fake
-    ds = make_dataset(open_store(write_folder(tmp_path / "png", ids, images)), ids, None, size=8)
-    assert ds[0][0].shape == (3, 8, 8)
 
 
 def test_unknown_ids_are_refused(tmp_path, fake):

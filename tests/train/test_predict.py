@@ -5,22 +5,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-from ichprep import LABELS, SUBTYPES
-from ichprep.train import TrainConfig, train
-from ichprep.train.metrics import prior_correct, summary
-from ichprep.train.predict import CLIP, Predictions, evaluate, predict, submission
-from tests.ich_fixtures import (
+from ich_fixtures import (
     fabricate,
     write_folder,
     write_manifest,
     write_shards,
     write_train_table,
 )
+
+from ichprep import LABELS, SUBTYPES
+from ichprep.train import TrainConfig, train
+from ichprep.train.inference import predict_loader, resize_batch
+from ichprep.train.metrics import prior_correct, summary
+from ichprep.train.predict import CLIP, Predictions, evaluate, predict, submission
 
 ICHPREP = Path(sys.executable).parent / "ichprep"
 from real_manifest import RSNA
@@ -133,3 +135,75 @@ def test_dicoms_are_rendered_with_the_models_own_settings(tmp_path):
     direct = predict(model, RSNA / "stage_2_test_images", workers=0, quiet=True)
     assert len(direct.ids) == 16 and direct.ids == converted.ids
     assert np.allclose(direct.probs, converted.probs, atol=1e-6)
+
+
+def area_resized(images: np.ndarray, size: int) -> np.ndarray:
+    """What predict did before resizing moved to the device: OpenCV's INTER_AREA on the stored uint8 images."""
+    return np.stack([cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA) for img in images])
+
+
+@pytest.mark.parametrize("stored, size, max_grey, mean_grey", [(32, 16, 0.5, 0.5), (24, 16, 64.0, 4.0)])
+def test_device_resize_agrees_with_opencvs_area_resize(stored, size, max_grey, mean_grey):
+    """Exact for whole-number ratios (up to OpenCV's rounding to uint8); close, not equal, for others,
+    where OpenCV weighs partly covered pixels by area and torch's adaptive pooling takes them whole."""
+    _, images, _, _ = fabricate(8, seed=2, size=stored)
+    batch = torch.from_numpy(images).permute(0, 3, 1, 2).double()
+    on_device = resize_batch(batch, size).permute(0, 2, 3, 1).numpy()
+    diff = np.abs(on_device - area_resized(images, size))
+    assert diff.max() <= max_grey and diff.mean() <= mean_grey
+
+
+def test_a_model_trained_at_another_size_sees_images_resized_on_the_device_like_opencv_would(trained, tmp_path):
+    root, ids, images, _ = trained
+    record = torch.load(root / "run" / "model.pt", weights_only=True)
+    torch.save({**record, "size": 8}, tmp_path / "model.pt")
+    on_device = predict(tmp_path / "model.pt", root / "img", workers=0, quiet=True).probs
+
+    from torch.utils.data import DataLoader
+
+    from ichprep.store import open_store
+    from ichprep.train.dataset import make_dataset
+    from ichprep.train.network import load_model
+
+    model, _ = load_model(tmp_path / "model.pt", torch.device("cpu"))
+    small = tmp_path / "small"
+    write_folder(small, ids, area_resized(images, 8))
+    store = open_store(small)
+    loader = DataLoader(make_dataset(store, list(store.ids), None), batch_size=8)
+    by_opencv = predict_loader(model, loader, torch.device("cpu"), None, mean=record["mean"], std=record["std"])
+    order = [store.ids.index(i) for i in ids]
+    assert on_device.shape == (len(ids), len(LABELS))
+    assert np.allclose(on_device, by_opencv[order][:, [LABELS.index(n) for n in record["labels"]]], atol=2e-3)
+
+
+class Recorder(torch.nn.Module):
+    """A network that notes the batches it is given and whether autograd was off for them."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model, self.batches, self.inference = model, [], []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.batches.append(len(x))
+        self.inference.append(torch.is_inference_mode_enabled())
+        return self.model(x)
+
+
+def test_tta_is_one_forward_pass_of_the_images_and_their_mirrors_without_autograd(trained):
+    root, _, _, _ = trained
+    from torch.utils.data import DataLoader
+
+    from ichprep.store import open_store
+    from ichprep.train.dataset import make_dataset, normalise
+    from ichprep.train.network import load_model
+
+    network, record = load_model(root / "run" / "model.pt", torch.device("cpu"))
+    source = open_store(root / "img")
+    loader = DataLoader(make_dataset(source, source.ids, None), batch_size=12)
+    spy = Recorder(network)
+    probs = predict_loader(spy, loader, torch.device("cpu"), None, tta=True)
+    assert spy.batches == [24, 24, 16] and all(spy.inference)
+    with torch.no_grad():
+        x = normalise(torch.cat([x for x, _ in loader]), record["mean"], record["std"])
+        expected = (torch.sigmoid(network(x)) + torch.sigmoid(network(torch.flip(x, dims=[3])))) / 2
+    assert np.allclose(probs, expected.double().numpy(), atol=1e-6)

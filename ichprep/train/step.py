@@ -1,0 +1,51 @@
+"""One optimisation step, shared by the training loop, lr-find and the benchmarks, so all of them train alike.
+
+The forward runs under autocast in the device's precision (``inference.amp_dtype``). In fp16 the
+loss is scaled before the backward pass, or gradients smaller than fp16's 6e-8 would vanish;
+gradients are unscaled before clipping so the clip sees their true norm. The loss comes back
+still on the device: reading it (``.item()``) makes the host wait for the GPU, so the caller
+decides how rarely to do that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ichprep.train.inference import amp_dtype
+from ichprep.train.loss import weighted_bce
+from ichprep.train.metrics import LABEL_WEIGHTS
+
+
+@dataclass
+class Step:
+    """A model, its optimizer and loss scaler, the label weights and the precision: call it with a batch."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    weights: torch.Tensor
+    dtype: torch.dtype | None
+    clip: float
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Forward, weighted BCE, (scaled) backward, clip, optimizer step; the loss, detached, on the device."""
+        with torch.autocast(x.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
+            logits = self.model(x)
+        loss = weighted_bce(logits, y, self.weights)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.detach()
+
+
+def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, clip: float) -> Step:
+    """The Step of ``model`` on ``device``, with a GradScaler that is enabled exactly when the precision is fp16."""
+    dtype = amp_dtype(device)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    return Step(model, optimizer, scaler, torch.tensor(LABEL_WEIGHTS, device=device), dtype, clip)
