@@ -14,6 +14,7 @@ tensors and plain values, so it loads with ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -33,16 +34,26 @@ def save_atomic(obj: Any, path: Path) -> None:
         torch.save(obj, tmp)
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint written by `ichprep train`, loaded without unpickling arbitrary objects."""
+def load_plain(path: str | Path, refusal: str, marker: str | None = None) -> Any:
+    """A torch file of tensors and plain values, loaded without running code from it.
+
+    Anything else (a foreign pickle, a damaged or older file, a file without ``marker``) is an
+    ``IchprepError``: ``refusal`` says what the file should have been, the reason follows it.
+    """
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a foreign file's pickle-protocol warning is noise: the refusal says it all
+            warnings.simplefilter("ignore")
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch reports a foreign, damaged or older file in many exception types
-        raise IchprepError(f"--resume: {path} is not a checkpoint this ichprep can continue ({type(err).__name__}); "
-                           "start a new run or resume with the version that wrote it") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise IchprepError(f"--resume: {path} is not a checkpoint this ichprep can continue (no {CHECKPOINT_FORMAT} marker)")
-    return ckpt
+        raise IchprepError(f"{refusal} ({type(err).__name__})") from None
+    if marker is not None and (not isinstance(loaded, dict) or loaded.get("format") != marker):
+        raise IchprepError(f"{refusal} (no {marker} marker)")
+    return loaded
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint written by `ichprep train`."""
+    return load_plain(path, f"--resume: {path} is not a checkpoint this ichprep can continue; start a new run", CHECKPOINT_FORMAT)
 
 
 def restore_scaler(scaler: torch.amp.GradScaler, state: dict[str, Any]) -> None:

@@ -8,16 +8,14 @@ model file never runs code from it.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ichprep import LABELS, __version__
-from ichprep.errors import IchprepError
 from ichprep.settings import Settings
-from ichprep.train.checkpoint import seed_everything
+from ichprep.train.checkpoint import load_plain, seed_everything
 from ichprep.train.config import TrainConfig
 from ichprep.train.models import build, load_pretrained
 from ichprep.train.trainset import TrainSet
@@ -60,15 +58,7 @@ def model_record(cfg: TrainConfig, state: dict, ts: TrainSet, in_channels: int, 
 
 def load_record(path: str | Path) -> dict:
     """The record of an ichprep model.pt, loaded without unpickling arbitrary objects."""
-    try:
-        with warnings.catch_warnings():  # a foreign file's pickle-protocol warning is noise: the failure is reported below
-            warnings.simplefilter("ignore")
-            record = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch reports a foreign or damaged file in many exception types
-        raise IchprepError(f"MODEL {path} is not a model.pt written by `ichprep train` ({type(err).__name__})") from None
-    if not isinstance(record, dict) or record.get("format") != MODEL_FORMAT:
-        raise IchprepError(f"MODEL {path} is not a model.pt written by `ichprep train` (no {MODEL_FORMAT} marker)")
-    return record
+    return load_plain(path, f"MODEL {path} is not a model.pt written by `ichprep train`", MODEL_FORMAT)
 
 
 def load_model(path: str | Path, device: torch.device) -> tuple[nn.Module, dict]:

@@ -7,7 +7,6 @@ ImageNet head and adapting the first convolution to the input channel count.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,12 +72,9 @@ def load_pretrained(model: nn.Module, path: str | Path) -> nn.Module:
     Every other key must match (strict apart from the head), so a wrong file fails loudly instead
     of silently training from a half-loaded network.
     """
-    try:
-        with warnings.catch_warnings():  # a foreign file's pickle-protocol warning is noise: the failure is reported below
-            warnings.simplefilter("ignore")
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch reports a foreign or damaged file in many exception types
-        raise IchprepError(f"--weights {path} is not a torch state dict ({type(err).__name__})") from None
+    from ichprep.train.checkpoint import load_plain
+
+    state = load_plain(path, f"--weights {path} is not a torch state dict")
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
