@@ -9,22 +9,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 from cli_run import ichprep
 
 from ichprep.convert import Options, convert
 from ichprep.convert.windows import PRESETS, fastai_channels, parse_windows
 from ichprep.settings import Settings
 from ichprep.synth import IMAGES_DIR, generate
-from ichprep.train import TrainConfig, predict
-from ichprep.train.checkpoint import save_atomic
-from ichprep.train.models import build
-from ichprep.train.network import model_record
-from tests.ich_fixtures import fabricate, write_folder, write_shards
+from ichprep.train import predict
+from tests.ich_fixtures import fabricate, write_folder, write_model, write_shards
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -43,18 +38,6 @@ def made_with(folder: Path, described: list[dict] = DEFAULT, **values) -> Settin
     settings = Settings(**{"size": 32, "crop": False, "format": "png", **values}).resolved(described)
     settings.save(folder)
     return settings
-
-
-def write_model(path: Path, settings_from: Path, size: int = 32, neighbours: int = 0) -> Path:
-    """A model.pt recorded by ``model_record`` as `train` records it, with ``settings_from``'s settings."""
-    cfg = TrainConfig(data=settings_from, out=path.parent, neighbours=neighbours)
-    rates = SimpleNamespace(train_rate=np.full(6, 0.3), true_rate=np.full(6, 0.3))
-    torch.manual_seed(0)
-    in_channels = 3 * (2 * neighbours + 1)
-    state = build("resnet18", num_classes=6, in_channels=in_channels).state_dict()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_atomic(model_record(cfg, state, rates, in_channels, size), path)
-    return path
 
 
 @pytest.fixture(scope="module")
