@@ -132,21 +132,26 @@ def cover_classes(valid: list[str], order: list[str], has: pd.DataFrame) -> list
     counts = has.sum()
     needed = sorted((c for c in has.columns if counts[c] >= 2), key=lambda c: counts[c])
     valid = list(valid)
-    done: list[str] = []
-    for cls in needed:
-        if not has.loc[valid, cls].any():
-            chosen = set(valid)
-            train = [p for p in order if p not in chosen]
-            in_train = has.loc[train, needed].sum()
-            joining = next((p for p in train if has.at[p, cls] and not ((in_train - has.loc[p, needed]) == 0)[in_train > 0].any()), None)
-            if joining is not None:
-                valid.append(joining)
-                leaving = next((p for p in reversed(valid[:-1])
-                                if has.loc[[q for q in valid if q != p], done + [cls]].any().all()), None)
-                if leaving is not None:
-                    valid.remove(leaving)
-        done.append(cls)
+    for k, cls in enumerate(needed):
+        if has.loc[valid, cls].any():
+            continue
+        joining = _spare_holder(has, order, valid, cls, needed)
+        if joining is None:
+            continue
+        valid.append(joining)
+        keep = needed[: k + 1]
+        leaving = next((p for p in reversed(valid[:-1]) if has.loc[[q for q in valid if q != p], keep].any().all()), None)
+        if leaving is not None:
+            valid.remove(leaving)
     return valid
+
+
+def _spare_holder(has: pd.DataFrame, order: list[str], valid: list[str], cls: str, needed: list[str]) -> str | None:
+    """The first patient in ``order`` outside ``valid`` who has ``cls`` and is not training's last holder of a needed class."""
+    chosen = set(valid)
+    train = [p for p in order if p not in chosen]
+    last_holders = has.loc[train, needed].sum() == 1
+    return next((p for p in train if has.at[p, cls] and not (last_holders & has.loc[p, needed]).any()), None)
 
 
 def _label_counts(frame: pd.DataFrame) -> dict[str, int]:
