@@ -4,19 +4,29 @@ VENV ?= .venv
 # On a GPU notebook, `make demo VENV_FLAGS=--system-site-packages` lets the environment see the
 # torch already installed there, which `setup` then keeps.
 VENV_FLAGS ?=
+# The package index torch comes from when the environment has none; empty means pip's own
+# configuration. On the public index, Linux's torch is the CUDA build with several GB of nvidia-*
+# packages: a CPU-only machine wants TORCH_INDEX=https://download.pytorch.org/whl/cpu.
+TORCH_INDEX ?=
+TORCH := torch==2.13.0
 BIN := $(VENV)/bin
+# Marks a finished install. The install is editable, so only a change to pyproject.toml needs another.
+STAMP := $(VENV)/.ichprep-installed
 DEMO ?= demo-out
 
 .PHONY: setup demo test bench clean
 
+setup: $(STAMP)
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 
-# torch first: the pinned CPU build where no torch is installed, so that the `torch>=2.1`
-# range of the extras never pulls CUDA wheels onto a CPU machine; an existing torch is kept.
-setup: $(BIN)/python
-	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install torch==2.13.0
+# torch first, pinned, and only where no torch is installed: the `torch>=2.1` range of the extras is
+# then already satisfied and never pulls another build; an existing torch is kept.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install $(TORCH) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install -e ".[dev]"
+	touch $@
 
 demo: setup
 	$(BIN)/ichprep demo $(DEMO)

@@ -8,6 +8,7 @@ says its subtype (so a small network can learn it within seconds).
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -120,3 +121,25 @@ def write_shards(
     pd.DataFrame(rows, columns=["id", "shard", "row"]).to_parquet(root / "index.parquet")
     write_settings(root, size=images.shape[1], crop=False, format="hdf5", codec=codec)
     return root
+
+
+def write_model(path: Path, settings_from: Path, size: int = 32, neighbours: int = 0) -> Path:
+    """An untrained model.pt, recorded by ``model_record`` as `train` records it, with ``settings_from``'s settings.
+
+    Enough for what does not look at the weights: the settings check, the submission's shape.
+    """
+    import torch
+
+    from ichprep.train import TrainConfig
+    from ichprep.train.checkpoint import save_atomic
+    from ichprep.train.models import build
+    from ichprep.train.network import model_record
+
+    cfg = TrainConfig(data=settings_from, out=path.parent, neighbours=neighbours)
+    rates = SimpleNamespace(train_rate=np.full(6, 0.3), true_rate=np.full(6, 0.3))
+    torch.manual_seed(0)
+    in_channels = 3 * (2 * neighbours + 1)
+    state = build("resnet18", num_classes=6, in_channels=in_channels).state_dict()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_atomic(model_record(cfg, state, rates, in_channels, size), path)
+    return path

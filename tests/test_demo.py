@@ -1,24 +1,139 @@
-"""`ichprep demo`, the README's main job: phantoms -> images -> cleaned tables -> contact sheet."""
+"""`ichprep demo`, the README's main job: phantoms -> images -> cleaned tables -> sheet -> model ->
+scores on new phantoms -> submission, and every command it prints runs as pasted.
+
+The end-to-end test runs the demo as `make demo` does (its script, from the repository root, in a
+shell whose PATH does not hold the environment) and then pastes each printed command into such a shell.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import cv2
+import numpy as np
 import pandas as pd
+import pydicom
+import pytest
 from cli_run import ichprep
 
+from ichprep import LABELS
+from ichprep.cli import demo_cmd
 
-def test_demo_runs_every_data_stage_and_says_what_to_run_next(tmp_path):
-    out = tmp_path / "demo-out"
-    result = ichprep("demo", str(out), "--n", "40", "--jobs", "1", "--quiet")
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = Path(sys.executable).parent / "ichprep"
+FRESH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+"""PATH of a login shell that has not activated the environment."""
 
-    assert result.exit_code == 0, result.output
-    dicoms = sorted((out / "raw" / "stage_1_train_images").glob("*.dcm"))
-    assert len(dicoms) == 40
+
+def fresh_shell() -> dict[str, str]:
+    """The environment of a new terminal: the system PATH, no virtual environment, nothing of pytest's."""
+    return {"PATH": FRESH_PATH, "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8"}
+
+
+def strict_json(text: str):
+    """json.loads that refuses NaN and Infinity, as every parser but Python's does."""
+    def refuse(word: str):
+        raise ValueError(f"not JSON: {word}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The default demo, run once: its folder and the finished process."""
+    out = tmp_path_factory.mktemp("demo") / "demo-out"
+    done = subprocess.run([str(SCRIPT), "demo", str(out), "-q"], cwd=REPO, env=fresh_shell(),
+                          capture_output=True, text=True, timeout=900)
+    return out, done
+
+
+def printed_commands(stdout: str) -> list[str]:
+    """The lines the demo prints under ``next:``."""
+    lines = stdout.splitlines()
+    return [line.strip() for line in lines[lines.index("next:") + 1:]]
+
+
+def test_demo_runs_the_whole_job_and_says_where_each_output_went(demo):
+    out, done = demo
+    assert done.returncode == 0, done.stderr[-3000:]
+    raw = sorted(p.stem for p in (out / "raw" / "stage_1_train_images").glob("*.dcm"))
+    test = sorted(p.stem for p in (out / "test" / "stage_1_train_images").glob("*.dcm"))
+    assert len(raw) == 1000 and len(test) == 250 and not set(raw) & set(test)
     manifest = pd.read_parquet(out / "images" / "manifest.parquet")
-    assert (manifest["status"] == "ok").sum() == 40
-    assert sorted(p.stem for p in (out / "images").glob("*.png")) == sorted(p.stem for p in dicoms)
+    assert (manifest["status"] == "ok").sum() == 1000
+    assert sorted(p.stem for p in (out / "images").glob("*.png")) == raw
+    assert cv2.imread(str(out / "images" / f"{raw[0]}.png")).shape == (64, 64, 3)
     train = pd.read_parquet(out / "meta" / "train.parquet")
-    assert set(train["SOPInstanceUID"]) <= set(manifest["id"]) and len(train) > 0
-    sheet = cv2.imread(str(out / "sheet.png"))
-    assert sheet is not None and sheet.shape[0] > 256
-    assert f"next: ichprep train {out / 'images'}" in result.stdout
+    assert set(train["SOPInstanceUID"]) <= set(raw) and set(train["fold"]) == {"train", "valid"}
+    assert cv2.imread(str(out / "sheet.png")) is not None
+    for name in ("model.pt", "metrics.csv", "curves.png"):
+        assert (out / "run" / name).is_file()
+    submission = pd.read_csv(out / "submission.csv")
+    assert len(submission) == 6 * len(test)
+    assert set(submission["ID"].str.rsplit("_", n=1).str[0]) == set(test)
+    for path in ("raw", "test", "images", "meta", "sheet.png", "run/model.pt", "test_scores.json", "submission.csv"):
+        assert str(out / path) in done.stdout, path
+
+
+def test_the_model_learns_and_is_scored_on_new_patients(demo):
+    out, done = demo
+    assert done.returncode == 0, done.stderr[-3000:]
+    scores = strict_json((out / "test_scores.json").read_text())
+    assert scores["auc"]["any"] >= 0.9, scores
+    assert re.search(rf"^any +{scores['log_loss']['any']:.4f} +{scores['auc']['any']:.3f} ", done.stdout, re.M), done.stdout
+    test_patients = {pydicom.dcmread(f, stop_before_pixels=True, force=True).PatientID for f in (out / "test" / "stage_1_train_images").glob("*.dcm")}
+    assert not test_patients & set(pd.read_parquet(out / "images" / "manifest.parquet")["PatientID"])
+    history = pd.read_csv(out / "run" / "metrics.csv")
+    # The patient split holds positives of every label, so each validation AUC is defined every epoch.
+    assert history[[f"val_auc_{label}" for label in LABELS]].notna().all().all()
+    assert np.isfinite(history["val_wll"]).all()
+
+
+def test_every_printed_command_runs_as_pasted_from_the_repository_root(demo):
+    out, done = demo
+    assert done.returncode == 0, done.stderr[-3000:]
+    commands = printed_commands(done.stdout)
+    assert commands and all(c.split()[0] in (".venv/bin/ichprep", str(SCRIPT), "source") for c in commands), commands
+    assert "command not found" not in done.stdout
+    for command in commands:
+        ran = subprocess.run(["bash", "-c", command], cwd=REPO, env=fresh_shell(), capture_output=True, text=True, timeout=300)
+        assert ran.returncode == 0, (command, ran.stderr[-2000:])
+        if " evaluate " in command:
+            assert ran.stdout.startswith("weighted log loss"), ran.stdout
+    assert len(pd.read_csv(out / "submission-tta.csv")) == len(pd.read_csv(out / "submission.csv"))
+
+
+def test_a_second_run_says_everything_was_already_converted(tmp_path, monkeypatch, one_torch_thread):
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    out = tmp_path / "demo-out"
+    first = ichprep("demo", out, "-n", "200", "--jobs", "1", "-q")
+    assert first.exit_code == 0, first.output
+    assert "(200 converted, 0 failed;" in first.stdout
+    again = ichprep("demo", out, "-n", "200", "--jobs", "1", "-q")
+    assert again.exit_code == 0, again.output
+    assert "(nothing to do: all 200 were already converted;" in again.stdout
+    assert (out / "submission.csv").is_file()
+
+
+def test_printed_commands_use_the_word_an_active_environment_finds(monkeypatch):
+    monkeypatch.chdir(REPO)
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), "demo"])
+    monkeypatch.setenv("PATH", f"{SCRIPT.parent}:{FRESH_PATH}")
+    assert demo_cmd.invocation() == "ichprep"
+    monkeypatch.setenv("PATH", FRESH_PATH)
+    expected = os.path.relpath(SCRIPT) if not os.path.relpath(SCRIPT).startswith("..") else str(SCRIPT)
+    assert demo_cmd.invocation() == expected
+
+
+def test_printed_commands_fall_back_to_python_m_ichprep(monkeypatch, tmp_path):
+    python = sys.executable
+    monkeypatch.setattr(sys, "argv", ["-c"])
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python3"))
+    assert demo_cmd.invocation() == f"{tmp_path / 'python3'} -m ichprep"
+    ran = subprocess.run([python, "-m", "ichprep", "--version"], capture_output=True, text=True)
+    assert ran.returncode == 0 and ran.stdout.startswith("ichprep "), ran.stderr

@@ -37,3 +37,20 @@ def test_read_shards_finds_an_image_by_id_with_plain_h5py(pipeline):
     with h5py.File(work / "shards" / first["shard"], "r") as f:
         stored = np.asarray(f["labels"][first["row"]]).tolist()
     assert f"labels {np.array(stored)}" in done.stdout
+
+
+def test_read_shards_without_an_id_shows_the_first_image(pipeline):
+    work, _ = pipeline
+    first = pd.read_parquet(work / "shards" / "index.parquet")["id"].iloc[0]
+    done = subprocess.run([sys.executable, str(EXAMPLES / "read_shards.py"), str(work / "shards")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith(f"{first}: (128, 128, 3) uint8")
+
+
+@pytest.mark.parametrize("folder, words", [("shards", "ID_000000000 is not in"), ("meta", "has no index.parquet")])
+def test_read_shards_explains_a_wrong_id_or_folder_in_one_line(pipeline, folder, words):
+    work, _ = pipeline
+    done = subprocess.run([sys.executable, str(EXAMPLES / "read_shards.py"), str(work / folder), "ID_000000000"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("read_shards.py: error: ") and words in done.stderr, done.stderr

@@ -1,6 +1,8 @@
-"""The Typer application object the command modules register on."""
+"""The Typer application object the command modules register on, and its one global option, --version."""
 
 import typer
+
+from ichprep import __version__
 
 app = typer.Typer(
     name="ichprep",
@@ -9,3 +11,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
+def _print_version(value: bool) -> None:
+    """Print ``ichprep <version>`` and stop, before any command is looked at."""
+    if value:
+        typer.echo(f"ichprep {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version, help="Print the version and exit."),
+) -> None:
+    """RSNA intracranial-hemorrhage DICOMs to a compact, clean, training-ready dataset."""

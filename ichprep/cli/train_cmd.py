@@ -6,7 +6,6 @@ Every argument is checked before torch is even imported, so a typo costs a secon
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Optional
@@ -185,9 +184,16 @@ def evaluate(
     if unlabelled:
         typer.echo(f"{unlabelled} images without labels were left out", err=True)
     if as_json:
-        typer.echo(json.dumps(result))
+        from ichprep import strict_json
+
+        typer.echo(strict_json.dumps(result))
         return
-    typer.echo(f"weighted log loss  {result['weighted_log_loss']:.4f}")
-    typer.echo(f"{'label':<18}{'log loss':>9}{'AUC':>8}{'acc@0.5':>9}")
+    typer.echo(scores_table(result))
+
+
+def scores_table(result: dict) -> str:
+    """evaluate's summary as the printed table: the weighted log loss, then one row per label."""
+    lines = [f"weighted log loss  {result['weighted_log_loss']:.4f}", f"{'label':<18}{'log loss':>9}{'AUC':>8}{'acc@0.5':>9}"]
     for name in result["log_loss"]:
-        typer.echo(f"{name:<18}{result['log_loss'][name]:>9.4f}{result['auc'][name]:>8.3f}{result['accuracy'][name]:>9.3f}")
+        lines.append(f"{name:<18}{result['log_loss'][name]:>9.4f}{result['auc'][name]:>8.3f}{result['accuracy'][name]:>9.3f}")
+    return "\n".join(lines)

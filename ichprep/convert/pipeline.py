@@ -159,7 +159,7 @@ def _convert(
 
 def _dry_run(source: sources.Source, inputs: list[sources.Input], out: Path, settings: Settings, options: Options) -> Result:
     """Estimate the output size from a converted sample and leave OUT as it was (nothing created)."""
-    created = next((p for p in [out, out / layout.STATE_DIR] if not p.exists()), None)
+    created = next((p for p in [*reversed(out.absolute().parents), out, out / layout.STATE_DIR] if not p.exists()), None)
     try:
         settings, channels = _resolve(settings, source, inputs, out)
         job = Job(source, tuple(channels), settings.size, settings.crop, _sink(out, settings, len(channels)))

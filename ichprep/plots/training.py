@@ -18,24 +18,48 @@ def _figure():
 
 def plot_curves(history: pd.DataFrame, path: Path) -> Path:
     """Train loss and validation weighted log loss per epoch, and the validation AUC of every label."""
-    plt = _figure()
-    fig, (ax_loss, ax_auc) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(history["epoch"], history["train_loss"], marker="o", label="train loss")
-    if "val_wll" in history:
-        ax_loss.plot(history["epoch"], history["val_wll"], marker="o", label="validation weighted log loss")
-    ax_loss.set_xlabel("epoch")
-    ax_loss.set_ylabel("weighted log loss")
-    ax_loss.legend()
-    for col in (c for c in history.columns if c.startswith("val_auc_")):
-        ax_auc.plot(history["epoch"], history[col], marker=".", label=col.removeprefix("val_auc_"))
-    ax_auc.set_xlabel("epoch")
-    ax_auc.set_ylabel("validation AUC")
-    if ax_auc.lines:
-        ax_auc.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    curves_figure(history).savefig(path, dpi=100)
     return path
+
+
+def curves_figure(history: pd.DataFrame):
+    """The figure of ``plot_curves``: whole-number epochs, and a legend entry only for a drawn line.
+
+    An AUC is undefined while validation holds no positive of a label (NaN in metrics.csv): such a
+    label gets no line and is named on the panel, and a panel left without any line says why
+    instead of staying empty.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(10, 4), layout="tight")
+    ax_loss, ax_auc = fig.subplots(1, 2, sharex=True)
+    series = [("train_loss", "train loss"), ("val_wll", "validation weighted log loss")]
+    _plot(ax_loss, history, series, "weighted log loss", "o")
+    aucs = [(c, c.removeprefix("val_auc_")) for c in history.columns if c.startswith("val_auc_")]
+    _plot(ax_auc, history, aucs, "validation AUC", ".")
+    undefined = [label for column, label in aucs if history[column].isna().all()]
+    if "val_wll" not in history:
+        ax_auc.text(0.5, 0.5, "no validation images", ha="center", va="center", transform=ax_auc.transAxes)
+    elif not ax_auc.lines:
+        ax_auc.text(0.5, 0.5, "no positives in validation:\nevery AUC is undefined", ha="center", va="center",
+                    transform=ax_auc.transAxes)
+    elif undefined:
+        ax_auc.set_title(f"no positives in validation, so no AUC: {', '.join(undefined)}", fontsize="small")
+    for ax in (ax_loss, ax_auc):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return fig
+
+
+def _plot(ax, history: pd.DataFrame, columns: list[tuple[str, str]], ylabel: str, marker: str) -> None:
+    """One line per column that has a finite value, a legend for those lines only."""
+    for column, label in columns:
+        if column in history and history[column].notna().any():
+            ax.plot(history["epoch"], history[column], marker=marker, label=label)
+    ax.set_ylabel(ylabel)
+    if ax.lines:
+        ax.legend(fontsize="small")
 
 
 def plot_lr_find(sweep: pd.DataFrame, suggestion: float, path: Path) -> Path:

@@ -84,14 +84,18 @@ def _patients(data: Path, labels: pd.DataFrame, ids: list[str]) -> pd.Series:
 def split(
     data: Path, labels: pd.DataFrame, ids: list[str], val_frac: float | None, seed: int
 ) -> tuple[list[str], list[str], str]:
-    """(train ids, validation ids, how): the table's fold column unless --val-frac is given, else by patient."""
+    """(train ids, validation ids, how): the table's fold column unless --val-frac is given, else by patient.
+
+    The patient split holds both classes of every label in validation wherever two patients have
+    them (``patient_folds``), so each validation AUC is defined.
+    """
     if val_frac is None and "fold" in labels:
         valid = (labels["fold"].reindex(ids) == "valid").to_numpy()
         return [i for i, v in zip(ids, valid) if not v], [i for i, v in zip(ids, valid) if v], "the table's fold column"
     frac = 0.2 if val_frac is None else val_frac
     if frac <= 0:
         return list(ids), [], "no validation"
-    folds = patient_folds(_patients(data, labels, ids), frac, seed)
+    folds = patient_folds(_patients(data, labels, ids), frac, seed, labels[list(LABELS)].reindex(ids))
     valid = set(folds.index[folds.to_numpy() == "valid"])
     return [i for i in ids if i not in valid], [i for i in ids if i in valid], f"{frac:.0%} of patients (seed {seed})"
 

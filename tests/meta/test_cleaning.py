@@ -165,3 +165,73 @@ def test_report_names_id_mismatches():
 def test_out_of_range_options_are_refused(bad):
     with pytest.raises(IchprepError, match="must be"):
         CleanOptions(**bad)
+
+
+def patient_labels(holders: dict[str, list[int]], n_patients: int = 10, slices: int = 3) -> tuple[pd.Series, pd.DataFrame]:
+    """Rows of ``n_patients`` patients; each label in ``holders`` is positive on the first slice of those patients."""
+    patients = pd.Series([f"P{k}" for k in range(n_patients) for _ in range(slices)])
+    labels = pd.DataFrame(0, index=patients.index, columns=list(LABELS))
+    for name, owners in holders.items():
+        for k in owners:
+            labels.loc[k * slices, name] = 1
+    labels["any"] = labels.drop(columns="any").max(axis=1)
+    return patients, labels
+
+
+def holds(folds: pd.Series, labels: pd.DataFrame, fold: str, name: str, value: int = 1) -> bool:
+    return bool((labels.loc[folds == fold, name] == value).any())
+
+
+def test_validation_holds_both_classes_of_every_label_two_patients_have():
+    patients, labels = patient_labels({"epidural": [3, 8], "subdural": [1, 2, 5, 8]})
+    plain_lacked = 0
+    for seed in range(20):
+        plain = patient_folds(patients, 0.2, seed)
+        folds = patient_folds(patients, 0.2, seed, labels)
+        plain_lacked += not holds(plain, labels, "valid", "epidural")
+        assert patients[folds == "valid"].nunique() == 2, seed
+        assert pd.DataFrame({"p": patients, "f": folds}).groupby("p")["f"].nunique().max() == 1
+        for name in ("any", "epidural", "subdural"):
+            assert holds(folds, labels, "valid", name) and holds(folds, labels, "train", name), (seed, name)
+        assert holds(folds, labels, "valid", "any", 0)
+    assert plain_lacked >= 10, "the plain draw should often miss a label two patients of ten have"
+
+
+def test_validation_grows_when_its_patients_cannot_hold_every_rare_label():
+    patients, labels = patient_labels({"epidural": [3, 8], "intraventricular": [0, 9], "subdural": [1, 2, 5]})
+    for seed in range(20):
+        folds = patient_folds(patients, 0.2, seed, labels)
+        assert 2 <= patients[folds == "valid"].nunique() <= 4
+        for name in ("epidural", "intraventricular", "subdural"):
+            assert holds(folds, labels, "valid", name) and holds(folds, labels, "train", name), (seed, name)
+
+
+def test_a_draw_that_already_holds_every_class_is_kept():
+    patients, labels = patient_labels({"epidural": list(range(10))})
+    for seed in range(5):
+        assert patient_folds(patients, 0.3, seed, labels).equals(patient_folds(patients, 0.3, seed))
+
+
+def test_a_label_only_one_patient_has_is_not_chased():
+    patients, labels = patient_labels({"epidural": [4], "subdural": [1, 7]})
+    for seed in range(10):
+        folds = patient_folds(patients, 0.2, seed, labels)
+        assert holds(folds, labels, "valid", "subdural") and holds(folds, labels, "train", "subdural")
+        assert patients[folds == "valid"].nunique() == 2
+
+
+def test_label_aware_folds_do_not_depend_on_row_order():
+    patients, labels = patient_labels({"epidural": [3, 8], "subdural": [1, 2, 5]})
+    order = np.random.default_rng(0).permutation(len(patients))
+    folds = patient_folds(patients, 0.2, 4, labels)
+    shuffled = patient_folds(patients.iloc[order], 0.2, 4, labels.iloc[order])
+    assert shuffled.sort_index().equals(folds)
+
+
+def test_clean_meta_folds_hold_positives_of_every_label():
+    rows = [{"id": f"i{k:03d}", "patient": f"P{k % 20}", "pct": 0.3, "positive": k % 20 in (3, 17) and k < 40} for k in range(200)]
+    for seed in range(5):
+        meta, _, _ = clean(make_table(rows), make_labels(rows), CleanOptions(val_frac=0.1, seed=seed, sample=False))
+        valid = meta[meta["fold"] == "valid"]
+        assert valid["PatientID"].nunique() == 2
+        assert (valid["subdural"] == 1).any() and (valid["any"] == 0).any()
