@@ -3,11 +3,12 @@
 Not a test module. It answers single byte ranges (``bytes=a-b``, ``a-``, ``-n``) with 206, or
 with ``ranges=False`` ignores ``Range`` and sends the whole body with 200, as some servers do.
 Faults are queued and each spoils the next request for the file: ``503`` (with
-``Retry-After: 0``) or ``("drop", n)`` (send ``n`` body bytes of the answer, then close the
-connection). ``/redirect/...`` answers 302 to the same path on another host name (``localhost``
-for ``127.0.0.1``), and ``guard`` decides per request whether its headers may be served. Every
-request's host and headers are recorded and every body byte sent is counted, so tests can
-check which headers went where and how much of the archive was downloaded.
+``Retry-After: 0``), ``("drop", n)`` (send ``n`` body bytes of the answer, then close the
+connection) or ``("stall", s)`` (wait ``s`` seconds before the body). ``redirects`` maps a path
+to the URL it answers 302 with (another host name: ``localhost`` is not ``127.0.0.1``), and
+``guard`` decides per request whether it is served. Every request's host and headers are
+recorded and every body byte sent is counted, so tests can check which headers went where and
+how much of the archive was downloaded.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import re
 import socket
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,10 +44,12 @@ class ZipServer:
     guard: Callable[[Seen], int | None] = lambda seen: None
     """A status to answer instead of the file (401, 400...), or None to serve it."""
     faults: deque = field(default_factory=deque)
+    redirects: dict[str, str] = field(default_factory=dict)
     requests: list[Seen] = field(default_factory=list)
     served: int = 0
 
     def __post_init__(self) -> None:
+        self.faults = deque(self.faults)
         self.lock = threading.Lock()
         self.size = self.path.stat().st_size
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -53,8 +57,9 @@ class ZipServer:
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def url(self, host: str = "127.0.0.1", prefix: str = "") -> str:
-        return f"http://{host}:{self.port}{prefix}/{self.path.name}"
+    def url(self, host: str = "127.0.0.1", path: str | None = None) -> str:
+        """The file's URL on ``host``, or the URL of another ``path`` on this server."""
+        return f"http://{host}:{self.port}{path or '/' + self.path.name}"
 
     def __enter__(self) -> ZipServer:
         self.thread.start()
@@ -84,22 +89,23 @@ def _handler(server: ZipServer) -> type[BaseHTTPRequestHandler]:
             seen = Seen(self.headers.get("Host", "").rsplit(":", 1)[0], self.path, dict(self.headers.items()))
             with server.lock:
                 server.requests.append(seen)
-            if self.path.startswith("/redirect/"):
-                other = "localhost" if seen.host == "127.0.0.1" else "127.0.0.1"
-                self._answer(302, {"Location": f"http://{other}:{server.port}/{self.path[len('/redirect/'):]}"})
-                return
-            if self.path.split("?")[0] != f"/{server.path.name}":
-                self._answer(404)
-                return
             status = server.guard(seen)
             if status is not None:
                 self._answer(status)
+                return
+            if self.path in server.redirects:
+                self._answer(302, {"Location": server.redirects[self.path]})
+                return
+            if self.path.split("?")[0] != f"/{server.path.name}":
+                self._answer(404)
                 return
             fault = server.next_fault()
             if fault == 503:
                 self._answer(503, {"Retry-After": "0"})
                 return
-            self._send_file(fault[1] if isinstance(fault, tuple) else None)
+            if isinstance(fault, tuple) and fault[0] == "stall":
+                time.sleep(fault[1])
+            self._send_file(fault[1] if isinstance(fault, tuple) and fault[0] == "drop" else None)
 
         def _answer(self, status: int, headers: dict[str, str] | None = None) -> None:
             self.send_response(status)

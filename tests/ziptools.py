@@ -46,7 +46,10 @@ def build(members: dict[str, bytes], layout: str = "plain", method: int = zipfil
     try:
         with zipfile.ZipFile(out, "w", method) as zf:
             for name, data in members.items():
-                zf.writestr(name, data)
+                info = zipfile.ZipInfo(name, date_time=(2019, 9, 1, 0, 0, 0))
+                info.compress_type = method
+                with zf.open(info, "w", force_zip64=layout == "zip64") as fh:
+                    fh.write(data)
             if layout == "comment":
                 zf.comment = b"a comment after the directory, " * 100
     finally:

@@ -25,7 +25,7 @@ from ichprep.convert.sources.base import (
 from ichprep.convert.sources.files import Files, has_preamble
 from ichprep.convert.sources.ids import read_ids
 from ichprep.convert.sources.remote import HEADERS_VARIABLE, Http, NetworkError, request_headers, shown
-from ichprep.convert.sources.streamed import ZipStream
+from ichprep.convert.sources.streamed import Counted, ZipStream
 from ichprep.convert.sources.zipped import LocalFile, ZipArchive
 from ichprep.errors import SourceError
 
@@ -39,7 +39,7 @@ def open_source(src: str | Path, headers: Sequence[str] = ()) -> Source:
     """
     text = str(src)
     if text == "-":
-        return ZipStream("stdin", sys.stdin.buffer)
+        return ZipStream("stdin", Counted(sys.stdin.buffer))
     if text.lower().startswith(("http://", "https://")):
         return _open_url(Http(text, request_headers(headers)), HEADER_HINT)
     if text.lower().startswith(kaggle.SCHEME):

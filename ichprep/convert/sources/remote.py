@@ -55,6 +55,10 @@ class Patience:
         return min(self.longest, self.backoff * 2 ** (failures - 1))
 
 
+PATIENCE = Patience()
+"""The patience of every new ``Http``."""
+
+
 def shown(url: str) -> str:
     """``url`` as it may be printed or stored: no user info, no fragment, every query value replaced by ``***``."""
     parts = urlsplit(url)
@@ -108,7 +112,7 @@ class Http:
     headers: dict[str, str] = field(default_factory=dict, repr=False)
     label: str | None = None
     """How the archive is shown (``kaggle://...``); the redacted URL when None."""
-    patience: Patience = Patience()
+    patience: Patience = field(default_factory=lambda: PATIENCE)
     fetched: int = 0
     _pool: object = field(default=None, repr=False, compare=False)
     _location: str | None = field(default=None, repr=False, compare=False)
@@ -221,6 +225,11 @@ class Body:
 
     def __init__(self, http: Http, start: int, end: int | None, response=None) -> None:
         self.http, self.at, self.end, self.response = http, start, end, response
+
+    @property
+    def fetched(self) -> int:
+        """Bytes read from the archive's URL so far (by this range and every other of its ``Http``)."""
+        return self.http.fetched
 
     def read(self, n: int) -> bytes:
         """The next ``n`` bytes; fewer only where the range (or the whole body) ends."""

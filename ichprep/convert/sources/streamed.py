@@ -47,27 +47,44 @@ class Packed:
     data: bytes
 
 
+class Counted:
+    """A binary file object (standard input) that counts the bytes read from it."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw, self.fetched = raw, 0
+
+    def read(self, n: int) -> bytes:
+        data = self.raw.read(n)
+        self.fetched += len(data)
+        return data
+
+
 @dataclass
 class ZipStream:
     """The ``.dcm`` members of a zip that can only be read once, in order."""
 
     name: str
     stream: Any = field(default=None, repr=False)
-    """A binary file object (``sys.stdin.buffer``, an HTTP body); the parent's alone, never pickled."""
-    fetched: int = 0
+    """What ``read(n)`` gives the zip's bytes and counts them in ``fetched`` (``Counted``, an HTTP
+    ``Body``); the parent's alone, never pickled."""
+    walked: bool = False
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "stream": None}
+
+    @property
+    def fetched(self) -> int:
+        return self.stream.fetched if self.stream is not None else 0
 
     def for_workers(self) -> ZipStream:
         return ZipStream(self.name)
 
     def inputs(self, ids: Collection[str] | None = None) -> Iterator[Input]:
         """The wanted members as the stream delivers them, each holding its bytes; the stream can be walked once."""
-        if self.stream is None:
-            raise SourceError(f"{self.name}: a stream can be read only once")
-        stream, self.stream = self.stream, None
-        return self._walk(_Reader(stream, self), set(ids) if ids is not None else None)
+        if self.stream is None or self.walked:
+            raise SourceError(f"{self.name}: a stream can be read only once, by the process that opened it")
+        self.walked = True
+        return self._walk(_Reader(self.stream), set(ids) if ids is not None else None)
 
     def read(self, items: Sequence[Input]) -> Iterator[tuple[Input, bytes | Exception]]:
         for item in items:
@@ -167,10 +184,10 @@ def _descriptor(reader: _Reader, name: str, wide: bool, size: int) -> int:
 
 
 class _Reader:
-    """The stream with a cursor and room to push bytes back; counts what it reads into the source."""
+    """The stream with a cursor and room to push bytes back."""
 
-    def __init__(self, raw: Any, source: ZipStream) -> None:
-        self.raw, self.source, self.pending, self.at = raw, source, b"", 0
+    def __init__(self, raw: Any) -> None:
+        self.raw, self.pending, self.at = raw, b"", 0
 
     def some(self, n: int) -> bytes:
         """Up to ``n`` bytes; empty only at the end of the stream."""
@@ -178,7 +195,6 @@ class _Reader:
             data, self.pending = self.pending[:n], self.pending[n:]
         else:
             data = self.raw.read(n)
-            self.source.fetched += len(data)
         self.at += len(data)
         return data
 
