@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -52,7 +53,7 @@ class ZipServer:
         self.faults = deque(self.faults)
         self.lock = threading.Lock()
         self.size = self.path.stat().st_size
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.httpd = _Quiet(("127.0.0.1", 0), _handler(self))
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -78,6 +79,14 @@ class ZipServer:
             return self.faults.popleft() if self.faults else None
 
 
+class _Quiet(ThreadingHTTPServer):
+    """A server that does not print a traceback when a client it serves is killed mid-answer."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 def _handler(server: ZipServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -93,10 +102,11 @@ def _handler(server: ZipServer) -> type[BaseHTTPRequestHandler]:
             if status is not None:
                 self._answer(status)
                 return
-            if self.path in server.redirects:
-                self._answer(302, {"Location": server.redirects[self.path]})
+            path = self.path.split("?")[0]
+            if path in server.redirects:
+                self._answer(302, {"Location": server.redirects[path]})
                 return
-            if self.path.split("?")[0] != f"/{server.path.name}":
+            if path != f"/{server.path.name}":
                 self._answer(404)
                 return
             fault = server.next_fault()
