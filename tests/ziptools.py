@@ -13,6 +13,7 @@ import struct
 import zipfile
 import zlib
 from pathlib import Path
+from typing import Callable
 
 LAYOUTS = ("plain", "comment", "prepended", "zip64", "descriptors")
 
@@ -58,16 +59,20 @@ def build(members: dict[str, bytes], layout: str = "plain", method: int = zipfil
     return b"#!/bin/sh\nexit 0\n" * 64 + data if layout == "prepended" else data
 
 
-def tiny_zip(path: Path, n: int, folder: str = "stage_2_train/") -> None:
-    """``n`` stored 4-byte members ``folder/ID_<9 hex>.dcm``, with their central directory (zip64 past 65,535)."""
+def tiny_zip(path: Path, n: int, folder: str = "stage_2_train/", payload: Callable[[int], bytes] | None = None) -> None:
+    """``n`` stored members ``folder/ID_<9 hex>.dcm``, with their central directory (zip64 past 65,535).
+
+    Member ``k`` holds ``payload(k)``, by default its number in 4 bytes.
+    """
     locals_, centrals, offset = [], [], 0
     for k in range(n):
         name = f"{folder}ID_{k:09x}.dcm".encode()
-        data = struct.pack("<L", k)
+        data = payload(k) if payload is not None else struct.pack("<L", k)
         crc = zlib.crc32(data)
-        locals_.append(struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, crc, 4, 4, len(name), 0) + name + data)
-        centrals.append(struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, crc, 4, 4, len(name), 0, 0, 0, 0, 0, offset) + name)
-        offset += 30 + len(name) + 4
+        locals_.append(struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, crc, len(data), len(data), len(name), 0) + name + data)
+        centrals.append(struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, crc, len(data), len(data), len(name),
+                                    0, 0, 0, 0, 0, offset) + name)
+        offset += 30 + len(name) + len(data)
     directory = b"".join(centrals)
     with open(path, "wb") as fh:
         fh.write(b"".join(locals_))

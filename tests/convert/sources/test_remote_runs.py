@@ -186,3 +186,25 @@ def test_a_zip_on_standard_input_gives_the_local_images_and_a_rerun_skips_what_i
     again = subprocess.run(cli("-", out, *ARGS, "--jobs", "2"), input=archive.read_bytes(), capture_output=True, timeout=120)
     assert again.returncode == 0, again.stderr.decode()
     assert again.stdout.decode().startswith(f"nothing to do: all {N} inputs were already converted")
+
+
+def test_clean_meta_scans_a_url(archive, local, tmp_path):
+    with ZipServer(archive) as server:
+        run = ichprep("clean-meta", server.url(), "--out", tmp_path / "meta", "--jobs", "1", "--quiet", "--no-sample")
+    assert run.exit_code == 0, run.output
+    meta = pd.read_parquet(tmp_path / "meta" / "meta.parquet")
+    assert sorted(meta["SOPInstanceUID"]) == sorted(pd.read_parquet(local / "manifest.parquet")["SOPInstanceUID"])
+
+
+@pytest.mark.slow
+def test_a_dask_cluster_converts_a_url_with_no_shared_input_files(archive, local, tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    from ichprep.convert import Options, convert
+    from ichprep.settings import Settings
+
+    with ZipServer(archive) as server, distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                                               dashboard_address=None) as cluster:
+        result = convert(server.url(), tmp_path / "out", Settings(size=64), Options(quiet=True, scheduler=cluster.scheduler_address))
+    assert (result.converted, result.failed) == (N, 0)
+    assert_same_images(tmp_path / "out", local)
+    assert server.served <= 1.1 * archive.stat().st_size
