@@ -297,6 +297,7 @@ class Triage:
     def __init__(self, done: Collection[str] = ()) -> None:
         self.done = done
         self.seen: dict[str, str] = {}
+        """Id -> the file or member name that has it (strings the inputs already hold)."""
         self.skipped = 0
         self.refused: deque[dict[str, Any]] = deque()
 
@@ -311,7 +312,7 @@ class Triage:
             if reason:
                 self.refused.append({"id": item.id, "source": item.source, "fname": item.source, "status": "failed", "error": reason})
                 continue
-            self.seen[item.id] = item.source
+            self.seen[item.id] = item.member or item.where
             if item.id in self.done:
                 self.skipped += 1
                 continue

@@ -24,7 +24,7 @@ from ichprep.convert.sources.base import (
 )
 from ichprep.convert.sources.files import Files, has_preamble
 from ichprep.convert.sources.ids import read_ids
-from ichprep.convert.sources.remote import HEADERS_VARIABLE, Http, NetworkError, request_headers, shown
+from ichprep.convert.sources.remote import HEADERS_VARIABLE, Http, NetworkError, request_headers, shown, without_userinfo
 from ichprep.convert.sources.streamed import Counted, ZipStream
 from ichprep.convert.sources.zipped import LocalFile, ZipArchive
 from ichprep.errors import SourceError
@@ -41,7 +41,8 @@ def open_source(src: str | Path, headers: Sequence[str] = ()) -> Source:
     if text == "-":
         return ZipStream("stdin", Counted(sys.stdin.buffer))
     if text.lower().startswith(("http://", "https://")):
-        return _open_url(Http(text, request_headers(headers)), HEADER_HINT)
+        url, auth = without_userinfo(text)
+        return _open_url(Http(url, {**request_headers(headers), **auth}, label=shown(text)), HEADER_HINT)
     if text.lower().startswith(kaggle.SCHEME):
         url, auth = kaggle.locate(text)
         return _open_url(Http(url, {**request_headers(headers), **auth}, label=text), kaggle.HINT)

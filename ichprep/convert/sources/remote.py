@@ -11,6 +11,7 @@ breaks resumes with a range from the byte where it broke. A URL is only ever sho
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import time
@@ -23,6 +24,8 @@ from ichprep.errors import IchprepError
 HEADERS_VARIABLE = "ICHPREP_HEADERS"
 """Extra request headers, one ``Name: value`` per line: keeps a secret out of the shell's history."""
 REDIRECTS = {301, 302, 303, 307, 308}
+RETRY = {408, 429}
+"""Answers worth asking again, with every 5xx."""
 MAX_REDIRECTS = 10
 EXPIRED = {400, 401, 403, 404, 410}
 """Answers from a remembered redirect target that mean its signature ran out: ask the URL again."""
@@ -83,6 +86,15 @@ def request_headers(given: tuple[str, ...] | list[str] = ()) -> dict[str, str]:
                                "its text is not shown, as it may hold a secret")
         headers[name.strip()] = value.strip()
     return headers
+
+
+def without_userinfo(url: str) -> tuple[str, dict[str, str]]:
+    """``url`` without ``user:password@``, and the basic-auth header those credentials make (bound to its host like any header)."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, {}
+    token = base64.b64encode(f"{parts.username}:{parts.password or ''}".encode()).decode("ascii")
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])), {"Authorization": f"Basic {token}"}
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -197,7 +209,7 @@ class Http:
             retry_after = response.headers.get("Retry-After", "")
             redirected = self._location is not None
             _drop(response)
-            if response.status == 429 or response.status >= 500:
+            if response.status in RETRY or response.status >= 500:
                 failures, failure = failures + 1, status
                 wait = min(self.patience.longest, float(retry_after)) if retry_after.isdigit() else self.patience.delay(failures)
             elif redirected and response.status in EXPIRED:

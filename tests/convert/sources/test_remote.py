@@ -5,11 +5,13 @@ Every server here is ``zipserver.ZipServer`` on the loopback interface.
 
 from __future__ import annotations
 
+import base64
 import random
 import zipfile
 from pathlib import Path
 
 import pytest
+from cli_run import ichprep
 from ziptools import build
 from zipserver import ZipServer
 
@@ -143,6 +145,28 @@ def test_a_refused_listing_is_one_source_error(archive, status, words):
         with pytest.raises(SourceError) as refused:
             sources.open_source(server.url() + "?key=s3cret", ["Authorization: Bearer s3cret"])
     assert str(refused.value) == f"http://127.0.0.1:{server.port}/rsna.zip?key=***: {words}" + (" and ICHPREP_HEADERS" if status != 404 else "")
+
+
+def test_credentials_in_the_url_become_basic_auth_for_its_host_and_are_never_shown(archive):
+    expected = "Basic " + base64.b64encode(b"jeremy:pa55").decode()
+    with ZipServer(archive, guard=lambda seen: None if seen.headers.get("Authorization") == expected else 401) as server:
+        source = sources.open_source(f"http://jeremy:pa55@127.0.0.1:{server.port}/rsna.zip")
+        assert read_all(source) == MEMBERS
+    assert source.name == f"http://127.0.0.1:{server.port}/rsna.zip"
+
+
+@pytest.mark.parametrize("url", ["http://", "https://exa mple.com/x.zip"])
+def test_a_url_that_cannot_be_fetched_is_one_source_error(url):
+    with pytest.raises(SourceError, match="not a URL that can be fetched"):
+        sources.open_source(url)
+
+
+def test_a_malformed_header_is_one_line_on_the_command_line_without_its_text(tmp_path):
+    run = ichprep("convert", "http://127.0.0.1:9/x.zip", tmp_path / "out", "--header", "Bearer s3cret")
+    assert run.exit_code == 2
+    assert run.stderr.startswith("ichprep: error: header 1") and len(run.stderr.strip().splitlines()) == 1
+    assert "s3cret" not in run.output
+    assert not (tmp_path / "out").exists()
 
 
 def test_an_unreachable_host_is_one_source_error_after_the_retries(quick):
