@@ -41,13 +41,15 @@ from ichprep.settings import Settings  # noqa: E402
 
 MEMBERS = 750_000
 LISTING = """
-import json, resource, sys, time
+import json, sys, time
 from ichprep.convert.sources import open_source
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def peak():  # this process's peak RSS in KB (VmHWM; ru_maxrss would carry the forking parent's over)
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+before = peak()
 start = time.perf_counter()
 inputs = open_source(sys.argv[1]).inputs()
 print(json.dumps({"inputs": len(inputs), "seconds": time.perf_counter() - start,
-                  "grown_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024}))
+                  "grown_mb": (peak() - before) / 1024}))
 """
 
 

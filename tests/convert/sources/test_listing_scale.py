@@ -16,14 +16,16 @@ from ziptools import tiny_zip
 
 MEMBERS = 750_000
 LISTING = """
-import json, resource, sys, time
+import json, sys, time
 from ichprep.convert.sources import open_source
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def peak():  # this process's peak RSS in KB (VmHWM; ru_maxrss would carry the forking parent's over)
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+before = peak()
 start = time.perf_counter()
 source = open_source(sys.argv[1])
 inputs = source.inputs()
 seconds = time.perf_counter() - start
-grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+grown = peak() - before
 worker = source.for_workers()
 batch = inputs[400_000:400_064]
 read = [data for _, data in worker.read(batch)]
