@@ -16,9 +16,12 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from ichprep.convert.sources.base import ReadError
+from ichprep.convert.sources.zipformat import TAIL
 from ichprep.errors import IchprepError
 
 HEADERS_VARIABLE = "ICHPREP_HEADERS"
@@ -117,6 +120,23 @@ def _reason(err: Exception) -> str:
 
 
 @dataclass
+class Session:
+    """What a process keeps of a URL from one task to the next: its connections, and where it last redirected."""
+
+    pool: Any
+    location: str | None = None
+
+
+@lru_cache(maxsize=8)
+def session(url: str, connect: float, read: float) -> Session:
+    """The process's one session for ``url``: a worker reuses its connections and redirect target for every batch."""
+    import urllib3
+
+    timeout = urllib3.Timeout(connect=connect, read=read)
+    return Session(urllib3.PoolManager(num_pools=4, maxsize=2, retries=False, timeout=timeout))
+
+
+@dataclass
 class Http:
     """A zip archive at a URL, read by byte ranges. Picklable: workers open their own connections."""
 
@@ -126,12 +146,10 @@ class Http:
     """How the archive is shown (``kaggle://...``); the redacted URL when None."""
     patience: Patience = field(default_factory=lambda: PATIENCE)
     fetched: int = 0
-    _pool: object = field(default=None, repr=False, compare=False)
-    _location: str | None = field(default=None, repr=False, compare=False)
     _tail: tuple[int, bytes] | None = field(default=None, repr=False, compare=False)
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_pool": None, "_location": None, "_tail": None}
+        return {**self.__dict__, "_tail": None}
 
     @property
     def name(self) -> str:
@@ -142,8 +160,6 @@ class Http:
 
     def probe(self) -> Body | None:
         """Ask for the archive's last bytes; a server that ignores ``Range`` sends all of it, returned to be streamed."""
-        from ichprep.convert.sources.zipformat import TAIL
-
         response = self._get(f"bytes=-{TAIL}")
         if response.status == 200:
             return Body(self, 0, None, response)
@@ -160,29 +176,25 @@ class Http:
     def open_range(self, start: int, end: int | None) -> Body:
         return Body(self, start, end)
 
-    def _pool_manager(self):
-        if self._pool is None:
-            import urllib3
-
-            timeout = urllib3.Timeout(connect=self.patience.connect, read=self.patience.read)
-            self._pool = urllib3.PoolManager(num_pools=4, maxsize=2, retries=False, timeout=timeout)
-        return self._pool
+    def _session(self) -> Session:
+        return session(self.url, self.patience.connect, self.patience.read)
 
     def _send(self, byte_range: str):
         """One GET of the URL (or where it last redirected to), following redirects by hand.
 
         The user's headers go only to the URL's own origin; a redirect target elsewhere gets none.
         """
-        url = self._location or self.url
+        known = self._session()
+        url = known.location or self.url
         for _ in range(MAX_REDIRECTS + 1):
             headers = {"Range": byte_range, "Accept-Encoding": "identity"}
             if _origin(url) == _origin(self.url):
                 headers.update(self.headers)
-            response = self._pool_manager().request("GET", url, headers=headers, redirect=False, retries=False,
+            response = known.pool.request("GET", url, headers=headers, redirect=False, retries=False,
                                                     preload_content=False, decode_content=False)
             location = response.headers.get("Location")
             if response.status not in REDIRECTS or not location:
-                self._location = url if url != self.url else None
+                known.location = url if url != self.url else None
                 return response
             _drop(response)
             url = urljoin(url, location)
@@ -207,13 +219,13 @@ class Http:
                 return response
             status = f"HTTP {response.status} {response.reason or ''}".strip()
             retry_after = response.headers.get("Retry-After", "")
-            redirected = self._location is not None
+            redirected = self._session().location is not None
             _drop(response)
             if response.status in RETRY or response.status >= 500:
                 failures, failure = failures + 1, status
                 wait = min(self.patience.longest, float(retry_after)) if retry_after.isdigit() else self.patience.delay(failures)
             elif redirected and response.status in EXPIRED:
-                self._location, wait = None, 0.0
+                self._session().location, wait = None, 0.0
                 failures, failure = failures + 1, status
             else:
                 raise NetworkError(status, response.status)

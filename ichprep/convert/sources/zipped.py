@@ -147,7 +147,7 @@ class ZipArchive:
         """Every member of the archive, from its end records and central directory."""
         try:
             size, tail = self.reader.tail(TAIL)
-            directory = find_directory(tail, size, lambda offset, length: _exactly(self.reader.open_range(offset, offset + length), length))
+            directory = find_directory(tail, size, self._read_at)
             if directory.offset >= size - len(tail):
                 start = directory.offset - (size - len(tail))
                 return members([tail[start : start + directory.size]], directory)
@@ -160,6 +160,13 @@ class ZipArchive:
             raise SourceError(f"{self.name}: {err}") from None
         except (ValueError, OSError) as err:
             raise SourceError(f"{self.name}: not a readable zip archive ({err})") from None
+
+    def _read_at(self, offset: int, length: int) -> bytes:
+        body = self.reader.open_range(offset, offset + length)
+        try:
+            return _exactly(body, length)
+        finally:
+            body.close()
 
     def read(self, items: Sequence[Input]) -> Iterator[tuple[Input, bytes | Exception]]:
         for run in runs(items):
