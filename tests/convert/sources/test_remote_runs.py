@@ -33,10 +33,14 @@ SECRET = "s3cret-t0ken"
 
 
 @pytest.fixture(scope="module")
-def dicoms(tmp_path_factory) -> dict[str, bytes]:
-    """120 full-size phantom slices (a few seconds to convert: long enough to kill a run mid-way)."""
-    folder = generate(tmp_path_factory.mktemp("synth"), n=N, seed=11, size=512) / "stage_1_train_images"
-    return {f"stage_1_train_images/{p.name}": p.read_bytes() for p in sorted(folder.glob("*.dcm"))}
+def synth(tmp_path_factory) -> Path:
+    """120 full-size phantom slices (a few seconds to convert: long enough to kill a run mid-way) and their labels."""
+    return generate(tmp_path_factory.mktemp("synth"), n=N, seed=11, size=512)
+
+
+@pytest.fixture(scope="module")
+def dicoms(synth) -> dict[str, bytes]:
+    return {f"stage_1_train_images/{p.name}": p.read_bytes() for p in sorted((synth / "stage_1_train_images").glob("*.dcm"))}
 
 
 @pytest.fixture(scope="module")
@@ -208,3 +212,22 @@ def test_a_dask_cluster_converts_a_url_with_no_shared_input_files(archive, local
     assert (result.converted, result.failed) == (N, 0)
     assert_same_images(tmp_path / "out", local)
     assert server.served <= 1.1 * archive.stat().st_size
+
+
+@pytest.mark.slow
+def test_predict_renders_a_url_as_it_renders_the_zip_on_disk(synth, dicoms, tmp_path, one_torch_thread):
+    pytest.importorskip("torch")
+    from ichprep.train import TrainConfig, predict, train
+
+    small = tmp_path / "small.zip"
+    small.write_bytes(build(dict(list(dicoms.items())[:24])))
+    data = tmp_path / "train"
+    assert ichprep("convert", small, data, "--size", "16", "--quiet", "--jobs", "1").exit_code == 0
+    train(TrainConfig(data=data, out=tmp_path / "run", labels=synth / "stage_1_train.csv", epochs=1, batch_size=8, workers=0,
+                      quiet=True, val_frac=0.0), say=lambda _m: None)
+    model = tmp_path / "run" / "model.pt"
+    with ZipServer(small, guard=lambda seen: None if seen.headers.get("X-Api-Key") == SECRET else 401) as server:
+        remote_run = predict(model, server.url(), workers=0, quiet=True, headers=(f"X-Api-Key: {SECRET}",))
+    local_run = predict(model, small, workers=0, quiet=True)
+    assert remote_run.ids == local_run.ids and len(local_run.ids) == 24
+    assert np.array_equal(remote_run.probs, local_run.probs)
