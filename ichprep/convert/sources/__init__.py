@@ -4,6 +4,16 @@
 a competition's download, ``-`` a zip on standard input, a folder (searched recursively), a
 ``.zip`` archive (read in place), a single file, or a text/CSV list of paths; ``discover``
 lists its inputs; ``read_ids`` reads an ``--ids`` selection.
+
+    base        Input, Source, ReadError: what every source is and gives
+    files       DICOM files on this machine: a folder, a list of paths, one file
+    zipformat   the zip format: end records, central directory, local headers, member data
+    zipped      a zip read by offset from one directory listing, from a file or a URL
+    remote      HTTP: range requests, retries, redirects, headers bound to their host
+    streamed    a zip read once, front to back (standard input, a server that ignores Range)
+    kaggle      kaggle://COMPETITION: Kaggle's download URL and the user's credentials
+    inflate     ISA-L's inflate and CRC-32 where installed, zlib's otherwise
+    ids         --ids files
 """
 
 from __future__ import annotations
