@@ -32,7 +32,7 @@ from ichprep.convert.windows import (
     parse_windows,
 )
 from ichprep.convert.worker import Job, Task
-from ichprep.errors import BudgetError, DiskFullError, IchprepError
+from ichprep.errors import BudgetError, DiskFullError, IchprepError, StreamCutError
 from ichprep.paths import output_folder, removed_if_refused
 from ichprep.settings import Settings
 from ichprep.store import ImageFiles, Shards, SinkSpec
@@ -177,6 +177,8 @@ def _convert(
         bar.close()
         reserve.release()
         _finalize(writer, out, settings.format == "hdf5")
+    if triage.cut is not None:
+        raise triage.cut
     result.skipped = triage.skipped
     result.fetched += source.fetched
     if not triage.seen and not result.failed:
@@ -291,7 +293,8 @@ class Triage:
 
     It sorts the inputs as they are drawn, so a stream's members are sorted as the stream is
     read; joblib may draw them in its dispatch thread, so failed rows wait in a deque that the
-    run's loop drains.
+    run's loop drains. A stream that breaks off ends the inputs there (``cut``): the members
+    already read are still converted, then the run stops.
     """
 
     def __init__(self, done: Collection[str] = ()) -> None:
@@ -300,9 +303,16 @@ class Triage:
         """Id -> the file or member name that has it (strings the inputs already hold)."""
         self.skipped = 0
         self.refused: deque[dict[str, Any]] = deque()
+        self.cut: StreamCutError | None = None
 
     def pending(self, inputs: Iterable[sources.Input]) -> Iterator[sources.Input]:
         """The inputs still to convert, in order."""
+        try:
+            yield from self._sorted(inputs)
+        except StreamCutError as err:
+            self.cut = err
+
+    def _sorted(self, inputs: Iterable[sources.Input]) -> Iterator[sources.Input]:
         for item in inputs:
             reason = None
             if not sources.is_safe_id(item.id):
@@ -400,4 +410,6 @@ def scan(src: Path | str, jobs: int | None = None, quiet: bool = True, ids: Sequ
         for done in run_tasks(job, (Task(tuple(b)) for b in batches(good, n_jobs)), n_jobs):
             rows.extend(triage.take_refused() + done.rows)
             bar.update(len(done.rows))
+    if triage.cut is not None:
+        raise triage.cut
     return manifest.frame(rows + triage.take_refused())

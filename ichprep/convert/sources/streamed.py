@@ -34,7 +34,7 @@ from ichprep.convert.sources.zipformat import (
     unpack,
     zip64,
 )
-from ichprep.errors import SourceError
+from ichprep.errors import SourceError, StreamCutError
 
 CHUNK = 1024 * 1024
 
@@ -97,6 +97,8 @@ class ZipStream:
                 yield item, err
 
     def _walk(self, reader: _Reader, keep: set[str] | None) -> Iterator[Input]:
+        """The wanted members; a stream that breaks before its first member is refused, after it the run stops resumably."""
+        members = 0
         try:
             while True:
                 offset = reader.at
@@ -110,10 +112,11 @@ class ZipStream:
                         raise ReadError(f"the stream ends at byte {offset}, before the zip's directory: cut short")
                     raise SourceError(f"{self.name}: not a zip archive ({'empty' if not signature else f'no local header at byte {offset}'})")
                 found = self._member(reader, offset, keep)
+                members += 1
                 if found is not None:
                     yield found
         except ReadError as err:
-            raise SourceError(f"{self.name}: {err}; re-run to convert the rest (finished members are skipped)") from None
+            raise (StreamCutError if members else SourceError)(f"{self.name}: {err}") from None
 
     def _member(self, reader: _Reader, offset: int, keep: set[str] | None) -> Input | None:
         """The member whose local header starts at ``offset``, read past its data: an input if it is wanted."""
