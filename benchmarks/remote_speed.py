@@ -23,7 +23,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import zipfile
 import zlib
@@ -103,12 +102,15 @@ def listing(files: list[Path], work: Path, sample: int) -> None:
           f"{found['seconds']:.1f} s, parent peak RSS +{found['grown_mb']:.0f} MB")
     ids = work / "ids.txt"
     ids.write_text("\n".join(f"ID_{k:09x}" for k in range(0, MEMBERS, step)[:sample]))
-    for name, archive, extra in (("the 750,000-member zip, --ids", big, ["--ids", str(ids)]), ("a zip of those members alone", small, [])):
+    runs = (("the 750,000-member zip, --ids", big, ["--ids", str(ids)]), ("a zip of those members alone", small, []))
+    for name, archive, extra in runs:
         out = work / "out"
-        command = [sys.executable, "-c", "from ichprep.cli import main; main()", "convert", str(archive), str(out), "--jobs", "2", "-q", *extra]
+        command = [sys.executable, "-c", "from ichprep.cli import main; main()", "convert", str(archive), str(out), "--jobs", "2",
+                   "-q", *extra]
         seconds, parent, worker = peak_rss(command)
         shutil.rmtree(out)
-        print(f"  convert {sample} slices from {name:32s} {seconds:5.1f} s, peak RSS parent {parent:4.0f} MB, largest worker {worker:4.0f} MB")
+        print(f"  convert {sample} slices from {name:32s} {seconds:5.1f} s, "
+              f"peak RSS parent {parent:4.0f} MB, largest worker {worker:4.0f} MB")
 
 
 def inflate_speed(files: list[Path], repeats: int) -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from ichprep.errors import IchprepError
 
-
 REMOTE = ("http://", "https://", "kaggle://")
 """Sources that are not on this file system: checked when opened, not here."""
 

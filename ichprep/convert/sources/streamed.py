@@ -110,7 +110,8 @@ class ZipStream:
                 if signature != LOCAL:
                     if not signature and offset:
                         raise ReadError(f"the stream ends at byte {offset}, before the zip's directory: cut short")
-                    raise SourceError(f"{self.name}: not a zip archive ({'empty' if not signature else f'no local header at byte {offset}'})")
+                    where = "empty" if not signature else f"no local header at byte {offset}"
+                    raise SourceError(f"{self.name}: not a zip archive ({where})")
                 found = self._member(reader, offset, keep)
                 members += 1
                 if found is not None:
@@ -141,8 +142,9 @@ class ZipStream:
         else:
             if max(compressed, size) > MAX_FILE_BYTES:
                 reader.skip(compressed)
-                return Input(image_id, self.name, ReadError(f"member is {size} bytes, larger than any CT slice (limit {MAX_FILE_BYTES})"), name) if wanted else None
-            data = reader.exactly(compressed) if wanted else reader.skip(compressed)
+                data = ReadError(f"member is {size} bytes, larger than any CT slice (limit {MAX_FILE_BYTES})")
+            else:
+                data = reader.exactly(compressed) if wanted else reader.skip(compressed)
             member = Member.of(name, offset, reader.at, compressed, size, crc, method, flags)
         if not wanted:
             return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,7 +85,7 @@ class Directory:
     """Bytes prepended to the archive (a self-extractor): every recorded offset is off by this much."""
 
 
-def find_directory(tail: bytes, size: int, read_at) -> Directory:
+def find_directory(tail: bytes, size: int, read_at: Callable[[int, int], bytes]) -> Directory:
     """The central directory of an archive of ``size`` bytes whose last bytes are ``tail``.
 
     ``read_at(offset, length)`` fetches a zip64 end record that lies before the tail. Raises

@@ -12,8 +12,8 @@ import json
 import zipfile
 
 import pytest
-from ziptools import build
 from zipserver import Seen, ZipServer
+from ziptools import build
 
 from ichprep.convert import sources
 from ichprep.convert.sources import kaggle

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from cli_run import ichprep
-from ziptools import build
 from zipserver import ZipServer
+from ziptools import build
 
 from ichprep.convert import sources
 from ichprep.convert.sources import ZipArchive, ZipStream, remote
@@ -144,7 +144,8 @@ def test_a_refused_listing_is_one_source_error(archive, status, words):
     with ZipServer(archive, guard=lambda seen: status) as server:
         with pytest.raises(SourceError) as refused:
             sources.open_source(server.url() + "?key=s3cret", ["Authorization: Bearer s3cret"])
-    assert str(refused.value) == f"http://127.0.0.1:{server.port}/rsna.zip?key=***: {words}" + (" and ICHPREP_HEADERS" if status != 404 else "")
+    hint = " and ICHPREP_HEADERS" if status != 404 else ""
+    assert str(refused.value) == f"http://127.0.0.1:{server.port}/rsna.zip?key=***: {words}{hint}"
 
 
 def test_credentials_in_the_url_become_basic_auth_for_its_host_and_are_never_shown(archive):

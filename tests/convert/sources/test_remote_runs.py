@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from cli_run import ichprep
-from ziptools import build
 from zipserver import ZipServer
+from ziptools import build
 
 from ichprep.convert.sources import remote
 from ichprep.convert.sources.remote import Patience, shown
@@ -137,6 +137,16 @@ def cli(*args: object, flush_rows: int | None = None) -> list[str]:
     return [sys.executable, "-c", setup + "from ichprep.cli import main; main()", "convert", *map(str, args)]
 
 
+def written_since(out: Path, since: float) -> int:
+    count = 0
+    for path in out.glob("*.png"):
+        try:
+            count += path.stat().st_mtime >= since
+        except FileNotFoundError:
+            continue
+    return count
+
+
 def outside_output(out: Path, tmp: Path) -> list[str]:
     """Anything in TMPDIR, and anything in OUT a conversion does not write (such as a fetched member)."""
     stray = [str(p) for p in tmp.rglob("*") if p.is_file()]
@@ -165,7 +175,7 @@ def test_two_kills_and_a_resume_download_at_most_1_6x_and_only_output_touches_th
             since = time.time() - 0.01
             proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
             target, deadline = int(rng.integers(N // 5, N * 3 // 5)), time.monotonic() + 60
-            while proc.poll() is None and sum(p.stat().st_mtime >= since for p in out.glob("*.png")) < target and time.monotonic() < deadline:
+            while proc.poll() is None and written_since(out, since) < target and time.monotonic() < deadline:
                 stray += outside_output(out, tmp)
                 time.sleep(0.02)
             assert proc.poll() is None, "the run finished before it could be killed"
