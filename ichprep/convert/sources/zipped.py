@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from ichprep.convert.sources.base import MAX_FILE_BYTES, Input, ReadError, id_of
 from ichprep.convert.sources.zipformat import (
@@ -63,36 +63,24 @@ class Reader(Protocol):
 
 @dataclass
 class LocalFile:
-    """An archive on this machine, read with ``pread`` through one descriptor per process."""
+    """An archive on this machine, read with ``pread``: each range opens the file, so nothing is held between tasks."""
 
     path: Path
     fetched: int = 0
-    _fd: int | None = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
         return str(self.path)
 
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_fd": None}
-
-    def __del__(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-
-    def _read_at(self, offset: int, length: int) -> bytes:
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDONLY)
-        data = os.pread(self._fd, length, offset)
-        self.fetched += len(data)
-        return data
-
     def tail(self, length: int) -> tuple[int, bytes]:
-        size = os.stat(self.path).st_size
-        return size, self._read_at(max(0, size - length), min(size, length))
+        with open(self.path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            data = os.pread(fh.fileno(), min(size, length), max(0, size - length))
+        self.fetched += len(data)
+        return size, data
 
     def open_range(self, start: int, end: int) -> Body:
-        return _FileRange(self, start, end)
+        return _FileRange(self, open(self.path, "rb"), start, end)
 
     def fresh(self) -> LocalFile:
         return LocalFile(self.path)
@@ -101,16 +89,18 @@ class LocalFile:
 @dataclass
 class _FileRange:
     file: LocalFile
+    handle: BinaryIO
     at: int
     end: int
 
     def read(self, n: int) -> bytes:
-        data = self.file._read_at(self.at, max(0, min(n, self.end - self.at)))
+        data = os.pread(self.handle.fileno(), max(0, min(n, self.end - self.at)), self.at)
         self.at += len(data)
+        self.file.fetched += len(data)
         return data
 
     def close(self) -> None:
-        """Nothing to release: the descriptor stays open for the process's next range."""
+        self.handle.close()
 
 
 @dataclass
