@@ -161,7 +161,7 @@ def outside_output(out: Path, tmp: Path) -> list[str]:
 def test_two_kills_and_a_resume_download_at_most_1_6x_and_only_output_touches_the_disk(archive, local, tmp_path):
     """A kill loses the batches in flight and the manifest rows not yet saved, which are fetched again.
 
-    The real run saves rows every 5,000 of 750,000 (0.7 % of it); here every 8 of 120, so that
+    The real run saves rows every 5,000 of 750,000 (0.7 % of it); here every 4 of 120, so that
     the unsaved rows weigh about as little against this run as they do against the real one.
     """
     out, tmp = tmp_path / "out", tmp_path / "tmpdir"
@@ -170,7 +170,7 @@ def test_two_kills_and_a_resume_download_at_most_1_6x_and_only_output_touches_th
     rng = np.random.default_rng(3)
     stray: list[str] = []
     with ZipServer(archive) as server:
-        args = cli(server.url(), out, *ARGS, "--jobs", "2", flush_rows=8)
+        args = cli(server.url(), out, *ARGS, "--jobs", "2", flush_rows=4)
         for _ in range(2):
             since = time.time() - 0.01
             proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
