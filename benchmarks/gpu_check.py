@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from train_speed import measure
 
 from ichprep.convert import Options, Settings, convert
 from ichprep.synth import IMAGES_DIR, LABELS_CSV, generate
@@ -37,7 +38,6 @@ from ichprep.train.distributed import pick_device
 from ichprep.train.inference import amp_dtype, precision_name
 from ichprep.train.loaders import usable_cores
 from ichprep.train.trainset import prepare
-from train_speed import measure
 
 VAL_FRAC = 0.1
 

@@ -6,8 +6,8 @@ not parse, a model that is not an ichprep model, an output folder made with othe
 ``ichprep: error: <message>``, with exit code 2; anything else is a bug and keeps its traceback.
 
 A bad input *file* is neither: it becomes a failed manifest row with a one-line reason and the run
-goes on (``ichprep.convert.dicom.DicomError``). A full disk stops a run resumably
-(``DiskFullError``, exit code 1).
+goes on (``ichprep.convert.dicom.DicomError``). A full disk, or a streamed zip that breaks off,
+stops a run resumably (``DiskFullError``, ``StreamCutError``, exit code 1).
 """
 
 from __future__ import annotations
@@ -31,3 +31,7 @@ class BudgetError(IchprepError):
 
 class DiskFullError(Exception):
     """The output file system filled (or ``--max-disk`` was spent) mid-run: stop, keep what is done, resume later."""
+
+
+class StreamCutError(Exception):
+    """A zip read as a stream broke off mid-run (a pipe closed, a connection lost for good): keep what is done, resume later."""

@@ -14,6 +14,20 @@ from pathlib import Path
 
 from ichprep.errors import IchprepError
 
+REMOTE = ("http://", "https://", "kaggle://")
+"""Sources that are not on this file system: checked when opened, not here."""
+
+
+def is_local(src: str | Path) -> bool:
+    """Whether ``src`` names something on this file system, rather than a URL, ``kaggle://`` or ``-`` (standard input)."""
+    text = str(src)
+    return text != "-" and not text.lower().startswith(REMOTE)
+
+
+def existing_source(src: str | Path, what: str) -> str | Path:
+    """``src`` exists if it is a path; a URL, ``kaggle://`` or ``-`` is checked when it is opened."""
+    return existing(Path(src), what) if is_local(src) else src
+
 
 def existing(path: Path, what: str, kind: str | None = None) -> Path:
     """``path`` exists, and is a ``file`` or a ``folder`` when ``kind`` says which it must be."""

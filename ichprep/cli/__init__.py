@@ -2,8 +2,8 @@
 
 Each module registers its commands on `app` when imported and imports its library lazily, inside
 the command, so `ichprep convert` never pays for torch. ``main`` turns what a user can cause into
-one line on stderr and an exit code: ``IchprepError`` and option errors exit 2, a full disk 1,
-Ctrl-C 130. Every other exception is a bug and keeps its traceback.
+one line on stderr and an exit code: ``IchprepError`` and option errors exit 2, a full disk or a
+stream cut short 1, Ctrl-C 130. Every other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def main(args: list[str] | None = None) -> None:
     """Console-script entry point."""
     import typer
 
-    from ichprep.errors import DiskFullError, IchprepError
+    from ichprep.errors import DiskFullError, IchprepError, StreamCutError
 
     args = sys.argv[1:] if args is None else list(args)
     try:
@@ -41,6 +41,8 @@ def main(args: list[str] | None = None) -> None:
         fail(str(err))
     except DiskFullError as err:
         fail(f"{err}; free some space and re-run the same command to resume", 1, "stopped")
+    except StreamCutError as err:
+        fail(f"{err}; re-run the same command to resume (finished members are skipped)", 1, "stopped")
     if code == INTERRUPTED:
         fail("interrupted; re-run the same command to resume", INTERRUPTED, "stopped")
     sys.exit(code or 0)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from ichprep.cli.app import app
 
+HEADER_HELP = ("A request header 'Name: value' for a URL source, sent to its own host only (repeatable; "
+               "also the lines of ICHPREP_HEADERS, which keeps a secret out of the shell history).")
+
 
 @app.command()
 def convert(
-    src: Path = typer.Argument(..., metavar="SRC", help="DICOM folder (searched recursively), a .zip archive, or a text/CSV list of paths."),
+    src: str = typer.Argument(..., metavar="SRC", help="DICOM folder (searched recursively), a .zip archive, a text/CSV list of paths; "
+                              "or a zip's http(s):// URL, kaggle://COMPETITION, or - (a zip on standard input)."),
     out: Path = typer.Argument(..., metavar="OUT", help="Output folder: images, manifest.parquet, ichprep.json."),
     windows: str = typer.Option("brain,subdural,bone", help="Channels as window names or LEVEL/WIDTH pairs (R,G,B), or 'fastai'."),
     size: int = typer.Option(256, help="Output side in pixels."),
@@ -26,12 +30,13 @@ def convert(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the size estimate and convert nothing."),
     scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address (tcp://host:8786): convert on that cluster."),
     ids: Optional[Path] = typer.Option(None, help="Only these image ids: a text file, CSV or Parquet (e.g. clean-meta's train.parquet)."),
+    header: Optional[List[str]] = typer.Option(None, "--header", "-H", help=HEADER_HELP),
     jobs: Optional[int] = typer.Option(None, help="Worker processes (default: all cores)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Convert DICOMs to 3-channel windowed images, resumably, with a manifest of every input."""
     from ichprep.convert import Options, convert
-    from ichprep.convert.budget import parse_size
+    from ichprep.convert.budget import human, parse_size
     from ichprep.convert.sources import read_ids
     from ichprep.errors import IchprepError
     from ichprep.settings import Settings
@@ -42,13 +47,14 @@ def convert(
         raise IchprepError(f"--max-disk: {err}") from None
     settings = Settings(windows=windows, size=size, crop=crop, format=format, quality=quality, codec=codec)
     options = Options(jobs=jobs, quiet=quiet, ids=read_ids(ids) if ids else None, labels=labels, shard_size=shard_size,
-                      max_disk=limit, dry_run=dry_run, scheduler=scheduler)
+                      max_disk=limit, dry_run=dry_run, scheduler=scheduler, headers=tuple(header or ()))
     result = convert(src, out, settings, options)
     if dry_run:
         typer.echo(result.estimate.describe() + ("" if result.estimate.fits else ": it would NOT fit"))
         raise typer.Exit(0)
     if result.converted or result.failed:
-        typer.echo(f"{result.converted} converted, {result.failed} failed, {result.skipped} already done -> {out}")
+        typer.echo(f"{result.converted} converted, {result.failed} failed, {result.skipped} already done, "
+                   f"{human(result.fetched)} fetched -> {out}")
     else:
         typer.echo(f"nothing to do: all {result.skipped} inputs were already converted -> {out}")
     raise typer.Exit(1 if result.failed else 0)

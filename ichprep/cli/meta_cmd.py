@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from ichprep.cli.app import app
+from ichprep.cli.convert_cmd import HEADER_HELP
 
 
 @app.command("clean-meta")
 def clean_meta_cmd(
-    source: Path = typer.Argument(..., metavar="SOURCE", help="convert's output folder or its manifest.parquet (no DICOM re-read), "
-                                            "or a DICOM folder / file list / .zip to scan."),
+    source: str = typer.Argument(..., metavar="SOURCE", help="convert's output folder or its manifest.parquet (no DICOM re-read), "
+                                           "or DICOMs to scan: a folder / file list / .zip, a zip's URL, kaggle://COMPETITION or -."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for meta.parquet, train.parquet, labels.parquet, "
                                                       "df_trn.fth, comb.fth, labels.fth, report.json, report.png."),
     labels: Optional[Path] = typer.Option(None, "--labels", "-l", help="Competition labels CSV (ID,Label), e.g. "
@@ -28,6 +29,7 @@ def clean_meta_cmd(
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Processes for scanning DICOMs (default: all cores)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     as_json: bool = typer.Option(False, "--json", help="Print report.json instead of the short summary."),
+    header: Optional[List[str]] = typer.Option(None, "--header", "-H", help=HEADER_HELP),
 ) -> None:
     """Build the metadata table and clean it as Jeremy Howard's RSNA kernels did.
 
@@ -38,7 +40,7 @@ def clean_meta_cmd(
     from ichprep.meta import CleanOptions, clean_meta, format_report
 
     options = CleanOptions(min_brain=min_brain, neg_ratio=neg_ratio, seed=seed, val_frac=val_frac, sample=sample)
-    report = clean_meta(source, labels, out, options, jobs=jobs, quiet=quiet)
+    report = clean_meta(source, labels, out, options, jobs=jobs, quiet=quiet, headers=tuple(header or ()))
     typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
     typer.echo(f"wrote {out}")
 

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from ichprep.cli.app import app
+from ichprep.cli.convert_cmd import HEADER_HELP
 from ichprep.errors import IchprepError
 from ichprep.paths import (
     existing,
+    existing_source,
     output_file,
     output_folder,
 )
@@ -127,19 +129,21 @@ def lr_find(
     typer.echo(f"{suggestion:.2e}")
 
 
-def _predictions(model: Path, data: Path, batch_size: Optional[int], workers: Optional[int], device: str, tta: bool, prior: bool, quiet: bool):
+def _predictions(model: Path, data: str, batch_size: Optional[int], workers: Optional[int], device: str, tta: bool, prior: bool,
+                 quiet: bool, headers: Optional[List[str]]):
     """The model's probabilities for DATA, after MODEL and DATA have been checked."""
     existing(model, "MODEL", "file")
-    existing(data, "DATA")
+    existing_source(data, "DATA")
     from ichprep.train import predict
 
-    return predict(model, data, batch_size, workers, device, tta, prior, quiet)
+    return predict(model, data, batch_size, workers, device, tta, prior, quiet, tuple(headers or ()))
 
 
 @app.command()
 def predict(
     model: Path = typer.Argument(..., metavar="MODEL", help="RUN/model.pt from ichprep train."),
-    data: Path = typer.Argument(..., metavar="DATA", help="convert's output (folder or shards), or DICOMs (folder, list, .zip) rendered with the model's settings."),
+    data: str = typer.Argument(..., metavar="DATA", help="convert's output (folder or shards), or DICOMs rendered with the model's settings "
+                               "(folder, list, .zip, a zip's URL, kaggle://COMPETITION or -)."),
     out: Path = typer.Option(..., "--out", "-o", help="Submission CSV (ID,Label; six rows per image)."),
     tta: bool = typer.Option(False, "--tta", help="Average with horizontally flipped images."),
     prior_correction: bool = typer.Option(False, "--prior-correction", help="Rescale to the true positive rates recorded in model.pt."),
@@ -148,10 +152,11 @@ def predict(
     workers: Optional[int] = typer.Option(None, min=0, help=WORKERS_HELP),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    header: Optional[List[str]] = typer.Option(None, "--header", "-H", help=HEADER_HELP),
 ) -> None:
     """Write a competition submission for every image of DATA."""
     output_file(out, "--out", (".csv",))
-    pred = _predictions(model, data, batch_size, workers, device, tta, prior_correction, quiet)
+    pred = _predictions(model, data, batch_size, workers, device, tta, prior_correction, quiet, header)
     from ichprep.atomic import replacing
     from ichprep.train import submission
 
@@ -163,7 +168,7 @@ def predict(
 @app.command()
 def evaluate(
     model: Path = typer.Argument(..., metavar="MODEL", help="RUN/model.pt from ichprep train."),
-    data: Path = typer.Argument(..., metavar="DATA", help="convert's output or DICOMs, as for predict."),
+    data: str = typer.Argument(..., metavar="DATA", help="convert's output or DICOMs, as for predict."),
     labels: Path = typer.Option(..., "--labels", "-l", help="Labels CSV (ID,Label) or clean-meta's train.parquet."),
     tta: bool = typer.Option(False, "--tta", help="Average with horizontally flipped images."),
     prior_correction: bool = typer.Option(False, "--prior-correction", help="Rescale to the true positive rates recorded in model.pt."),
@@ -172,6 +177,7 @@ def evaluate(
     workers: Optional[int] = typer.Option(None, min=0, help=WORKERS_HELP),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    header: Optional[List[str]] = typer.Option(None, "--header", "-H", help=HEADER_HELP),
 ) -> None:
     """Weighted log loss and per-label log loss, AUC and accuracy at 0.5 of MODEL on labelled DATA."""
     existing(labels, "--labels", "file")
@@ -179,7 +185,7 @@ def evaluate(
     from ichprep.train.dataset import load_labels
 
     table = load_labels(labels)
-    pred = _predictions(model, data, batch_size, workers, device, tta, prior_correction, quiet)
+    pred = _predictions(model, data, batch_size, workers, device, tta, prior_correction, quiet, header)
     result, unlabelled = score(pred, table)
     if unlabelled:
         typer.echo(f"{unlabelled} images without labels were left out", err=True)

@@ -7,7 +7,8 @@ tasks, the same results, only the executor changes.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sized
+from itertools import islice
 from typing import TypeVar
 
 import numpy as np
@@ -25,14 +26,28 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
-def batches(items: Sequence[T], jobs: int) -> list[list[T]]:
+STREAM_BATCH = 64
+"""Inputs per batch when their number is unknown (a stream)."""
+
+
+def batches(items: Iterable[T], jobs: int) -> Iterator[list[T]]:
     """Batches big enough to amortise dispatch, small enough for a lively progress bar."""
-    size = int(np.clip(len(items) // (jobs * 8) or 1, 8, 256))
-    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+    size = int(np.clip(len(items) // (jobs * 8) or 1, 8, 256)) if isinstance(items, Sized) else STREAM_BATCH
+    return chunks(items, size)
 
 
-def run_tasks(job: Job, tasks: list[Task], jobs: int, scheduler: str | None = None) -> Iterator[Done]:
-    """Results of the tasks as they finish: in-process for one job, else joblib (loky, or Dask at ``scheduler``)."""
+def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (the last one shorter), drawn only as each list is asked for."""
+    rest = iter(items)
+    while batch := list(islice(rest, size)):
+        yield batch
+
+
+def run_tasks(job: Job, tasks: Iterable[Task], jobs: int, scheduler: str | None = None) -> Iterator[Done]:
+    """Results of the tasks as they finish: in-process for one job, else joblib (loky, or Dask at ``scheduler``).
+
+    ``tasks`` is drawn lazily (joblib keeps a few in flight), so a stream's tasks are made as it is read.
+    """
     from joblib import Parallel, delayed
 
     if scheduler is None and jobs == 1:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import errno
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+import time
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ import numpy as np
 
 from ichprep import LABELS, layout
 from ichprep.convert import budget, manifest, resume, sources
-from ichprep.convert.parallel import batches, default_jobs, run_tasks
+from ichprep.convert.parallel import batches, chunks, default_jobs, run_tasks
 from ichprep.convert.windows import (
     FASTAI,
     Channel,
@@ -30,7 +32,7 @@ from ichprep.convert.windows import (
     parse_windows,
 )
 from ichprep.convert.worker import Job, Task
-from ichprep.errors import BudgetError, DiskFullError, IchprepError
+from ichprep.errors import BudgetError, DiskFullError, IchprepError, StreamCutError
 from ichprep.paths import output_folder, removed_if_refused
 from ichprep.settings import Settings
 from ichprep.store import ImageFiles, Shards, SinkSpec
@@ -38,6 +40,8 @@ from ichprep.store.shards import DEFAULT_SHARD_SIZE, index_frame
 
 FREQHIST_SAMPLE = 32
 """Slices pooled for the fastai preset's breakpoints (Jeremy used a small sample too)."""
+STREAM_SHARD_SIZE = 256
+"""A stream's members reach workers inside their tasks: a shard of a stream holds at most this many in memory."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,8 @@ class Options:
     max_disk: int | None = None
     dry_run: bool = False
     scheduler: str | None = None
+    headers: tuple[str, ...] = field(default=(), repr=False)
+    """``Name: value`` request headers for a URL source (never stored or shown: they may hold a secret)."""
 
     def check(self) -> Options:
         """Refuse values no run can be made with (``IchprepError`` naming the option)."""
@@ -93,11 +99,12 @@ def convert(
     out = output_folder(Path(out), "OUT")
     settings.check()
     options.check()
-    source = sources.open_source(src)
+    source = sources.open_source(src, options.headers)
     inputs = source.inputs(options.ids)
-    if not inputs:
-        restriction = " among the --ids given" if options.ids is not None else ""
-        raise IchprepError(f"{source.name}: no DICOM files found{restriction}")
+    if isinstance(inputs, list) and not inputs:
+        raise IchprepError(_nothing_found(source, options))
+    if not isinstance(inputs, list):
+        _check_streamable(source, settings, options)
     labels = _labels_by_id(options.labels)
     if options.dry_run:
         return _dry_run(source, inputs, out, settings, options)
@@ -107,9 +114,23 @@ def convert(
             return _convert(source, inputs, out, settings, options, labels, say)
 
 
+def _nothing_found(source: sources.Source, options: Options) -> str:
+    return f"{source.name}: no DICOM files found{' among the --ids given' if options.ids is not None else ''}"
+
+
+def _check_streamable(source: sources.Source, settings: Settings, options: Options) -> None:
+    """Refuse what needs the inputs counted or sampled before the run, or a whole shard's members in memory."""
+    why = f"{source.name} is a stream (read once, front to back; a URL whose server answers range requests is not)"
+    if options.dry_run or options.max_disk is not None:
+        raise IchprepError(f"--dry-run and --max-disk estimate from a sample of all the inputs: {why}")
+    if settings.format == "hdf5" and options.shard_size > STREAM_SHARD_SIZE:
+        raise IchprepError(f"--shard-size {options.shard_size}: a shard's members are held in memory when {why}; "
+                           f"give --shard-size {STREAM_SHARD_SIZE} or less")
+
+
 def _convert(
     source: sources.Source,
-    inputs: list[sources.Input],
+    inputs: list[sources.Input] | Iterator[sources.Input],
     out: Path,
     settings: Settings,
     options: Options,
@@ -121,14 +142,13 @@ def _convert(
 
     say = say or (lambda line: tqdm.write(line, file=sys.stderr))
     settings, channels = _resolve(settings, source, inputs, out)
-    resume.remove_stale_temporaries(out)
-    previous = manifest.load(out, manifest.STATE_COLUMNS)
-    resume.remove_orphan_shards(out, previous)
-    job = Job(source, tuple(channels), settings.size, settings.crop, _sink(out, settings, len(channels)))
-    good, bad = _validate_ids(inputs)
-    done = resume.done_ids(out, previous)
-    todo = [i for i in good if i.id not in done]
-    result = Result(skipped=len(good) - len(todo), manifest=out / layout.MANIFEST, settings=settings)
+    done, recorded = resume.previous_runs(out)
+    job = Job(source.for_workers(), tuple(channels), settings.size, settings.crop, _sink(out, settings, len(channels)))
+    triage = Triage(done)
+    todo: list[sources.Input] | Iterator[sources.Input] = triage.pending(inputs)
+    if isinstance(inputs, list):
+        todo = list(todo)
+    result = Result(manifest=out / layout.MANIFEST, settings=settings)
     if options.max_disk is not None:
         result.estimate = budget.estimate(job, todo, out / layout.STATE_DIR / "sample", out, options.max_disk)
         if not result.estimate.fits:
@@ -137,24 +157,45 @@ def _convert(
 
     writer = manifest.ManifestWriter(out)
     reserve = budget.Reserve(out / layout.STATE_DIR / "reserve")
-    for row in bad:
-        _report(row, result, say)
-    writer.add(resume.unrecorded(bad, previous))
-    jobs = max(1, min(options.jobs or default_jobs(), len(todo) or 1))
-    bar = tqdm(total=len(todo), disable=options.quiet, unit="img", desc="convert", file=sys.stderr, dynamic_ncols=True)
+    jobs = options.jobs or default_jobs()
+    jobs = max(1, min(jobs, len(todo) or 1)) if isinstance(todo, list) else jobs
+    bar = tqdm(total=len(todo) if isinstance(todo, list) else None, disable=options.quiet, unit="img", desc="convert",
+               file=sys.stderr, dynamic_ncols=True)
+    started = time.monotonic()
     try:
+        _write(triage.take_refused(), writer, result, say, recorded)
         for done_task in run_tasks(job, _tasks(todo, job, out, jobs, options, labels), jobs, options.scheduler):
-            for row in done_task.rows:
-                _report(row, result, say)
+            _write(triage.take_refused() + done_task.rows, writer, result, say, recorded)
             result.fetched += done_task.fetched
-            writer.add(done_task.rows)
             bar.update(len(done_task.rows))
+            _show_fetched(bar, source.fetched + result.fetched, started)
             _check_space(out, options, result)
+        _write(triage.take_refused(), writer, result, say, recorded)
     finally:
         bar.close()
         reserve.release()
         _finalize(writer, out, settings.format == "hdf5")
+    if triage.cut is not None:
+        raise triage.cut
+    result.skipped = triage.skipped
+    result.fetched += source.fetched
+    if not triage.seen and not result.failed:
+        raise IchprepError(_nothing_found(source, options))
     return result
+
+
+def _write(rows: list[dict[str, Any]], writer: manifest.ManifestWriter, result: Result, say: Callable[[str], None],
+           recorded: set[tuple[str, str]]) -> None:
+    """Count and report every row; add to the manifest those it does not already hold with the same failure."""
+    for row in rows:
+        _report(row, result, say)
+    writer.add(r for r in rows if r["status"] == "ok" or (r["source"], r["error"]) not in recorded)
+
+
+def _show_fetched(bar: Any, fetched: int, started: float) -> None:
+    """Bytes read from the source so far and the rate, after the bar's slice count."""
+    rate = fetched / max(time.monotonic() - started, 1e-3)
+    bar.set_postfix_str(f"{budget.human(fetched)} fetched, {budget.human(rate)}/s", refresh=False)
 
 
 def _dry_run(source: sources.Source, inputs: list[sources.Input], out: Path, settings: Settings, options: Options) -> Result:
@@ -162,15 +203,15 @@ def _dry_run(source: sources.Source, inputs: list[sources.Input], out: Path, set
     created = next((p for p in [*reversed(out.absolute().parents), out, out / layout.STATE_DIR] if not p.exists()), None)
     try:
         settings, channels = _resolve(settings, source, inputs, out)
-        job = Job(source, tuple(channels), settings.size, settings.crop, _sink(out, settings, len(channels)))
-        good, _ = _validate_ids(inputs)
-        todo = [i for i in good if i.id not in resume.done_ids(out, manifest.load(out, manifest.STATE_COLUMNS))] if out.exists() else good
+        job = Job(source.for_workers(), tuple(channels), settings.size, settings.crop, _sink(out, settings, len(channels)))
+        triage = Triage(resume.done_ids(out, manifest.load(out, manifest.STATE_COLUMNS)) if out.exists() else ())
+        todo = list(triage.pending(inputs))
         scratch = out / layout.STATE_DIR / "sample"
         estimate = budget.estimate(job, todo, scratch, out if out.exists() else _existing_parent(out), options.max_disk)
     finally:
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)
-    return Result(skipped=len(good) - len(todo), estimate=estimate, settings=settings)
+    return Result(skipped=triage.skipped, estimate=estimate, settings=settings)
 
 
 def _existing_parent(path: Path) -> Path:
@@ -178,7 +219,8 @@ def _existing_parent(path: Path) -> Path:
     return next(p for p in path.absolute().parents if p.exists())
 
 
-def _resolve(settings: Settings, source: sources.Source, inputs: list[sources.Input], out: Path) -> tuple[Settings, list[Channel]]:
+def _resolve(settings: Settings, source: sources.Source, inputs: Sequence[sources.Input] | Iterator[sources.Input],
+             out: Path) -> tuple[Settings, list[Channel]]:
     """The run's settings with resolved channels, checked against what OUT already holds.
 
     The fastai preset's breakpoints come from a sample of the inputs, or from OUT's previous run
@@ -201,7 +243,8 @@ def _resolve(settings: Settings, source: sources.Source, inputs: list[sources.In
     return resolved, channels
 
 
-def _channels(windows: str, source: sources.Source, inputs: list[sources.Input], previous: Settings | None) -> list[Channel]:
+def _channels(windows: str, source: sources.Source, inputs: Sequence[sources.Input] | Iterator[sources.Input],
+              previous: Settings | None) -> list[Channel]:
     """The channels ``--windows`` names; the fastai preset's breakpoints sampled (or reused)."""
     try:
         parsed = parse_windows(windows)
@@ -211,6 +254,9 @@ def _channels(windows: str, source: sources.Source, inputs: list[sources.Input],
         return parsed
     if previous is not None and previous.windows == FASTAI:
         return from_description(previous.channels)
+    if not isinstance(inputs, Sequence):
+        raise IchprepError(f"--windows fastai takes its breakpoints from slices spread over all the inputs, and {source.name} "
+                           "is a stream, read once front to back: give the zip's URL or file instead")
     return fastai_channels(sample_breaks(source, inputs))
 
 
@@ -242,22 +288,52 @@ def _sink(out: Path, settings: Settings, channels: int) -> SinkSpec:
     return Shards(str(out), settings.codec, settings.size, channels, settings.quality, attrs)
 
 
-def _validate_ids(inputs: Sequence[sources.Input]) -> tuple[list[sources.Input], list[dict[str, Any]]]:
-    """Split off inputs whose id would be an unsafe file name or collide with an earlier input."""
-    seen: dict[str, str] = {}
-    good, bad = [], []
-    for item in inputs:
-        reason = None
-        if not sources.is_safe_id(item.id):
-            reason = f"unsafe image id {item.id!r} for a file name"
-        elif item.id in seen:
-            reason = f"duplicate image id (also {seen[item.id]})"
-        if reason:
-            bad.append({"id": item.id, "source": item.source, "fname": item.source, "status": "failed", "error": reason})
-        else:
-            seen[item.id] = item.source
-            good.append(item)
-    return good, bad
+class Triage:
+    """Which inputs a run converts: unsafe or duplicate ids become failed rows, ids already converted are skipped.
+
+    It sorts the inputs as they are drawn, so a stream's members are sorted as the stream is
+    read; joblib may draw them in its dispatch thread, so failed rows wait in a deque that the
+    run's loop drains. A stream that breaks off ends the inputs there (``cut``): the members
+    already read are still converted, then the run stops.
+    """
+
+    def __init__(self, done: Collection[str] = ()) -> None:
+        self.done = done
+        self.seen: dict[str, str] = {}
+        """Id -> the file or member name that has it (strings the inputs already hold)."""
+        self.skipped = 0
+        self.refused: deque[dict[str, Any]] = deque()
+        self.cut: StreamCutError | None = None
+
+    def pending(self, inputs: Iterable[sources.Input]) -> Iterator[sources.Input]:
+        """The inputs still to convert, in order."""
+        try:
+            yield from self._sorted(inputs)
+        except StreamCutError as err:
+            self.cut = err
+
+    def _sorted(self, inputs: Iterable[sources.Input]) -> Iterator[sources.Input]:
+        for item in inputs:
+            reason = None
+            if not sources.is_safe_id(item.id):
+                reason = f"unsafe image id {item.id!r} for a file name"
+            elif item.id in self.seen:
+                reason = f"duplicate image id (also {self.seen[item.id]})"
+            if reason:
+                self.refused.append({"id": item.id, "source": item.source, "fname": item.source, "status": "failed", "error": reason})
+                continue
+            self.seen[item.id] = item.member or item.where
+            if item.id in self.done:
+                self.skipped += 1
+                continue
+            yield item
+
+    def take_refused(self) -> list[dict[str, Any]]:
+        """The failed rows of refused inputs found since the last call."""
+        rows = []
+        while self.refused:
+            rows.append(self.refused.popleft())
+        return rows
 
 
 def _report(row: dict[str, Any], result: Result, say: Callable[[str], None]) -> None:
@@ -281,16 +357,15 @@ def _labels_by_id(path: Path | None) -> dict[str, np.ndarray]:
     return dict(zip(table["SOPInstanceUID"].astype(str), values))
 
 
-def _tasks(todo: list[sources.Input], job: Job, out: Path, jobs: int, options: Options, labels: dict[str, np.ndarray]) -> list[Task]:
-    """Image batches, or whole shards numbered after every shard already on disk."""
+def _tasks(todo: Iterable[sources.Input], job: Job, out: Path, jobs: int, options: Options,
+           labels: dict[str, np.ndarray]) -> Iterator[Task]:
+    """Image batches, or whole shards numbered after every shard already on disk; drawn as the run goes."""
     if not isinstance(job.sink, Shards):
-        return [Task(tuple(batch)) for batch in batches(todo, jobs)]
+        yield from (Task(tuple(batch)) for batch in batches(todo, jobs))
+        return
     first = resume.next_shard(out)
-    tasks = []
-    for k, start in enumerate(range(0, len(todo), options.shard_size)):
-        items = tuple(todo[start : start + options.shard_size])
-        tasks.append(Task(items, first + k, {i.id: labels[i.id] for i in items if i.id in labels}))
-    return tasks
+    for k, items in enumerate(chunks(todo, options.shard_size)):
+        yield Task(tuple(items), first + k, {i.id: labels[i.id] for i in items if i.id in labels})
 
 
 def _finalize(writer: manifest.ManifestWriter, out: Path, shards: bool) -> None:
@@ -316,17 +391,25 @@ def _check_space(out: Path, options: Options, result: Result) -> None:
             raise DiskFullError(f"the budget --max-disk {budget.human(options.max_disk)} is spent")
 
 
-def scan(src: Path | str, jobs: int | None = None, quiet: bool = True, ids: Sequence[str] | None = None):
+def scan(src: Path | str, jobs: int | None = None, quiet: bool = True, ids: Sequence[str] | None = None,
+         headers: Sequence[str] = ()):
     """Manifest rows (header fields, pixel statistics, outcome) of every input, writing nothing."""
     from tqdm import tqdm
 
-    source = sources.open_source(src)
-    good, bad = _validate_ids(source.inputs(ids))
-    job = Job(source)
-    n_jobs = max(1, min(jobs or default_jobs(), len(good) or 1))
-    rows: list[dict[str, Any]] = list(bad)
-    with tqdm(total=len(good), disable=quiet, unit="file", desc="scan", file=sys.stderr) as bar:
-        for done in run_tasks(job, [Task(tuple(b)) for b in batches(good, n_jobs)], n_jobs):
-            rows.extend(done.rows)
+    source = sources.open_source(src, headers)
+    inputs = source.inputs(ids)
+    triage = Triage()
+    good = triage.pending(inputs)
+    if isinstance(inputs, list):
+        good = list(good)
+    job = Job(source.for_workers())
+    n_jobs = jobs or default_jobs()
+    n_jobs = max(1, min(n_jobs, len(good) or 1)) if isinstance(good, list) else n_jobs
+    rows: list[dict[str, Any]] = []
+    with tqdm(total=len(good) if isinstance(good, list) else None, disable=quiet, unit="file", desc="scan", file=sys.stderr) as bar:
+        for done in run_tasks(job, (Task(tuple(b)) for b in batches(good, n_jobs)), n_jobs):
+            rows.extend(triage.take_refused() + done.rows)
             bar.update(len(done.rows))
-    return manifest.frame(rows)
+    if triage.cut is not None:
+        raise triage.cut
+    return manifest.frame(rows + triage.take_refused())

@@ -12,11 +12,11 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from ichprep import atomic, layout
+from ichprep.convert import manifest
 from ichprep.errors import IchprepError
 
 
@@ -34,6 +34,18 @@ def locked(out: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def previous_runs(out: Path) -> tuple[set[str], set[tuple[str, str]]]:
+    """What earlier runs into OUT finished (their ids) and failed ((source, reason)); their leftovers removed.
+
+    Only these two sets outlive the reading: the manifest's columns are dropped before the run
+    converts anything, so folding the manifest at its end has that memory to itself.
+    """
+    remove_stale_temporaries(out)
+    previous = manifest.load(out, manifest.STATE_COLUMNS)
+    remove_orphan_shards(out, previous)
+    return done_ids(out, previous), failures(previous)
 
 
 def remove_stale_temporaries(out: Path) -> None:
@@ -58,17 +70,16 @@ def done_ids(out: Path, previous: pd.DataFrame) -> set[str]:
     return set(ok.loc[ok["output"].isin(present), "id"].astype(str).tolist())
 
 
-def unrecorded(rows: list[dict[str, Any]], previous: pd.DataFrame) -> list[dict[str, Any]]:
-    """The rows that the manifest does not already hold with the same outcome.
+def failures(previous: pd.DataFrame) -> set[tuple[str, str]]:
+    """(source, reason) of every failed row: a run that fails an input the same way again need not record it.
 
-    Inputs refused before conversion (an unsafe or repeated id) are refused again on every
-    run; recording them once keeps a re-run with nothing to do from rewriting the manifest.
+    Inputs refused before conversion (an unsafe or repeated id) are refused again on every run;
+    recording each once keeps a re-run with nothing to do from rewriting the manifest.
     """
-    if previous.empty or not rows:
-        return rows
+    if previous.empty:
+        return set()
     failed = previous[previous["status"] != "ok"]
-    known = set(zip(failed["source"], failed["status"], failed["error"]))
-    return [r for r in rows if (r["source"], r["status"], r["error"]) not in known]
+    return set(zip(failed["source"].tolist(), failed["error"].tolist()))
 
 
 def remove_orphan_shards(out: Path, previous: pd.DataFrame) -> None:

@@ -9,7 +9,6 @@ image files and shards, and ``scan``, which has no sink and only reads and measu
 from __future__ import annotations
 
 import errno
-import zipfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -82,7 +81,8 @@ def run(job: Job, task: Task) -> Done:
 def convert_one(item: Input, data: bytes | Exception, job: Job, sink: Sink | None, labels: np.ndarray | None = None) -> dict[str, Any]:
     """Read, render and store one input; never raises for a bad file, returns its manifest row.
 
-    ``data`` is the input's bytes, or the exception its source met reading them.
+    ``data`` is the input's bytes, or the exception its source met reading them (a
+    ``sources.ReadError``, such as a network failure or a bad CRC-32, is a ``ValueError``).
     """
     row: dict[str, Any] = {"id": item.id, "source": item.source, "fname": item.source, "status": "failed", "error": None, "output": None}
     try:
@@ -101,7 +101,7 @@ def convert_one(item: Input, data: bytes | Exception, job: Job, sink: Sink | Non
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DiskFullError(f"no space left on the output device while writing {item.id}") from None
         row["error"] = f"cannot read: {dicom.one_line(err)}"
-    except (dicom.DicomError, ValueError, KeyError, zipfile.BadZipFile) as err:
+    except (dicom.DicomError, ValueError, KeyError) as err:
         row["error"] = dicom.one_line(err)
     except MemoryError:
         row["error"] = "out of memory decoding this file"

@@ -18,7 +18,7 @@ import pandas as pd
 from ichprep.convert.manifest import MANIFEST, plain_column
 from ichprep.labels import ID_COLUMN, read_labels
 from ichprep.meta.cleaning import CleanOptions, clean, format_report
-from ichprep.paths import existing, output_folder
+from ichprep.paths import existing, existing_source, is_local, output_folder
 
 SERIES_COLUMNS: tuple[str, ...] = ("slice_index", "series_len", "prev_id", "next_id")
 """Where each slice sits in its series, sorted by ImagePositionPatient2 (z)."""
@@ -86,20 +86,21 @@ def build_table(manifest: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([table, series_position(table)], axis=1)
 
 
-def load_source(source: str | Path, jobs: int | None = None, quiet: bool = True) -> pd.DataFrame:
+def load_source(source: str | Path, jobs: int | None = None, quiet: bool = True, headers: tuple[str, ...] = ()) -> pd.DataFrame:
     """Manifest rows for ``source``: convert's output folder, a manifest.parquet, or DICOMs.
 
-    A manifest is preferred (no DICOM is read again); anything else is scanned with
-    ``ichprep.convert.pipeline.scan``, which returns the same rows.
+    A manifest is preferred (no DICOM is read again); anything else (a URL or stream too, with
+    ``headers`` for its requests) is scanned with ``ichprep.convert.pipeline.scan``, which
+    returns the same rows.
     """
     path = Path(source)
-    if path.is_dir() and (path / MANIFEST).is_file():
+    if is_local(source) and path.is_dir() and (path / MANIFEST).is_file():
         return pd.read_parquet(path / MANIFEST)
-    if path.suffix == ".parquet":
+    if is_local(source) and path.suffix == ".parquet":
         return pd.read_parquet(path)
     from ichprep.convert import scan
 
-    return scan(source, jobs=jobs, quiet=quiet)
+    return scan(source, jobs=jobs, quiet=quiet, headers=headers)
 
 
 def feather_ready(frame: pd.DataFrame) -> pd.DataFrame:
@@ -128,14 +129,14 @@ def write_outputs(out: Path, meta: pd.DataFrame, train: pd.DataFrame, labels: pd
 
 def clean_meta(source: str | Path, labels: str | Path | None, out: str | Path,
                options: CleanOptions = CleanOptions(), jobs: int | None = None,
-               quiet: bool = True) -> dict[str, Any]:
+               quiet: bool = True, headers: tuple[str, ...] = ()) -> dict[str, Any]:
     """Build, clean and write everything ``ichprep clean-meta`` writes; returns the report."""
-    existing(Path(source), "SOURCE")
+    existing_source(source, "SOURCE")
     if labels is not None:
         existing(Path(labels), "--labels", "file")
     output_folder(Path(out), "--out")
     label_table = read_labels(labels) if labels is not None else None
-    table = build_table(load_source(source, jobs=jobs, quiet=quiet))
+    table = build_table(load_source(source, jobs=jobs, quiet=quiet, headers=headers))
     meta, train, report = clean(table, label_table, options)
     write_outputs(Path(out), meta, train, label_table, report)
     return report

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 
 from ichprep import LABELS, SUBTYPES, layout
 from ichprep.errors import IchprepError
+from ichprep.paths import is_local
 from ichprep.settings import Settings
 from ichprep.store import open_store
 from ichprep.train.dataset import load_labels, make_dataset, series_table
@@ -40,15 +41,15 @@ class Predictions:
     probs: np.ndarray
 
 
-def convert_dicoms(src: Path, out: Path, settings: Settings, quiet: bool = True) -> Path:
-    """Render DICOMs into ``out`` with the model's own conversion settings.
+def convert_dicoms(src: str | Path, out: Path, settings: Settings, quiet: bool = True, headers: tuple[str, ...] = ()) -> Path:
+    """Render DICOMs (a path, a zip's URL with ``headers``, ``kaggle://`` or ``-``) into ``out`` with the model's own settings.
 
     The settings carry their resolved channels, so the fastai preset reuses the training data's
     histogram breakpoints instead of estimating new ones from the test images.
     """
     from ichprep.convert import Options, convert
 
-    result = convert(src, out, settings, Options(quiet=quiet))
+    result = convert(src, out, settings, Options(quiet=quiet, headers=headers))
     if not result.converted:
         raise IchprepError(f"DATA {src}: none of its DICOMs could be converted")
     return out
@@ -90,20 +91,23 @@ def predict(
     tta: bool = False,
     prior_correction: bool = False,
     quiet: bool = False,
+    headers: tuple[str, ...] = (),
 ) -> Predictions:
     """Probabilities for every image of DATA (converted folder/shards, or DICOMs rendered on the fly).
 
-    Images stored at another size than the model's are resized on the device as training resized
-    them (``inference.resize_batch``). ``batch_size`` and ``workers`` default by device
-    (CPU_BATCH or CUDA_BATCH; ``loaders.loader_workers``).
+    DICOMs may also be a zip's URL (with ``headers``), ``kaggle://COMPETITION`` or ``-``. A model
+    trained at another size than its images were stored (``--sizes``) gets its batches resized on
+    the device as training resized them (``inference.resize_batch``). ``batch_size`` and
+    ``workers`` default by device (CPU_BATCH or CUDA_BATCH; ``loaders.loader_workers``).
     """
     dev = pick_device(device)
     model, record = load_model(model_path, dev)
-    data = Path(data)
     with ExitStack() as stack:
-        if not layout.is_converted(data):
+        if is_local(data) and layout.is_converted(Path(data)):
+            data = Path(data)
+        else:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ichprep-predict-")))
-            data = convert_dicoms(data, tmp, Settings.from_dict(record["settings"]), quiet)
+            data = convert_dicoms(data, tmp, Settings.from_dict(record["settings"]), quiet, headers)
         series = series_table(data)
         check_data(record, data, series)
         store = open_store(data)

@@ -24,14 +24,16 @@ NOTHING_TO_DO_SECONDS = 15
 
 
 MEASURED = """
-import resource, sys
+import sys
 from ichprep.cli import main
 try:
     main()
 finally:
-    print("peak_kb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+    peak = next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM"))
+    print("peak_kb", peak, file=sys.stderr)
 """
-"""The command line, reporting its own peak resident memory on its way out."""
+"""The command line, reporting its own peak resident memory on its way out (VmHWM: the process's own
+high-water mark; ``ru_maxrss`` would carry over the RSS of the test process that forked it)."""
 
 
 def convert_process(listing: Path, out: Path) -> tuple[subprocess.CompletedProcess, float, float]:

@@ -103,15 +103,17 @@ def archive(tmp_path: Path, make_ct) -> tuple[Path, dict[str, bytes]]:
     return path, members
 
 
-def test_zip_members_are_inputs_read_in_place(archive):
+def test_zip_members_are_inputs_in_the_order_of_their_data_read_in_place(archive):
     path, members = archive
-    source = sources.open_source(path)
-    inputs = source.inputs()
-    assert ids_of(inputs) == ["ID_3", "ID_1", "ID_2"]
-    for (item, data), name in zip(source.read(inputs), [i.ref for i in inputs]):
+    inputs = sources.open_source(path).inputs()
+    assert ids_of(inputs) == ["ID_1", "ID_2", "ID_3"]
+    worker = sources.open_source(path).for_workers()
+    for (item, data), name in zip(worker.read(inputs), members):
         assert item.source == f"{path}!{name}"
         assert data == members[name]
-    assert source.fetched == sum(len(m) for m in members.values())
+    with zipfile.ZipFile(path) as zf:
+        records = sum(30 + len(info.filename) + info.compress_size for info in zf.infolist() if info.filename in members)
+    assert worker.fetched == records, "a worker reads each member's local record once, and nothing else"
     assert not any(p.suffix == ".dcm" for p in path.parent.rglob("*"))
 
 

@@ -2,7 +2,9 @@
 
 A source lists its inputs once, in the parent (``inputs``), as small picklable records; workers
 then read their batch's bytes (``read``) straight from wherever the source keeps them, so nothing
-large crosses process boundaries and no worker lists the source again. Input names are only ever
+large crosses process boundaries and no worker lists the source again. A stream (a zip on
+standard input, or from a server that ignores ``Range``) can only be read once, front to back:
+its inputs arrive as the parent reads it, each carrying its own bytes. Input names are only ever
 identifiers: an id becomes a file name in OUT only after ``is_safe_id`` has checked it.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 """A CT slice is about 0.5 MB; anything past this is refused before it is read into memory."""
@@ -22,35 +24,64 @@ SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 @dataclass(frozen=True, slots=True)
 class Input:
-    """One DICOM to convert: its id (file stem), where it is shown to come from, and how its source finds it."""
+    """One DICOM to convert: its id (file stem), where it comes from, and how its source finds it.
+
+    ``ref`` is the source's own business: a path, a zip member's place in the archive, or a
+    streamed member's bytes. 750,000 of these sit in the parent, hence the slots, and a member
+    keeps only its name beside the archive's (one string shared by all) rather than its own
+    ``<archive>!<member>``.
+    """
 
     id: str
-    source: str
-    ref: str
+    where: str
+    """The file, or the archive that holds the input (as shown: a URL without its credentials)."""
+    ref: Any
+    member: str | None = None
+    """The input's name inside the archive ``where``; None for a file."""
+
+    @property
+    def source(self) -> str:
+        """Where the input is shown to come from, as the manifest's ``source``: a path, or ``<archive>!<member>``."""
+        return self.where if self.member is None else f"{self.where}!{self.member}"
+
+
+class ReadError(ValueError):
+    """An input's bytes could not be had (a network failure, a corrupt zip member): its row's reason."""
 
 
 class Source(Protocol):
-    """Where a run's DICOMs come from: a folder, a list of paths, a zip archive."""
+    """Where a run's DICOMs come from: a folder, a list of paths, a zip archive on disk, over HTTP or streamed."""
 
     name: str
-    """How the source is shown in messages."""
+    """How the source is shown in messages and the manifest (a URL without its credentials)."""
 
     fetched: int
-    """Bytes this process has read from the source so far."""
+    """Bytes this process has read from the source so far (listing, stream, members)."""
 
-    def inputs(self, ids: Collection[str] | None = None) -> list[Input]:
-        """Every input, or only those whose id is in ``ids``; read once, by the parent."""
+    def inputs(self, ids: Collection[str] | None = None) -> list[Input] | Iterator[Input]:
+        """Every input, or only those whose id is in ``ids``, in the order they are best read.
+
+        A list, read once by the parent; for a stream an iterator that reads it as it goes.
+        """
 
     def read(self, items: Sequence[Input]) -> Iterator[tuple[Input, bytes | Exception]]:
         """Each item's bytes, or the exception that says why they could not be read, in order."""
+
+    def for_workers(self) -> Source:
+        """The source as workers get it: what ``read`` needs, none of what only the parent holds."""
 
 
 def id_of(name: str) -> str:
     """The image id of a file or member name: its stem (``ID_000012eaf`` for ``.../ID_000012eaf.dcm``).
 
-    Plain string work: it runs once per input, 750,000 times on the competition's zip.
+    The last component as ``PurePosixPath(name).name`` gives it (backslashes count as
+    separators, ``.`` and empty components are skipped), without pathlib's cost: this runs once
+    per member of a 750,000-member directory.
     """
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    path = name.replace("\\", "/")
+    base = path[path.rfind("/") + 1 :]
+    if base in ("", "."):
+        base = next((part for part in reversed(path.split("/")) if part not in ("", ".")), "")
     return base[:-4] if base.lower().endswith(".dcm") else base
 
 

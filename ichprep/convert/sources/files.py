@@ -45,7 +45,7 @@ def from_folder(root: Path) -> list[Input]:
                 continue
             path = os.path.join(folder, name)
             if name.lower().endswith(".dcm") or has_preamble(path):
-                inputs.append(Input(id=id_of(name), source=path, ref=path))
+                inputs.append(Input(id_of(name), path, path))
     return inputs
 
 
@@ -68,7 +68,7 @@ def from_list(listing: Path) -> list[Input]:
         if not entry or entry.startswith("#"):
             continue
         path = os.path.join(base, entry)
-        inputs.append(Input(id=id_of(entry), source=path, ref=path))
+        inputs.append(Input(id_of(entry), path, path))
     return inputs
 
 
@@ -99,13 +99,16 @@ class Files:
     def name(self) -> str:
         return str(self.location)
 
+    def for_workers(self) -> Files:
+        return Files(self.location, self.kind)
+
     def inputs(self, ids: Collection[str] | None = None) -> list[Input]:
         if self.kind == "folder":
             found = from_folder(self.location)
         elif self.kind == "list":
             found = from_list(self.location)
         else:
-            found = [Input(id=id_of(self.location.name), source=str(self.location), ref=str(self.location))]
+            found = [Input(id_of(self.location.name), str(self.location), str(self.location))]
         return wanted(found, ids)
 
     def read(self, items: Sequence[Input]) -> Iterator[tuple[Input, bytes | Exception]]:

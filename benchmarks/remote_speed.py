@@ -1,0 +1,165 @@
+"""Converting straight from the download: a loopback URL against the same zip on local disk, the 750,000-member listing, inflate.
+
+1. Throughput: --n real slices (../shared/data/rsna copied under new names, or phantoms) in one
+   deflated zip, converted to PNG at 256 px with 2 jobs from the file and from a loopback HTTP
+   server (tests/zipserver.py) that answers range requests; median of --repeats runs each.
+2. Listing: an archive of 750,000 tiny members (tests/ziptools.py, zip64 like the real one);
+   seconds to list it and the parent's peak RSS growth, then a conversion of --sample real
+   members of that archive (--ids) with 2 jobs, sampling the parent's and workers' RSS, against
+   the same members in an archive of their own: equal worker RSS means workers never read the
+   directory.
+3. Inflate: ms per member for zlib, isal and zlib-ng (those installed) on the slices deflated
+   at level 6, and the speed-up over zlib.
+
+    python benchmarks/remote_speed.py --n 1000 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+import zlib
+from pathlib import Path
+
+import psutil
+from slices import make_inputs
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from zipserver import ZipServer  # noqa: E402
+from ziptools import tiny_zip  # noqa: E402
+
+from ichprep.convert import Options, convert  # noqa: E402
+from ichprep.settings import Settings  # noqa: E402
+
+MEMBERS = 750_000
+LISTING = """
+import json, sys, time
+from ichprep.convert.sources import open_source
+def peak():  # this process's peak RSS in KB (VmHWM; ru_maxrss would carry the forking parent's over)
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+before = peak()
+start = time.perf_counter()
+inputs = open_source(sys.argv[1]).inputs()
+print(json.dumps({"inputs": len(inputs), "seconds": time.perf_counter() - start,
+                  "grown_mb": (peak() - before) / 1024}))
+"""
+
+
+def peak_rss(command: list[str]) -> tuple[float, float, float]:
+    """Seconds, and the peak RSS (MB) of the process and of its largest child, sampled every 50 ms."""
+    start = time.perf_counter()
+    proc = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    parent = worker = 0.0
+    while proc.poll() is None:
+        try:
+            parent = max(parent, proc.memory_info().rss)
+            worker = max([worker] + [c.memory_info().rss for c in proc.children(recursive=True)])
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(proc.stderr.read().decode())
+    return time.perf_counter() - start, parent / 2**20, worker / 2**20
+
+
+def throughput(files: list[Path], work: Path, repeats: int) -> None:
+    archive = work / "rsna.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in files:
+            zf.write(path, f"stage_2_train/{path.name}")
+    times: dict[str, list[float]] = {"local zip": [], "loopback URL": []}
+    with ZipServer(archive) as server:
+        contenders = [("local zip", str(archive)), ("loopback URL", server.url())]
+        convert(archive, work / "warm-up", Settings(), Options(jobs=2, quiet=True, ids=[files[0].stem]))
+        for k in range(repeats):
+            for name, src in contenders[:: 1 if k % 2 == 0 else -1]:
+                out = work / "out"
+                start = time.perf_counter()
+                convert(src, out, Settings(), Options(jobs=2, quiet=True))
+                times[name].append(time.perf_counter() - start)
+                shutil.rmtree(out)
+    local = statistics.median(times["local zip"])
+    print(f"\n{len(files)} slices, zip {archive.stat().st_size / 1e6:.0f} MB, PNG 256 px, 2 jobs, median of {repeats}")
+    for name, runs in times.items():
+        print(f"  {name:14s} {len(files) / statistics.median(runs):7.1f} images/s  {local / statistics.median(runs):.2f}x the local zip")
+
+
+def listing(files: list[Path], work: Path, sample: int) -> None:
+    big, small = work / "big.zip", work / "small.zip"
+    slices = [path.read_bytes() for path in files]
+    step = MEMBERS // sample
+    tiny_zip(big, MEMBERS, payload=lambda k: slices[(k // step) % len(slices)] if k % step == 0 else b"\0\0\0\0")
+    tiny_zip(small, sample, payload=lambda k: slices[k % len(slices)])
+    found = json.loads(subprocess.run([sys.executable, "-c", LISTING, str(big)], capture_output=True, text=True, check=True).stdout)
+    print(f"\nlisting {found['inputs']:,} members ({big.stat().st_size / 1e6:.0f} MB zip64 archive): "
+          f"{found['seconds']:.1f} s, parent peak RSS +{found['grown_mb']:.0f} MB")
+    ids = work / "ids.txt"
+    ids.write_text("\n".join(f"ID_{k:09x}" for k in range(0, MEMBERS, step)[:sample]))
+    runs = (("the 750,000-member zip, --ids", big, ["--ids", str(ids)]), ("a zip of those members alone", small, []))
+    for name, archive, extra in runs:
+        out = work / "out"
+        command = [sys.executable, "-c", "from ichprep.cli import main; main()", "convert", str(archive), str(out), "--jobs", "2",
+                   "-q", *extra]
+        seconds, parent, worker = peak_rss(command)
+        shutil.rmtree(out)
+        print(f"  convert {sample} slices from {name:32s} {seconds:5.1f} s, "
+              f"peak RSS parent {parent:4.0f} MB, largest worker {worker:4.0f} MB")
+
+
+def inflate_speed(files: list[Path], repeats: int) -> None:
+    raw = [path.read_bytes() for path in files[:200]]
+    packed = []
+    for data in raw:
+        compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+        packed.append(compressor.compress(data) + compressor.flush())
+    backends = {"zlib": zlib}
+    for name, module in (("isal", "isal.isal_zlib"), ("zlib-ng", "zlib_ng.zlib_ng")):
+        try:
+            backends[name] = __import__(module, fromlist=["x"])
+        except ImportError:
+            continue
+    best: dict[str, float] = {}
+    for _ in range(max(repeats, 5)):
+        for name, module in backends.items():
+            start = time.perf_counter()
+            for data, original in zip(packed, raw):
+                inflater = module.decompressobj(-15)
+                assert inflater.decompress(data, len(original) + 1) == original
+                module.crc32(original)
+            best[name] = min(best.get(name, 1e9), (time.perf_counter() - start) / len(raw) * 1e3)
+    size = statistics.mean(map(len, raw)) / 1e3
+    print(f"\ninflate + CRC-32 of a {size:.0f} KB slice deflated at level 6 to {statistics.mean(map(len, packed)) / 1e3:.0f} KB "
+          f"(best of {max(repeats, 5)})")
+    for name, ms in best.items():
+        print(f"  {name:8s} {ms:.2f} ms  {best['zlib'] / ms:.2f}x zlib")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=1000, help="slices of the throughput runs")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sample", type=int, default=2000, help="members converted out of the 750,000-member zip")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["throughput", "listing", "inflate"])
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="ichprep-bench-remote-"))
+    try:
+        files = make_inputs(work, args.n)
+        if "inflate" not in args.skip:
+            inflate_speed(files, args.repeats)
+        if "throughput" not in args.skip:
+            throughput(files, work, args.repeats)
+        if "listing" not in args.skip:
+            listing(files, work, args.sample)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
