@@ -58,3 +58,19 @@ def convert(
     else:
         typer.echo(f"nothing to do: all {result.skipped} inputs were already converted -> {out}")
     raise typer.Exit(1 if result.failed else 0)
+
+
+@app.command()
+def fetch(
+    src: str = typer.Argument(..., metavar="SRC", help="A zip source: a .zip file, a URL of one, or kaggle://COMPETITION."),
+    name: str = typer.Argument(..., metavar="NAME", help="The member to fetch: its path in the zip, or a file name only one member has."),
+    out: Path = typer.Option(..., "--out", "-o", help="The file to write."),
+    header: Optional[List[str]] = typer.Option(None, "--header", "-H", help=HEADER_HELP),
+) -> None:
+    """Fetch one file (the labels CSV, the sample submission) from the download, reading only its own bytes."""
+    from ichprep.convert.sources import fetch_member
+    from ichprep.paths import existing_source, output_file
+
+    existing_source(src, "SRC")
+    output_file(out, "--out")
+    typer.echo(f"{fetch_member(src, name, out, tuple(header or ()))} ({out.stat().st_size:,} bytes)")

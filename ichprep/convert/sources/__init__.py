@@ -13,6 +13,7 @@ lists its inputs; ``read_ids`` reads an ``--ids`` selection.
     streamed    a zip read once, front to back (standard input, a server that ignores Range)
     kaggle      kaggle://COMPETITION: Kaggle's download URL and the user's credentials
     inflate     ISA-L's inflate and CRC-32 where installed, zlib's otherwise
+    fetch       one named file (the labels CSV) out of a zip source
     ids         --ids files
 """
 
@@ -84,10 +85,21 @@ def _open_url(http: Http, hint: str) -> Source:
     return ZipArchive(http) if whole is None else ZipStream(http.name, whole)
 
 
+def fetch_member(src: str | Path, name: str, out: Path, headers: Sequence[str] = ()) -> Path:
+    """Write the member ``name`` of the zip source ``src`` (a file, URL or ``kaggle://``) to ``out``."""
+    from ichprep.convert.sources.fetch import fetch
+
+    source = open_source(src, headers)
+    if not isinstance(source, ZipArchive):
+        raise SourceError(f"{source.name}: fetch reads one member of a zip file, a zip URL or kaggle://; "
+                          "a folder, a list, standard input or a server that ignores Range cannot be searched for one")
+    return fetch(source, name, out)
+
+
 def discover(src: str | Path, ids: Collection[str] | None = None) -> list[Input]:
     """The inputs of ``src``, restricted to ``ids`` when given."""
     return list(open_source(src).inputs(ids))
 
 
-__all__ = ["MAX_FILE_BYTES", "Files", "Input", "ReadError", "Source", "ZipArchive", "ZipStream", "discover", "id_of",
+__all__ = ["MAX_FILE_BYTES", "Files", "Input", "ReadError", "Source", "ZipArchive", "ZipStream", "discover", "fetch_member", "id_of",
            "is_safe_id", "open_source", "read_ids", "shown"]

@@ -21,9 +21,9 @@ RAW = -15
 """wbits of a raw deflate stream, the form zip members are stored in."""
 
 
-def crc32(data: bytes) -> int:
-    """The CRC-32 a zip directory records for ``data``."""
-    return _zlib.crc32(data) & 0xFFFFFFFF
+def crc32(data: bytes, value: int = 0) -> int:
+    """The CRC-32 a zip directory records for ``data`` (continued from ``value``, for data in pieces)."""
+    return _zlib.crc32(data, value) & 0xFFFFFFFF
 
 
 def inflate(data: bytes, size: int) -> bytes:
