@@ -40,55 +40,24 @@ TEST_SHARE = 4
 """One test phantom for every TEST_SHARE training phantoms."""
 
 
-@dataclass
+PLACES = {
+    "raw": "raw", "test": "test", "test_dicoms": f"test/{IMAGES_DIR}", "test_labels": f"test/{LABELS_CSV}",
+    "images": "images", "meta": "meta", "sheet": "sheet.png", "run": "run", "model": "run/model.pt",
+    "scores": "test_scores.json", "submission": "submission.csv",
+}
+"""Each output of the demo and where it goes, relative to the demo's folder."""
+
+
+@dataclass(frozen=True)
 class DemoPaths:
-    """Where the demo puts each output, all inside ``root``."""
+    """Where the demo puts each output (``PLACES``), all inside ``root``: ``paths.model`` and so on."""
 
     root: Path
 
-    @property
-    def raw(self) -> Path:
-        return self.root / "raw"
-
-    @property
-    def test(self) -> Path:
-        return self.root / "test"
-
-    @property
-    def test_dicoms(self) -> Path:
-        return self.test / IMAGES_DIR
-
-    @property
-    def test_labels(self) -> Path:
-        return self.test / LABELS_CSV
-
-    @property
-    def images(self) -> Path:
-        return self.root / "images"
-
-    @property
-    def meta(self) -> Path:
-        return self.root / "meta"
-
-    @property
-    def sheet(self) -> Path:
-        return self.root / "sheet.png"
-
-    @property
-    def run(self) -> Path:
-        return self.root / "run"
-
-    @property
-    def model(self) -> Path:
-        return self.run / "model.pt"
-
-    @property
-    def scores(self) -> Path:
-        return self.root / "test_scores.json"
-
-    @property
-    def submission(self) -> Path:
-        return self.root / "submission.csv"
+    def __getattr__(self, name: str) -> Path:
+        if name not in PLACES:
+            raise AttributeError(name)
+        return self.root / PLACES[name]
 
 
 @dataclass

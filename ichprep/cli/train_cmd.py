@@ -22,13 +22,24 @@ from ichprep.paths import (
     output_folder,
 )
 
-DATA_HELP = "convert's output: an image folder or HDF5 shards."
-LABELS_HELP = ("Labels: stage_1_train.csv (long ID,Label) or clean-meta's train.parquet (default: the shards' labels, "
-               "else DATA/train.parquet or DATA/../train.parquet).")
-BATCH_HELP = "Images per batch."
-PREDICT_BATCH_HELP = "Images per batch (default: 64 on a CPU, 256 on CUDA)."
-WORKERS_HELP = "DataLoader worker processes (default: 2 on a CPU; on CUDA, the process's share of the cores less one)."
-DEVICE_HELP = "auto (CUDA if available), cpu, cuda, cuda:1, ..."
+# The options several commands share, defined once (Typer reads them; it does not change them).
+DATA = typer.Argument(..., metavar="DATA", help="convert's output: an image folder or HDF5 shards.")
+LABELS = typer.Option(None, "--labels", "-l", help="Labels: stage_1_train.csv (long ID,Label) or clean-meta's train.parquet "
+                      "(default: the shards' labels, else DATA/train.parquet or DATA/../train.parquet).")
+ARCH = typer.Option("resnet18", help="resnet18, resnet34, resnet50, resnet101, densenet121 or alexnet.")
+WEIGHTS = typer.Option(None, help="A torchvision ImageNet state dict to start from (its head is dropped).")
+SEED = typer.Option(42, help="Seed of the subset, split, shuffles, augmentation and initialisation.")
+MAX_IMAGES = typer.Option(None, "--max-images", min=1, help="Use a seeded subset of N images.")
+NEIGHBOURS = typer.Option(0, min=0, help="Neighbouring slices on each side as extra channels (1 -> 9 channels).")
+WORKERS = typer.Option(None, min=0, help="DataLoader worker processes (default: 2 on a CPU; on CUDA, the process's share "
+                       "of the cores less one).")
+DEVICE = typer.Option("auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+MODEL = typer.Argument(..., metavar="MODEL", help="RUN/model.pt from ichprep train.")
+TTA = typer.Option(False, "--tta", help="Average with horizontally flipped images.")
+PRIOR = typer.Option(False, "--prior-correction", help="Rescale to the true positive rates recorded in model.pt.")
+PREDICT_BATCH = typer.Option(None, "--batch-size", "-b", min=1, help="Images per batch (default: 64 on a CPU, 256 on CUDA).")
+HEADER = typer.Option(None, "--header", "-H", help=HEADER_HELP)
 
 
 def _sizes(text: Optional[str], option: str) -> tuple[int, ...]:
@@ -61,11 +72,11 @@ def _config(data: Path, out: Path, **options):
 
 @app.command()
 def train(
-    data: Path = typer.Argument(..., metavar="DATA", help=DATA_HELP),
+    data: Path = DATA,
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: last.pt, best.pt, model.pt, metrics.csv, curves.png."),
-    labels: Optional[Path] = typer.Option(None, "--labels", "-l", help=LABELS_HELP),
-    arch: str = typer.Option("resnet18", help="resnet18, resnet34, resnet50, resnet101, densenet121 or alexnet."),
-    weights: Optional[Path] = typer.Option(None, help="A torchvision ImageNet state dict to start from (head dropped)."),
+    labels: Optional[Path] = LABELS,
+    arch: str = ARCH,
+    weights: Optional[Path] = WEIGHTS,
     epochs: int = typer.Option(4, min=1, help="Epochs (ignored when --stage-epochs is given)."),
     batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help="Images per batch per process."),
     lr: float = typer.Option(2e-3, help="Peak learning rate of the one-cycle schedule."),
@@ -73,13 +84,13 @@ def train(
     sizes: Optional[str] = typer.Option(None, help="Progressive resizing, e.g. 64,128,256 (default: the stored size)."),
     stage_epochs: Optional[str] = typer.Option(None, "--stage-epochs", help="Epochs per size, e.g. 2,2,1 (default: --epochs split evenly)."),
     val_frac: Optional[float] = typer.Option(None, "--val-frac", min=0.0, max=0.9, help="Patient-grouped validation fraction (default: the table's fold column, else 0.2)."),
-    seed: int = typer.Option(42, help="Seed of the subset, split, shuffles, augmentation and initialisation."),
-    workers: Optional[int] = typer.Option(None, min=0, help=WORKERS_HELP),
+    seed: int = SEED,
+    workers: Optional[int] = WORKERS,
     resume: bool = typer.Option(False, "--resume", help="Continue from RUN/last.pt with the same options."),
-    neighbours: int = typer.Option(0, min=0, help="Neighbouring slices on each side as extra channels (1 -> 9 channels)."),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-    max_images: Optional[int] = typer.Option(None, "--max-images", min=1, help="Train on a seeded subset of N images."),
+    neighbours: int = NEIGHBOURS,
+    device: str = DEVICE,
+    quiet: bool = QUIET,
+    max_images: Optional[int] = MAX_IMAGES,
     stop_after: Optional[int] = typer.Option(None, "--stop-after", min=1, help="Stop after N epochs of this call (resume later with --resume)."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Turn the flips/rotation/affine augmentation off."),
     compile_model: bool = typer.Option(False, "--compile", help="torch.compile the network: compiling takes a while before the first step."),
@@ -102,21 +113,21 @@ def train(
 
 @app.command("lr-find")
 def lr_find(
-    data: Path = typer.Argument(..., metavar="DATA", help=DATA_HELP),
+    data: Path = DATA,
     out: Path = typer.Option(..., "--out", "-o", help="Folder for lr_find.csv and lr_find.png."),
-    labels: Optional[Path] = typer.Option(None, "--labels", "-l", help=LABELS_HELP),
-    arch: str = typer.Option("resnet18", help="Architecture, as for train."),
-    weights: Optional[Path] = typer.Option(None, help="A torchvision ImageNet state dict to start from."),
-    batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help=BATCH_HELP),
+    labels: Optional[Path] = LABELS,
+    arch: str = ARCH,
+    weights: Optional[Path] = WEIGHTS,
+    batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help="Images per batch."),
     start: float = typer.Option(1e-7, help="First learning rate."),
     end: float = typer.Option(10.0, help="Last learning rate (the sweep stops earlier on divergence)."),
     steps: int = typer.Option(100, min=2, help="Most batches to try."),
-    neighbours: int = typer.Option(0, min=0, help="Neighbouring slices on each side, as for train."),
+    neighbours: int = NEIGHBOURS,
     size: Optional[int] = typer.Option(None, min=8, help="Resize batches to this side (default: the stored size)."),
-    seed: int = typer.Option(42, help="Seed."),
-    workers: Optional[int] = typer.Option(None, min=0, help=WORKERS_HELP),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
-    max_images: Optional[int] = typer.Option(None, "--max-images", min=1, help="Use a seeded subset of N images."),
+    seed: int = SEED,
+    workers: Optional[int] = WORKERS,
+    device: str = DEVICE,
+    max_images: Optional[int] = MAX_IMAGES,
 ) -> None:
     """Learning-rate range test: exponential sweep, smoothed loss, stop on divergence; prints a suggested lr."""
     if not 0 < start < end:
@@ -141,18 +152,18 @@ def _predictions(model: Path, data: str, batch_size: Optional[int], workers: Opt
 
 @app.command()
 def predict(
-    model: Path = typer.Argument(..., metavar="MODEL", help="RUN/model.pt from ichprep train."),
+    model: Path = MODEL,
     data: str = typer.Argument(..., metavar="DATA", help="convert's output (folder or shards), or DICOMs rendered with the model's settings "
                                "(folder, list, .zip, a zip's URL, kaggle://COMPETITION or -)."),
     out: Path = typer.Option(..., "--out", "-o", help="Submission CSV (ID,Label; six rows per image)."),
-    tta: bool = typer.Option(False, "--tta", help="Average with horizontally flipped images."),
-    prior_correction: bool = typer.Option(False, "--prior-correction", help="Rescale to the true positive rates recorded in model.pt."),
+    tta: bool = TTA,
+    prior_correction: bool = PRIOR,
     clip: float = typer.Option(1e-4, min=0.0, max=0.499, help="Clip probabilities to [clip, 1 - clip]."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help=PREDICT_BATCH_HELP),
-    workers: Optional[int] = typer.Option(None, min=0, help=WORKERS_HELP),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-    header: Optional[List[str]] = typer.Option(None, "--header", "-H", help=HEADER_HELP),
+    batch_size: Optional[int] = PREDICT_BATCH,
+    workers: Optional[int] = WORKERS,
+    device: str = DEVICE,
+    quiet: bool = QUIET,
+    header: Optional[List[str]] = HEADER,
 ) -> None:
     """Write a competition submission for every image of DATA."""
     output_file(out, "--out", (".csv",))
@@ -167,17 +178,17 @@ def predict(
 
 @app.command()
 def evaluate(
-    model: Path = typer.Argument(..., metavar="MODEL", help="RUN/model.pt from ichprep train."),
+    model: Path = MODEL,
     data: str = typer.Argument(..., metavar="DATA", help="convert's output or DICOMs, as for predict."),
     labels: Path = typer.Option(..., "--labels", "-l", help="Labels CSV (ID,Label) or clean-meta's train.parquet."),
-    tta: bool = typer.Option(False, "--tta", help="Average with horizontally flipped images."),
-    prior_correction: bool = typer.Option(False, "--prior-correction", help="Rescale to the true positive rates recorded in model.pt."),
+    tta: bool = TTA,
+    prior_correction: bool = PRIOR,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help=PREDICT_BATCH_HELP),
-    workers: Optional[int] = typer.Option(None, min=0, help=WORKERS_HELP),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-    header: Optional[List[str]] = typer.Option(None, "--header", "-H", help=HEADER_HELP),
+    batch_size: Optional[int] = PREDICT_BATCH,
+    workers: Optional[int] = WORKERS,
+    device: str = DEVICE,
+    quiet: bool = QUIET,
+    header: Optional[List[str]] = HEADER,
 ) -> None:
     """Weighted log loss and per-label log loss, AUC and accuracy at 0.5 of MODEL on labelled DATA."""
     existing(labels, "--labels", "file")
