@@ -115,13 +115,13 @@ def train(
 def lr_find(
     data: Path = DATA,
     out: Path = typer.Option(..., "--out", "-o", help="Folder for lr_find.csv and lr_find.png."),
-    labels: Optional[Path] = LABELS,
-    arch: str = ARCH,
-    weights: Optional[Path] = WEIGHTS,
-    batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help="Images per batch."),
     start: float = typer.Option(1e-7, help="First learning rate."),
     end: float = typer.Option(10.0, help="Last learning rate (the sweep stops earlier on divergence)."),
     steps: int = typer.Option(100, min=2, help="Most batches to try."),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help="Images per batch."),
+    labels: Optional[Path] = LABELS,
+    arch: str = ARCH,
+    weights: Optional[Path] = WEIGHTS,
     neighbours: int = NEIGHBOURS,
     size: Optional[int] = typer.Option(None, min=8, help="Resize batches to this side (default: the stored size)."),
     seed: int = SEED,
@@ -183,12 +183,12 @@ def evaluate(
     labels: Path = typer.Option(..., "--labels", "-l", help="Labels CSV (ID,Label) or clean-meta's train.parquet."),
     tta: bool = TTA,
     prior_correction: bool = PRIOR,
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     batch_size: Optional[int] = PREDICT_BATCH,
     workers: Optional[int] = WORKERS,
     device: str = DEVICE,
     quiet: bool = QUIET,
     header: Optional[List[str]] = HEADER,
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
     """Weighted log loss and per-label log loss, AUC and accuracy at 0.5 of MODEL on labelled DATA."""
     existing(labels, "--labels", "file")
