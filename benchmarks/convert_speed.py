@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -94,24 +95,31 @@ def pinned(cpus: int):
     return lambda: os.sched_setaffinity(0, allowed)
 
 
-def run_once(contender: Contender, src: Path, root: str | None) -> float:
-    """Wall seconds of one run into a fresh folder; a failing run stops the benchmark."""
+def children_cpu() -> float:
+    """CPU seconds (user + system) of all finished child processes and theirs."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_once(contender: Contender, src: Path, root: str | None) -> tuple[float, float]:
+    """(wall, CPU) seconds of one run into a fresh folder; a failing run stops the benchmark."""
     out = Path(tempfile.mkdtemp(prefix="ichprep-bench-", dir=root)) / "out"
     try:
+        cpu = children_cpu()
         start = time.perf_counter()
         env = dict(os.environ, PYTHONPATH=contender.tree) if contender.tree else None
         done = subprocess.run(contender.command(src, out), preexec_fn=pinned(contender.cpus), env=env, cwd=out.parent, capture_output=True, text=True)
         seconds = time.perf_counter() - start
         if done.returncode != 0:
             raise SystemExit(f"{contender.name} failed ({done.returncode}): {done.stderr[-2000:]}")
-        return seconds
+        return seconds, children_cpu() - cpu
     finally:
         shutil.rmtree(out.parent, ignore_errors=True)
 
 
-def measure(runs: list[Contender], sources: dict[str, Path], repeats: int, root: str | None) -> dict[str, float]:
-    """Median wall seconds of each contender over ``repeats`` interleaved rounds."""
-    times: dict[str, list[float]] = {c.name: [] for c in runs}
+def measure(runs: list[Contender], sources: dict[str, Path], repeats: int, root: str | None) -> dict[str, tuple[float, float]]:
+    """Median (wall, CPU) seconds of each contender over ``repeats`` interleaved rounds."""
+    times: dict[str, list[tuple[float, float]]] = {c.name: [] for c in runs}
     rng = random.Random(0)
     for round_ in range(repeats):
         order = runs[:]
@@ -119,10 +127,10 @@ def measure(runs: list[Contender], sources: dict[str, Path], repeats: int, root:
         for contender in order:
             times[contender.name].append(run_once(contender, sources[contender.source], root))
         print(f"round {round_ + 1}/{repeats} done", file=sys.stderr)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return {name: (statistics.median(w for w, _ in values), statistics.median(c for _, c in values)) for name, values in times.items()}
 
 
-def startup(one: Path, repeats: int, root: str | None, baseline: str | None) -> list[tuple[str, float]]:
+def startup(one: Path, repeats: int, root: str | None, baseline: str | None) -> list[tuple[str, tuple[float, float]]]:
     """Median wall seconds of importing the CLI and of converting one slice (ichprep and the kernels' loop)."""
     runs = [
         Contender("python -c 'import ichprep.cli'", (sys.executable, "-c", "import ichprep.cli"), 1, "1 slice", "-"),
@@ -135,16 +143,17 @@ def startup(one: Path, repeats: int, root: str | None, baseline: str | None) -> 
     return [(c.name, seconds[c.name]) for c in runs]
 
 
-def report(runs: list[Contender], seconds: dict[str, float], n: int) -> None:
-    rate = {c.name: n / seconds[c.name] for c in runs}
-    print(f"{'contender':44s} {'images/s':>9s} {'vs kernels loop':>16s} {'vs float64-area':>16s}")
+def report(runs: list[Contender], seconds: dict[str, tuple[float, float]], n: int) -> None:
+    """Images/s (wall) and images per CPU-second of each contender, and ichprep's ratios to the loops."""
+    rate = {c.name: n / seconds[c.name][0] for c in runs}
+    print(f"{'contender':44s} {'images/s':>9s} {'img/CPU-s':>10s} {'vs kernels loop':>16s} {'vs float64-area':>16s}")
     for c in runs:
-        if c.peer is not None:
-            print(f"{c.name:44s} {rate[c.name]:9.0f}")
-            continue
-        kernels = rate[f"kernels loop {c.source} {PEER_FORMAT[c.fmt]}"]
-        float64 = rate[f"float64-area loop {c.source} jpg"]
-        print(f"{c.name:44s} {rate[c.name]:9.0f} {rate[c.name] / kernels:15.2f}x {rate[c.name] / float64:15.2f}x")
+        line = f"{c.name:44s} {rate[c.name]:9.0f} {n / seconds[c.name][1]:10.0f}"
+        if c.peer is None:
+            kernels = rate[f"kernels loop {c.source} {PEER_FORMAT[c.fmt]}"]
+            float64 = rate[f"float64-area loop {c.source} jpg"]
+            line += f" {rate[c.name] / kernels:15.2f}x {rate[c.name] / float64:15.2f}x"
+        print(line)
 
 
 def main() -> None:
@@ -178,9 +187,9 @@ def main() -> None:
         print(f"\n{args.n} {kind} slices -> 256 px, whole processes, median of {args.repeats} interleaved rounds, "
               f"warm page cache, output under {where}")
         report(runs, seconds, args.n)
-        print(f"\n{'start-up':44s} {'seconds':>9s}")
-        for name, value in first_up:
-            print(f"{name:44s} {value:9.2f}")
+        print(f"\n{'start-up':44s} {'seconds':>9s} {'CPU-s':>10s}")
+        for name, (wall, cpu) in first_up:
+            print(f"{name:44s} {wall:9.2f} {cpu:10.2f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
