@@ -4,8 +4,25 @@ The pipeline reads as its modules: ``sources`` (where inputs come from) -> ``dic
 (bytes to header, stored pixels and HU mapping) -> ``render`` with ``windows`` and ``geometry``
 (the image) -> a sink of ``ichprep.store`` (files or shards) -> ``manifest`` rows; ``pipeline``
 runs it resumably over processes and ``budget`` keeps it within the disk.
+
+The pipeline's names are imported on first use: ``ichprep.convert.dicom`` or ``.render`` alone
+(a worker process, a notebook rendering one slice) then never pays for pandas and joblib.
 """
 
-from ichprep.convert.pipeline import Options, Result, convert, scan
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ichprep.convert.pipeline import Options, Result, convert, scan
 
 __all__ = ["Options", "Result", "convert", "scan"]
+
+
+def __getattr__(name: str) -> Any:
+    """``Options``, ``Result``, ``convert`` and ``scan`` from ``pipeline``, imported when first asked for."""
+    if name in __all__:
+        from ichprep.convert import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
