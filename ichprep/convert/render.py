@@ -7,6 +7,12 @@ is rendered with one gather. The channels are packed four to a 64-bit word as 8.
 grey levels, so one gather fills all channels and the area resize averages them with 1/256
 grey-level precision before the final rounding. With no resampling (``--no-crop`` at the
 slice's own size) an 8-bit table gives exactly ``to_uint8`` of the formula.
+
+Why not 8-bit lanes when resampling: averaging grey levels that were already rounded measured
+94 to 96 % of pixels equal to the float reference on the real slices, under the 99 % the output
+promises (8.8: 99.7 %). Four 16-bit lanes are also OpenCV's fastest area resize per value (three
+lanes and 8-bit lanes are slower); that resize, a scalar loop for non-integer factors, is most
+of a cropped slice's cost.
 """
 
 from __future__ import annotations
@@ -30,8 +36,6 @@ from ichprep.convert.windows import (
 
 SLOTS = 4
 """Channels packed per pixel word: up to four windows."""
-
-
 TABLE_DTYPES = frozenset({np.dtype(np.uint16), np.dtype(np.int16), np.dtype(np.uint8), np.dtype(np.int8)})
 """Stored-pixel dtypes rendered through a lookup table: few enough values to tabulate them all."""
 
