@@ -6,11 +6,15 @@ slices (the real RSNA files in ../shared/data/rsna, or ``ichprep synth`` phantom
 prepared by the stage before, in one process on one thread; the figure is the median over
 --repeats passes of CPU time (steadier than wall time on a shared machine) per slice.
 
+Two more rows time the worker's own loop (``pipeline.convert_batch`` writing JPEGs, crop and no
+crop), where the stages share caches and the allocator with each other and with the sink, as
+they do in a run.
+
 With --baseline PATH (another checkout, e.g. a git worktree of main) the measurement runs
 alternately in a process importing that tree and in one importing this one, --rounds times,
 and medians of both are printed side by side.
 
-    python benchmarks/convert_stages.py [--baseline ../main] [--rounds 5]
+    python benchmarks/convert_stages.py [--baseline ../main] [--rounds 5] [--out-root /dev/shm]
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ def per_slice(fn: Callable[[Any], Any], items: list, repeats: int) -> tuple[floa
     return statistics.median(times), [fn(item) for item in items]
 
 
-def measure(folder: Path, repeats: int) -> dict[str, float]:
+def measure(folder: Path, repeats: int, out_root: str | None = None) -> dict[str, float]:
     """CPU ms per slice of every stage, in the order the worker runs them."""
     import cv2
 
@@ -72,16 +76,31 @@ def measure(folder: Path, repeats: int) -> dict[str, float]:
     ms["render, no crop (512 -> 256)"], _ = per_slice(lambda s: whole.render(s, bgr=True), slices, repeats)
     ms["encode JPEG q95 4:4:4"], _ = per_slice(lambda i: encode_bgr(i, "jpg"), images, repeats)
     ms["encode PNG"], _ = per_slice(lambda i: encode_bgr(i, "png"), images, repeats)
+    ms["worker loop (convert_batch), JPEG crop"] = worker_loop(folder, True, repeats, out_root)
+    ms["worker loop (convert_batch), JPEG no crop"] = worker_loop(folder, False, repeats, out_root)
     ms["worker stages, JPEG crop (sum)"] = sum(ms[k] for k in ("read file", "dicom.read (parse + header row)", "decode", "pixel_stats",
                                                               "render, crop (256 px)", "encode JPEG q95 4:4:4"))
     return ms
 
 
-def run_in(tree: str | None, folder: Path, repeats: int) -> dict[str, float]:
+def worker_loop(folder: Path, crop: bool, repeats: int, out_root: str | None) -> float:
+    """Median CPU ms per slice of ``convert_batch`` over the slices, writing JPEGs into a scratch folder under ``out_root``."""
+    from ichprep.convert import pipeline, sources
+    from ichprep.convert.windows import parse_windows
+    from ichprep.store.images import ImageSink
+
+    inputs = sources.discover(folder / "in")
+    with tempfile.TemporaryDirectory(dir=out_root) as out:
+        job = pipeline.Job(tuple(parse_windows("brain,subdural,bone")), 256, crop, ImageSink(out, "jpg"))
+        ms, _ = per_slice(lambda batch: pipeline.convert_batch(batch, job), [inputs], repeats)
+    return ms / len(inputs)
+
+
+def run_in(tree: str | None, folder: Path, repeats: int, out_root: str | None) -> dict[str, float]:
     """``measure`` in a fresh process importing ``tree`` (or the installed ichprep)."""
     env = dict(os.environ, PYTHONPATH=tree) if tree else None
     code = f"import sys, json; sys.path.insert(1, {str(Path(__file__).parent)!r}); import convert_stages as m; " \
-           f"print(json.dumps(m.measure(m.Path({str(folder)!r}), {repeats})))"
+           f"print(json.dumps(m.measure(m.Path({str(folder)!r}), {repeats}, {out_root!r})))"
     done = subprocess.run([sys.executable, "-c", code], env=env, cwd=folder, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -92,6 +111,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="processes per tree, alternating")
     parser.add_argument("--baseline", default=None, help="another ichprep checkout to measure beside this one")
     parser.add_argument("--phantoms", action="store_true", help="ichprep synth phantoms even when the real slices are present")
+    parser.add_argument("--out-root", default=None, help="where the worker loop writes its images (default: the temp folder); "
+                        "a tmpfs such as /dev/shm takes the file system's cost per created file out")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ichprep-stages-") as tmp:
         folder = Path(tmp)
@@ -100,7 +121,7 @@ def main() -> None:
         results: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
         for _ in range(args.rounds):
             for name, tree in trees.items():
-                results[name].append(run_in(tree, folder, args.repeats))
+                results[name].append(run_in(tree, folder, args.repeats, args.out_root))
     stages = list(results["this tree"][0])
     print(f"CPU ms per slice, {SLICES} slices, median of {args.rounds} processes x {args.repeats} passes")
     print(f"{'stage':36s}" + "".join(f"{name:>12s}" for name in trees))
