@@ -7,14 +7,19 @@ contender starts from a warm page cache.
 from __future__ import annotations
 
 import shutil
+import zipfile
 from pathlib import Path
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "rsna"
 
 
-def make_inputs(folder: Path, n: int) -> list[Path]:
-    """``n`` slices named ID_bench<k>.dcm copied from the real samples (or synthetic ones), page cache warm."""
-    originals = sorted(SHARED.glob("stage_2_*_images/*.dcm")) or plain_phantoms(folder / "synth")
+def make_inputs(folder: Path, n: int, phantoms: bool = False) -> list[Path]:
+    """``n`` slices named ID_bench<k>.dcm copied from the real samples (or synthetic ones), page cache warm.
+
+    ``phantoms`` uses ``ichprep synth`` slices even when the real samples are present.
+    """
+    real = [] if phantoms else sorted(SHARED.glob("stage_2_*_images/*.dcm"))
+    originals = real or plain_phantoms(folder / "synth")
     files = []
     for k in range(n):
         target = folder / "in" / f"ID_bench{k:06d}.dcm"
@@ -24,6 +29,15 @@ def make_inputs(folder: Path, n: int) -> list[Path]:
     for path in files:
         path.read_bytes()
     return files
+
+
+def make_zip(files: list[Path], archive: Path) -> Path:
+    """The files as members of one deflated zip (as the competition's archive is), page cache warm."""
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path in files:
+            zf.write(path, f"stage_2_train_images/{path.name}")
+    archive.read_bytes()
+    return archive
 
 
 def plain_phantoms(folder: Path, n: int = 100) -> list[Path]:

@@ -105,13 +105,19 @@ def full_square(shape: tuple[int, int]) -> Square:
     return square_around(Box(0, 0, shape[0], shape[1]), shape)
 
 
-def crop_pad(image: np.ndarray, square: Square, fill) -> np.ndarray:
-    """The ``square`` of ``image``; parts outside the image are ``fill``. A view when inside."""
+def crop_pad(image: np.ndarray, square: Square, fill, out: np.ndarray | None = None) -> np.ndarray:
+    """The ``square`` of ``image``; parts outside the image are ``fill``.
+
+    A view when the square lies inside the image; otherwise a new array, or ``out`` (of the
+    square's shape and the image's dtype) filled in place.
+    """
     y0, x0, side = square
     height, width = image.shape[:2]
     if y0 >= 0 and x0 >= 0 and y0 + side <= height and x0 + side <= width:
         return image[y0 : y0 + side, x0 : x0 + side]
-    out = np.full((side, side) + image.shape[2:], fill, dtype=image.dtype)
+    if out is None:
+        out = np.empty((side, side) + image.shape[2:], dtype=image.dtype)
+    out[...] = fill
     sy0, sx0 = max(y0, 0), max(x0, 0)
     sy1, sx1 = min(y0 + side, height), min(x0 + side, width)
     if sy1 > sy0 and sx1 > sx0:
@@ -119,8 +125,8 @@ def crop_pad(image: np.ndarray, square: Square, fill) -> np.ndarray:
     return out
 
 
-def resize_area(image: np.ndarray, size: int) -> np.ndarray:
-    """Area-interpolated resize to ``size`` x ``size`` (the identity when already that size)."""
+def resize_area(image: np.ndarray, size: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Area-interpolated resize to ``size`` x ``size`` (the identity when already that size), into ``out`` if given."""
     if image.shape[0] == size and image.shape[1] == size:
         return image
-    return cv2.resize(np.ascontiguousarray(image), (size, size), interpolation=cv2.INTER_AREA)
+    return cv2.resize(np.ascontiguousarray(image), (size, size), dst=out, interpolation=cv2.INTER_AREA)

@@ -15,17 +15,21 @@ reading the file, so the common elements (numbers, and text in the default or La
 character set) are decoded straight from the raw bytes with pydicom's own stripping rules;
 anything else (ambiguous or unknown VRs, other character sets, values that do not parse)
 goes through pydicom. The tests compare both paths' output with pydicom's element values.
+
+The same decoding also runs on elements that never became pydicom objects
+(``flatten_elements``, fed by ``ichprep.convert.elements`` for the competition's plain files):
+there a value the fast decoder would leave to pydicom makes the whole row None, and the caller
+reads the file with pydicom instead. pydicom itself is imported only when something needs it.
 """
 
 from __future__ import annotations
 
 import struct
-from typing import Any
+from collections.abc import MutableSequence
+from typing import TYPE_CHECKING, Any, Iterable
 
-from pydicom.datadict import dictionary_VR, keyword_for_tag
-from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 PIXEL_DATA_TAG = 0x7FE00010
 _BINARY_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN", "SQ"})
@@ -39,6 +43,58 @@ _CHARSET_VRS = frozenset({"LO", "LT", "PN", "SH", "ST", "UC", "UT"})
 _LATIN1_CHARSETS = frozenset({"", "ISO_IR 6", "ISO_IR 100"})
 _SLOW = object()
 """Marks a raw value the fast decoder leaves to pydicom."""
+CHARSET_TAG = 0x00080005
+
+COMMON_TAGS: dict[int, tuple[str, str]] = {
+    0x00080005: ("CS", "SpecificCharacterSet"),
+    0x00080008: ("CS", "ImageType"),
+    0x00080016: ("UI", "SOPClassUID"),
+    0x00080018: ("UI", "SOPInstanceUID"),
+    0x00080020: ("DA", "StudyDate"),
+    0x00080060: ("CS", "Modality"),
+    0x00100020: ("LO", "PatientID"),
+    0x00180050: ("DS", "SliceThickness"),
+    0x00180060: ("DS", "KVP"),
+    0x0020000D: ("UI", "StudyInstanceUID"),
+    0x0020000E: ("UI", "SeriesInstanceUID"),
+    0x00200010: ("SH", "StudyID"),
+    0x00200011: ("IS", "SeriesNumber"),
+    0x00200013: ("IS", "InstanceNumber"),
+    0x00200032: ("DS", "ImagePositionPatient"),
+    0x00200037: ("DS", "ImageOrientationPatient"),
+    0x00200052: ("UI", "FrameOfReferenceUID"),
+    0x00201041: ("DS", "SliceLocation"),
+    0x00280002: ("US", "SamplesPerPixel"),
+    0x00280004: ("CS", "PhotometricInterpretation"),
+    0x00280008: ("IS", "NumberOfFrames"),
+    0x00280010: ("US", "Rows"),
+    0x00280011: ("US", "Columns"),
+    0x00280030: ("DS", "PixelSpacing"),
+    0x00280100: ("US", "BitsAllocated"),
+    0x00280101: ("US", "BitsStored"),
+    0x00280102: ("US", "HighBit"),
+    0x00280103: ("US", "PixelRepresentation"),
+    0x00281050: ("DS", "WindowCenter"),
+    0x00281051: ("DS", "WindowWidth"),
+    0x00281052: ("DS", "RescaleIntercept"),
+    0x00281053: ("DS", "RescaleSlope"),
+}
+"""(dictionary VR, keyword) of the elements of the competition's files and of CT slices in general,
+as pydicom's data dictionary has them (a test checks): a process that reads only such files never
+imports pydicom's dictionary, which costs a tenth of a second."""
+
+
+def dictionary_entry(tag: int) -> tuple[str, str] | None:
+    """(dictionary VR, keyword) of a tag, or None when the dictionary does not know it."""
+    entry = COMMON_TAGS.get(tag)
+    if entry is not None:
+        return entry
+    from pydicom.datadict import dictionary_VR, keyword_for_tag
+
+    try:
+        return dictionary_VR(tag), keyword_for_tag(tag)
+    except KeyError:
+        return None
 
 
 def scalar(value: Any) -> Any:
@@ -62,13 +118,15 @@ def _raw_text(ds: Dataset, tag: int) -> tuple[str, Any] | None:
 
     Returns one string, or a list of strings for a multi-valued text element.
     """
+    from pydicom.dataelem import RawDataElement
+
     raw = ds.get_item(tag)
     if not isinstance(raw, RawDataElement):
         return None
-    try:
-        vr, keyword = raw.VR or dictionary_VR(tag), keyword_for_tag(tag)
-    except KeyError:
+    entry = dictionary_entry(tag)
+    if entry is None:
         return None
+    vr, keyword = raw.VR or entry[0], entry[1]
     if vr not in _TEXT_VRS or not keyword:
         return None
     text = (raw.value or b"").decode("latin-1").strip("\x00 ")
@@ -119,9 +177,8 @@ def _text_items(text: str, vr: str) -> list[str] | str:
     return text.rstrip(" \x00").split("\\")
 
 
-def _fast_value(raw: RawDataElement, vr: str) -> Any:
-    """A raw element's value decoded without pydicom's value classes, or _SLOW."""
-    data = raw.value
+def _fast_value(data: bytes | None, vr: str, little_endian: bool = True) -> Any:
+    """An element's undecoded value decoded without pydicom's value classes, or _SLOW."""
     if not data:
         return None
     if vr in _NUMBER_FORMATS:
@@ -129,7 +186,7 @@ def _fast_value(raw: RawDataElement, vr: str) -> Any:
         count, rest = divmod(len(data), struct.calcsize(fmt))
         if rest:
             return _SLOW
-        values = struct.unpack(f"{'<' if raw.is_little_endian else '>'}{count}{fmt}", data)
+        values = struct.unpack(f"{'<' if little_endian else '>'}{count}{fmt}", data)
         return values[0] if count == 1 else list(values)
     if vr not in _TEXT_VRS:
         return _SLOW
@@ -154,19 +211,53 @@ def _latin1(ds: Dataset) -> bool:
 
 def _read(ds: Dataset, tag: int, latin1: bool) -> tuple[str, Any] | None:
     """(keyword, value) of one element: straight from the raw bytes where safe, else via pydicom."""
+    from pydicom.dataelem import RawDataElement
+
     raw = ds.get_item(tag)
     if isinstance(raw, RawDataElement) and raw.VR != "UN":
-        try:
-            vr, keyword = raw.VR or dictionary_VR(tag), keyword_for_tag(tag)
-        except KeyError:
-            return None
-        if vr in _BINARY_VRS or not keyword:
-            return None
-        if latin1 or vr not in _CHARSET_VRS:
-            value = _fast_value(raw, vr)
-            if value is not _SLOW:
-                return keyword, value
+        found = _decoded(tag, raw.VR, raw.value, latin1, raw.is_little_endian)
+        if found is not _SLOW:
+            return found
     return _element(ds, tag)
+
+
+def _decoded(tag: int, file_vr: str | None, data: bytes | None, latin1: bool, little_endian: bool = True) -> Any:
+    """(keyword, value) of an undecoded element, None when it has no tabular meaning, or _SLOW.
+
+    ``file_vr`` is the VR written in the file (None in implicit VR: the dictionary's is used).
+    """
+    if file_vr is not None:
+        keyword = (dictionary_entry(tag) or ("", ""))[1]
+        vr = file_vr
+    else:
+        entry = dictionary_entry(tag)
+        if entry is None:
+            return None
+        vr, keyword = entry
+    if vr in _BINARY_VRS or not keyword:
+        return None
+    if not latin1 and vr in _CHARSET_VRS:
+        return _SLOW
+    value = _fast_value(data, vr, little_endian)
+    return _SLOW if value is _SLOW else (keyword, value)
+
+
+def _add(row: dict[str, Any], keyword: str, value: Any) -> None:
+    """Put one element's value in the row: ``K``, or ``K``, ``K1``, ... and ``MultiK`` for several values.
+
+    A list (or pydicom's MultiValue, a MutableSequence) is several values; text never is.
+    """
+    if isinstance(value, (MutableSequence, tuple)):
+        values = list(value)
+        if not values:
+            row[keyword] = None
+            return
+        if len(values) > 1:
+            row[f"Multi{keyword}"] = 1
+        for i, v in enumerate(values):
+            row[keyword if i == 0 else f"{keyword}{i}"] = scalar(v)
+    else:
+        row[keyword] = scalar(value)
 
 
 def flatten(ds: Dataset) -> dict[str, Any]:
@@ -177,18 +268,39 @@ def flatten(ds: Dataset) -> dict[str, Any]:
         if tag == PIXEL_DATA_TAG or tag.is_private:
             continue
         found = _read(ds, tag, latin1)
-        if found is None:
-            continue
-        keyword, value = found
-        if isinstance(value, (MultiValue, list, tuple)):
-            values = list(value)
-            if not values:
-                row[keyword] = None
-                continue
-            if len(values) > 1:
-                row[f"Multi{keyword}"] = 1
-            for i, v in enumerate(values):
-                row[keyword if i == 0 else f"{keyword}{i}"] = scalar(v)
-        else:
-            row[keyword] = scalar(value)
+        if found is not None:
+            _add(row, *found)
     return row
+
+
+def flatten_elements(elements: Iterable[tuple[int, str | None, bytes]]) -> dict[str, Any] | None:
+    """``flatten``'s row from a little-endian data set's undecoded (tag, file VR, value) elements.
+
+    Elements must come in ascending tag order, without Pixel Data. Returns None when any element
+    needs pydicom (another character set, a value the fast decoder does not parse, an explicit UN
+    whose VR pydicom would look up): the caller then reads the file with pydicom, so the row is
+    always exactly ``flatten``'s.
+    """
+    items = list(elements)
+    latin1 = _latin1_elements(items)
+    row: dict[str, Any] = {}
+    for tag, file_vr, data in items:
+        if (tag >> 16) & 1:
+            continue
+        if file_vr == "UN":
+            return None
+        found = _decoded(tag, file_vr, data, latin1)
+        if found is _SLOW:
+            return None
+        if found is not None:
+            _add(row, *found)
+    return row
+
+
+def _latin1_elements(items: list[tuple[int, str | None, bytes]]) -> bool:
+    """``_latin1`` on undecoded elements: an absent, empty or single Latin-1 Specific Character Set."""
+    for tag, _, data in items:
+        if tag == CHARSET_TAG:
+            value = _fast_value(data, "CS")
+            return value is None or isinstance(value, str) and value.strip() in _LATIN1_CHARSETS
+    return True

@@ -46,7 +46,9 @@ def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
 def run_tasks(job: Job, tasks: Iterable[Task], jobs: int, scheduler: str | None = None) -> Iterator[Done]:
     """Results of the tasks as they finish: in-process for one job, else joblib (loky, or Dask at ``scheduler``).
 
-    ``tasks`` is drawn lazily (joblib keeps a few in flight), so a stream's tasks are made as it is read.
+    ``tasks`` is drawn lazily, so a stream's tasks are made as it is read. On this machine's cores
+    one task per worker is in flight (``pre_dispatch``): a task is seconds of work, so a worker
+    never waits for the next, and a killed run loses (and fetches again) only what was running.
     """
     from joblib import Parallel, delayed
 
@@ -55,7 +57,8 @@ def run_tasks(job: Job, tasks: Iterable[Task], jobs: int, scheduler: str | None 
             yield run(job, task)
         return
     if scheduler is None:
-        yield from Parallel(n_jobs=jobs, return_as="generator_unordered", batch_size=1)(delayed(run)(job, task) for task in tasks)
+        yield from Parallel(n_jobs=jobs, return_as="generator_unordered", batch_size=1, pre_dispatch="n_jobs")(
+            delayed(run)(job, task) for task in tasks)
         return
     from dask.distributed import Client
     from joblib import parallel_config

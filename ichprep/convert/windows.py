@@ -134,11 +134,11 @@ def to_fixed16(unit: np.ndarray) -> np.ndarray:
     return np.floor(np.asarray(unit, dtype=np.float64) * 65280.0 + 0.5).astype(np.uint16)
 
 
-def fixed16_to_uint8(fixed: np.ndarray) -> np.ndarray:
-    """Round 8.8 fixed-point grey levels to uint8 (exact halves to even: OpenCV's rounding, one pass in C)."""
+def fixed16_to_uint8(fixed: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Round 8.8 fixed-point grey levels to uint8 (exact halves to even: OpenCV's rounding, one pass in C), into ``out`` if given."""
     import cv2
 
-    return cv2.convertScaleAbs(fixed, alpha=1.0 / 256.0)
+    return cv2.convertScaleAbs(fixed, dst=out, alpha=1.0 / 256.0)
 
 
 def from_description(described: Sequence[dict]) -> list[Channel]:

@@ -11,14 +11,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ichprep import LABELS, __version__, atomic, layout
 from ichprep.errors import IchprepError
 from ichprep.store.images import decode, encode_bgr
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_CODEC = "zstd"
 """Blosc with zstd level 3: no larger than PNG files and several times faster to read (benchmarks/storage_formats.py)."""
@@ -202,6 +204,7 @@ class ShardStore:
     def labels(self) -> pd.DataFrame | None:
         """The shards' own `labels` datasets as a table indexed by id (None when no shard has them)."""
         import h5py
+        import pandas as pd
 
         frames = []
         for name in dict.fromkeys(self._shard):
@@ -217,6 +220,8 @@ class ShardStore:
 
 def shard_index(root: Path) -> pd.DataFrame:
     """id -> (shard, row): from OUT/index.parquet when convert wrote it, else from each shard's `ids`."""
+    import pandas as pd
+
     index_path = root / layout.INDEX
     if index_path.exists():
         return pd.read_parquet(index_path, columns=["id", "shard", "row"])
@@ -234,5 +239,7 @@ def shard_index(root: Path) -> pd.DataFrame:
 
 def index_frame(manifest: pd.DataFrame) -> pd.DataFrame:
     """``index.parquet`` from a manifest's converted rows: id -> shard file and row, column-wise."""
+    import pandas as pd
+
     ok = manifest[(manifest["status"] == "ok") & manifest["output"].notna()]
     return pd.DataFrame({"id": ok["id"].to_numpy(), "shard": ok["output"].to_numpy(), "row": ok["row"].astype("int64").to_numpy()})

@@ -15,7 +15,8 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian
 from real_manifest import RSNA
 
-from ichprep.convert.header import flatten
+from ichprep.convert import elements
+from ichprep.convert.header import flatten, flatten_elements
 
 SKIPPED_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "UN", "SQ"}
 
@@ -190,3 +191,17 @@ def test_text_in_another_character_set_is_decoded_by_pydicom(validation):
     ds.InstitutionName = "Hôpital Nord"
     row = check_against_pydicom(pydicom.dcmread(io.BytesIO(file_bytes(ds))))
     assert (row["PatientName"], row["InstitutionName"]) == ("Müller^Jürgen", "Hôpital Nord")
+
+
+def test_real_files_flatten_column_by_column_from_their_bytes(validation):
+    """The fast road (undecoded elements straight from the file) makes pydicom's columns too."""
+    validation(pydicom.config.IGNORE)
+    for path in real_files():
+        found = elements.read(path.read_bytes())
+        assert found is not None, path.name
+        row = flatten_elements(found.items)
+        ds = pydicom.dcmread(path)
+        assert set(row) == set(expected_columns(ds)), path.name
+        for column, value in expected_columns(ds).items():
+            assert same(row[column], value), (path.name, column, row[column], value)
+        assert row == flatten(ds), path.name

@@ -8,8 +8,6 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from ichprep.convert.sources.base import MAX_FILE_BYTES, Input, id_of, wanted
 from ichprep.errors import SourceError
 
@@ -56,6 +54,8 @@ def from_list(listing: Path) -> list[Input]:
     """
     base = str(listing.parent)
     if listing.suffix.lower() == ".csv":
+        import pandas as pd  # a CSV list is rare: workers, which read the files, never need pandas
+
         table = pd.read_csv(listing, dtype=str)
         column = next((c for c in PATH_COLUMNS if c in table.columns), None)
         if column is None:

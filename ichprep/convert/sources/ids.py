@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from ichprep.errors import SourceError
 
 ID_COLUMNS = ("SOPInstanceUID", "id", "ID", "image", "Image")
-TABLE_READERS = {".parquet": pd.read_parquet, ".csv": pd.read_csv, ".fth": pd.read_feather, ".feather": pd.read_feather}
+TABLE_READERS = {".parquet": "read_parquet", ".csv": "read_csv", ".fth": "read_feather", ".feather": "read_feather"}
+"""The pandas reader of each table format (looked up when an --ids table is read, so workers never import pandas)."""
 
 
 def read_ids(path: Path) -> list[str]:
@@ -23,7 +22,9 @@ def read_ids(path: Path) -> list[str]:
     if reader is None:
         return sorted({line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()})
     try:
-        table = reader(path)
+        import pandas as pd
+
+        table = getattr(pd, reader)(path)
     except (OSError, ValueError) as err:
         raise SourceError(f"--ids {path}: not a readable table ({' '.join(str(err).split())[:200]})") from None
     column = next((c for c in ID_COLUMNS if c in table.columns), None)
