@@ -21,11 +21,14 @@ from typing import Callable
 import cv2
 import numpy as np
 import pydicom
-from plain_loops import SIZE, WINDOWS, float64_area_image
+
 from slices import make_inputs
 
 from ichprep.convert import Options, Settings, convert
 
+WINDOWS = ((40, 80), (80, 200), (600, 2800))
+"""(level, width) of the R, G, B channels: ichprep's default brain, subdural, bone."""
+SIZE = 256
 CHECK_SLICES = 8
 MAX_GREY_DIFF = 2
 
@@ -33,9 +36,13 @@ Pipeline = Callable[[list[Path], Path, str], None]
 
 
 def plain_loop(files: list[Path], out: Path, ext: str) -> None:
-    """The float64 + INTER_AREA loop of ``plain_loops.py``: float HU, three windows at full size, stack, area resize, imwrite."""
+    """The public kernels' loop: float HU, three float windows at full size, stack, area resize, imwrite."""
     for path in files:
-        cv2.imwrite(str(out / f"{path.stem}.{ext}"), float64_area_image(pydicom.dcmread(path)))
+        ds = pydicom.dcmread(path)
+        hu = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)  # float64, as the kernels wrote it
+        channels = [np.clip((hu - (level - width / 2)) / width, 0, 1) for level, width in WINDOWS]
+        image = (np.stack(channels[::-1], axis=-1) * 255).astype(np.uint8)
+        cv2.imwrite(str(out / f"{path.stem}.{ext}"), cv2.resize(image, (SIZE, SIZE), interpolation=cv2.INTER_AREA))
 
 
 def monai_pipeline() -> Pipeline | None:
