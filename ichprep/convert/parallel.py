@@ -50,12 +50,11 @@ def run_tasks(job: Job, tasks: Iterable[Task], jobs: int, scheduler: str | None 
     one task per worker is in flight (``pre_dispatch``): a task is seconds of work, so a worker
     never waits for the next, and a killed run loses (and fetches again) only what was running.
     """
-    from joblib import Parallel, delayed
-
     if scheduler is None and jobs == 1:
         for task in tasks:
             yield run(job, task)
         return
+    from joblib import Parallel, delayed  # a one-process run never pays for joblib's import
     if scheduler is None:
         yield from Parallel(n_jobs=jobs, return_as="generator_unordered", batch_size=1, pre_dispatch="n_jobs")(
             delayed(run)(job, task) for task in tasks)

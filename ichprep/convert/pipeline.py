@@ -364,8 +364,20 @@ def _tasks(todo: Iterable[sources.Input], job: Job, out: Path, jobs: int, option
         yield from (Task(tuple(batch)) for batch in batches(todo, jobs))
         return
     first = resume.next_shard(out)
-    for k, items in enumerate(chunks(todo, options.shard_size)):
+    for k, items in enumerate(chunks(todo, shard_size(todo, options.shard_size, jobs))):
         yield Task(tuple(items), first + k, {i.id: labels[i.id] for i in items if i.id in labels})
+
+
+def shard_size(todo: Iterable[sources.Input], largest: int, jobs: int) -> int:
+    """Images per shard: ``--shard-size``, or fewer when that would leave processes idle.
+
+    A shard is one process's task, so 3,000 inputs in shards of 10,000 would be converted by
+    one process whatever ``--jobs`` says; they are cut into ``jobs`` shards instead. A stream,
+    whose length is unknown, keeps the size asked for.
+    """
+    if not isinstance(todo, list) or not todo:
+        return largest
+    return max(1, min(largest, -(-len(todo) // jobs)))
 
 
 def _finalize(writer: manifest.ManifestWriter, out: Path, shards: bool) -> None:

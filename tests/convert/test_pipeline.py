@@ -18,7 +18,7 @@ import pytest
 from cli_run import ichprep
 from pydicom.uid import ImplicitVRLittleEndian, RLELossless
 
-from ichprep.convert import dicom, pipeline, resume
+from ichprep.convert import dicom, pipeline, resume, sources
 from ichprep.convert.pipeline import Options
 from ichprep.convert.render import Renderer
 from ichprep.convert.windows import parse_windows
@@ -490,3 +490,11 @@ def test_quiet_silences_the_progress_bar_and_nothing_else(src, tmp_path):
     assert "convert:" in loud.stderr and "img/s" in loud.stderr
     assert hushed.stderr == ""
     assert hushed.stdout == loud.stdout.replace("loud", "hushed")
+
+
+def test_shards_are_cut_so_that_every_process_has_one_when_inputs_are_few():
+    inputs = [sources.Input(f"ID_{k}", f"/d/ID_{k}.dcm", f"/d/ID_{k}.dcm") for k in range(30)]
+    assert pipeline.shard_size(inputs, 100, jobs=2) == 15
+    assert pipeline.shard_size(inputs, 10, jobs=2) == 10
+    assert pipeline.shard_size(inputs, 100, jobs=1) == 30
+    assert pipeline.shard_size(iter(inputs), 100, jobs=2) == 100, "a stream's length is unknown: the size asked for"
