@@ -31,7 +31,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: setup
 	$(BIN)/ichprep demo $(DEMO)
 
+# The linter (configured in pyproject.toml) first: a style slip fails in a second, not after the suite.
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 bench: setup

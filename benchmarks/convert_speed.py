@@ -109,7 +109,9 @@ def run_once(contender: Contender, src: Path, root: str | None) -> tuple[float, 
         cpu = children_cpu()
         start = time.perf_counter()
         env = dict(os.environ, PYTHONPATH=contender.tree) if contender.tree else None
-        done = subprocess.run(contender.command(src, out), preexec_fn=pinned(contender.cpus), env=env, cwd=out.parent, capture_output=True, text=True)
+        done = subprocess.run(
+            contender.command(src, out), preexec_fn=pinned(contender.cpus), env=env, cwd=out.parent, capture_output=True, text=True
+        )
         seconds = time.perf_counter() - start
         if done.returncode != 0:
             raise SystemExit(f"{contender.name} failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -152,7 +154,9 @@ def report(runs: list[Contender], seconds: dict[str, tuple[float, float]], n: in
     """
     rate = {c.name: n / seconds[c.name][0] for c in runs}
     per_cpu = {c.name: n / seconds[c.name][1] for c in runs}
-    print(f"{'contender':44s} {'images/s':>9s} {'img/CPU-s':>10s} {'vs kernels loop':>16s} {'vs float64-area':>16s} {'CPU vs kernels':>15s}")
+    print(
+        f"{'contender':44s} {'images/s':>9s} {'img/CPU-s':>10s} {'vs kernels loop':>16s} {'vs float64-area':>16s} {'CPU vs kernels':>15s}"
+    )
     for c in runs:
         line = f"{c.name:44s} {rate[c.name]:9.0f} {per_cpu[c.name]:10.0f}"
         if c.peer is None:
@@ -169,10 +173,18 @@ def main() -> None:
     parser.add_argument("--formats", default="jpg,png,hdf5", help="ichprep formats to time (jpg, png, hdf5)")
     parser.add_argument("--sources", default="folder,zip", help="folder, zip or both")
     parser.add_argument("--phantoms", action="store_true", help="ichprep synth phantoms even when the real slices are present")
-    parser.add_argument("--baseline", default=None, help="another ichprep checkout (e.g. a git worktree of main) timed beside "
-                        "this one in the same rounds; its rows are labelled 'baseline'")
-    parser.add_argument("--out-root", default=None, help="where outputs are written (default: the temp folder); "
-                        "a tmpfs such as /dev/shm takes the file system's cost per created file out of the comparison")
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        help="another ichprep checkout (e.g. a git worktree of main) timed beside "
+        "this one in the same rounds; its rows are labelled 'baseline'",
+    )
+    parser.add_argument(
+        "--out-root",
+        default=None,
+        help="where outputs are written (default: the temp folder); "
+        "a tmpfs such as /dev/shm takes the file system's cost per created file out of the comparison",
+    )
     args = parser.parse_args()
     formats = tuple(f for f in args.formats.split(",") if f)
     sources = tuple(s for s in args.sources.split(",") if s)
@@ -190,8 +202,10 @@ def main() -> None:
         first_up = startup(one, max(args.repeats, 5), args.out_root, args.baseline)
         kind = "phantom" if args.phantoms or not any(SHARED.glob("stage_2_*_images/*.dcm")) else "real"
         where = args.out_root or tempfile.gettempdir()
-        print(f"\n{args.n} {kind} slices -> 256 px, whole processes, median of {args.repeats} interleaved rounds, "
-              f"warm page cache, output under {where}")
+        print(
+            f"\n{args.n} {kind} slices -> 256 px, whole processes, median of {args.repeats} interleaved rounds, "
+            f"warm page cache, output under {where}"
+        )
         report(runs, seconds, args.n)
         print(f"\n{'start-up':44s} {'seconds':>9s} {'CPU-s':>10s}")
         for name, (wall, cpu) in first_up:

@@ -15,13 +15,12 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
 import pydicom
-
 from slices import make_inputs
 
 from ichprep.convert import Options, Settings, convert
@@ -55,7 +54,9 @@ def monai_pipeline() -> Pipeline | None:
         return None
     torch.set_num_threads(1)
     load = LoadImage(reader=PydicomReader(), image_only=True)
-    scalers = [ScaleIntensityRange(a_min=level - width / 2, a_max=level + width / 2, b_min=0.0, b_max=1.0, clip=True) for level, width in WINDOWS]
+    scalers = [
+        ScaleIntensityRange(a_min=level - width / 2, a_max=level + width / 2, b_min=0.0, b_max=1.0, clip=True) for level, width in WINDOWS
+    ]
     resize = Resize(spatial_size=(SIZE, SIZE), mode="area")
 
     def run(files: list[Path], out: Path, ext: str) -> None:
@@ -134,7 +135,11 @@ def main() -> None:
             if diff > MAX_GREY_DIFF:
                 raise SystemExit(f"{name} does not make the same images (max difference {diff}); not timing it")
 
-        contenders = {"ichprep --jobs 1 --no-crop": ichprep_pipeline(crop=False), "ichprep --jobs 1 (crop)": ichprep_pipeline(crop=True), **peers}
+        contenders = {
+            "ichprep --jobs 1 --no-crop": ichprep_pipeline(crop=False),
+            "ichprep --jobs 1 (crop)": ichprep_pipeline(crop=True),
+            **peers,
+        }
         seconds = {name: timed(run, files, args.repeats) for name, run in contenders.items()}
         base_wall, base_cpu = seconds["ichprep --jobs 1 --no-crop"]
         print(f"\n{args.n} slices 512 x 512 -> {SIZE} px JPEG, 1 core, median of {args.repeats} runs, warm page cache")

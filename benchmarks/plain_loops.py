@@ -23,8 +23,8 @@ from __future__ import annotations
 import io
 import sys
 import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import cv2
 import numpy as np

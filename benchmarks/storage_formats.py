@@ -88,14 +88,18 @@ def main() -> None:
             start = time.perf_counter()
             convert(work / "in", out, *opts)
             write = args.n / (time.perf_counter() - start)
-            data_bytes = disk_usage(out) - sum(disk_usage(out / f) for f in ("manifest.parquet", "ichprep.json", "index.parquet") if (out / f).exists())
+            data_bytes = disk_usage(out) - sum(
+                disk_usage(out / f) for f in ("manifest.parquet", "ichprep.json", "index.parquet") if (out / f).exists()
+            )
             rows.append((name, data_bytes / args.n, write, random_read_ms(out), loader_rate(out, args.repeats)))
         png_bytes, png_rate = rows[0][1], rows[0][4]
         print(f"{args.n} real 512 px slices -> 256 px RGB; DataLoader: 2 workers, batch 64, shuffled, warm page cache")
         print("| format | KB/image | vs PNG size | write img/s (2 jobs) | random read ms | loader img/s | vs PNG loader |")
         print("|---|---:|---:|---:|---:|---:|---:|")
         for name, per_image, write, read_ms, rate in rows:
-            print(f"| {name} | {per_image / 1000:.1f} | {per_image / png_bytes:.2f} | {write:.0f} | {read_ms:.3f} | {rate:.0f} | {rate / png_rate:.1f}x |")
+            cells = [name, f"{per_image / 1000:.1f}", f"{per_image / png_bytes:.2f}", f"{write:.0f}", f"{read_ms:.3f}", f"{rate:.0f}",
+                     f"{rate / png_rate:.1f}x"]
+            print("| " + " | ".join(cells) + " |")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -8,9 +8,9 @@ leaves only temporaries, which match ``STALE`` and a resumed run deletes.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 STALE = ".*.tmp*"
 """Glob of the temporaries ``temporary`` names (what a crash can leave behind)."""

@@ -10,8 +10,8 @@ independent of the modules under test.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -102,7 +102,9 @@ def window_u8(hu: np.ndarray, windows: Sequence[tuple[float, float]] = DEFAULT_W
     return np.stack(planes, axis=-1).astype(np.uint8)
 
 
-def resampled_reference(hu: np.ndarray, square: tuple[int, int, int], size: int, windows: Sequence[tuple[float, float]] = DEFAULT_WINDOWS) -> np.ndarray:
+def resampled_reference(
+    hu: np.ndarray, square: tuple[int, int, int], size: int, windows: Sequence[tuple[float, float]] = DEFAULT_WINDOWS
+) -> np.ndarray:
     """Windowed in float64, cropped/padded to ``square`` (y0, x0, side) with 0, area-resized, rounded half up at the end."""
     hu = np.asarray(hu, dtype=np.float64)
     unit = np.stack([np.clip((hu - (level - width / 2)) / width, 0.0, 1.0) * 255.0 for level, width in windows], axis=-1)
@@ -155,7 +157,7 @@ def ct_small() -> Path:
 
 
 @pytest.fixture
-def reference() -> "Reference":
+def reference() -> Reference:
     """The independent reference math (window formula, resampled reference)."""
     return Reference()
 
@@ -168,7 +170,9 @@ class Reference:
     resampled = staticmethod(resampled_reference)
 
 
-def phantom_hu(shape: tuple[int, int], centre: tuple[float, float], axes: tuple[float, float], table_row: int | None = None, ring: bool = False) -> np.ndarray:
+def phantom_hu(
+    shape: tuple[int, int], centre: tuple[float, float], axes: tuple[float, float], table_row: int | None = None, ring: bool = False
+) -> np.ndarray:
     """A synthetic head slice in HU: air, an ellipse of brain (35 HU) in a bone rim, optionally a table line and an FOV ring."""
     hu = np.full(shape, -1000.0, dtype=np.float32)
     cy, cx = centre

@@ -43,7 +43,7 @@ def manifest_table(n: int, seed: int = 0) -> pd.DataFrame:
     table["StudyID"] = None
     for name in ("MultiImagePositionPatient", "MultiImageOrientationPatient", "SamplesPerPixel", "MultiPixelSpacing"):
         table[name] = 1
-    for k, name in enumerate(["ImagePositionPatient", "ImagePositionPatient1", "ImagePositionPatient2"]):
+    for name in ["ImagePositionPatient", "ImagePositionPatient1", "ImagePositionPatient2"]:
         table[name] = rng.normal(0, 100, n).round(3)
     for k in range(6):
         table["ImageOrientationPatient" + (str(k) if k else "")] = rng.normal(0, 1, n).round(6)

@@ -30,10 +30,9 @@ def test_failed_write_removes_its_temporary(tmp_path):
 def test_replacing_leaves_the_old_file_when_the_writer_fails(tmp_path):
     target = tmp_path / "manifest.parquet"
     target.write_bytes(b"old")
-    with pytest.raises(RuntimeError):
-        with atomic.replacing(target) as tmp:
-            tmp.write_bytes(b"half")
-            raise RuntimeError("killed mid-write")
+    with pytest.raises(RuntimeError), atomic.replacing(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("killed mid-write")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["manifest.parquet"]
 

@@ -86,7 +86,9 @@ def test_the_model_learns_and_is_scored_on_new_patients(demo):
     scores = strict_json((out / "test_scores.json").read_text())
     assert scores["auc"]["any"] >= 0.9, scores
     assert re.search(rf"^any +{scores['log_loss']['any']:.4f} +{scores['auc']['any']:.3f} ", done.stdout, re.M), done.stdout
-    test_patients = {pydicom.dcmread(f, stop_before_pixels=True, force=True).PatientID for f in (out / "test" / "stage_1_train_images").glob("*.dcm")}
+    test_patients = {
+        pydicom.dcmread(f, stop_before_pixels=True, force=True).PatientID for f in (out / "test" / "stage_1_train_images").glob("*.dcm")
+    }
     assert not test_patients & set(pd.read_parquet(out / "images" / "manifest.parquet")["PatientID"])
     history = pd.read_csv(out / "run" / "metrics.csv")
     # The patient split holds positives of every label, so each validation AUC is defined every epoch.

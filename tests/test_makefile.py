@@ -38,7 +38,7 @@ def fake_venv(root: Path, installed: bool) -> Path:
 
 def test_test_reinstalls_nothing_once_installed(tmp_path):
     venv = fake_venv(tmp_path / "venv", installed=True)
-    assert planned("test", venv) == [f"{venv}/bin/python -m pytest"]
+    assert planned("test", venv) == [f"{venv}/bin/ruff check .", f"{venv}/bin/python -m pytest"]
 
 
 def test_a_fresh_environment_installs_the_pinned_torch_first(tmp_path):

@@ -12,8 +12,8 @@ import io
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 LAYOUTS = ("plain", "comment", "prepended", "zip64", "descriptors")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
@@ -15,8 +15,12 @@ HEADER_HELP = ("A request header 'Name: value' for a URL source, sent to its own
 
 @app.command()
 def convert(
-    src: str = typer.Argument(..., metavar="SRC", help="DICOM folder (searched recursively), a .zip archive, a text/CSV list of paths; "
-                              "or a zip's http(s):// URL, kaggle://COMPETITION, or - (a zip on standard input)."),
+    src: str = typer.Argument(
+        ...,
+        metavar="SRC",
+        help="DICOM folder (searched recursively), a .zip archive, a text/CSV list of paths; "
+        "or a zip's http(s):// URL, kaggle://COMPETITION, or - (a zip on standard input).",
+    ),
     out: Path = typer.Argument(..., metavar="OUT", help="Output folder: images, manifest.parquet, ichprep.json."),
     windows: str = typer.Option("brain,subdural,bone", help="Channels as window names or LEVEL/WIDTH pairs (R,G,B), or 'fastai'."),
     size: int = typer.Option(256, help="Output side in pixels."),
@@ -26,11 +30,13 @@ def convert(
     codec: str = typer.Option("zstd", help="HDF5 codec: zstd, blosc (lz4), lzf, gzip (lossless chunks), jpeg or png (encoded bytes)."),
     shard_size: int = typer.Option(10000, help="HDF5: images per shard."),
     labels: Optional[Path] = typer.Option(None, help="HDF5: stage_1_train.csv whose labels are stored in the shards."),
-    max_disk: Optional[str] = typer.Option(None, help="Refuse to start if the estimated output exceeds this (e.g. 20GB); stop if it is spent."),
+    max_disk: Optional[str] = typer.Option(
+        None, help="Refuse to start if the estimated output exceeds this (e.g. 20GB); stop if it is spent."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the size estimate and convert nothing."),
     scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address (tcp://host:8786): convert on that cluster."),
     ids: Optional[Path] = typer.Option(None, help="Only these image ids: a text file, CSV or Parquet (e.g. clean-meta's train.parquet)."),
-    header: Optional[List[str]] = typer.Option(None, "--header", "-H", help=HEADER_HELP),
+    header: Optional[list[str]] = typer.Option(None, "--header", "-H", help=HEADER_HELP),
     jobs: Optional[int] = typer.Option(None, help="Worker processes (default: all cores)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -46,15 +52,25 @@ def convert(
     except ValueError as err:
         raise IchprepError(f"--max-disk: {err}") from None
     settings = Settings(windows=windows, size=size, crop=crop, format=format, quality=quality, codec=codec)
-    options = Options(jobs=jobs, quiet=quiet, ids=read_ids(ids) if ids else None, labels=labels, shard_size=shard_size,
-                      max_disk=limit, dry_run=dry_run, scheduler=scheduler, headers=tuple(header or ()))
+    options = Options(
+        jobs=jobs,
+        quiet=quiet,
+        ids=read_ids(ids) if ids else None,
+        labels=labels,
+        shard_size=shard_size,
+        max_disk=limit,
+        dry_run=dry_run,
+        scheduler=scheduler,
+        headers=tuple(header or ()),
+    )
     result = convert(src, out, settings, options)
     if dry_run:
         typer.echo(result.estimate.describe() + ("" if result.estimate.fits else ": it would NOT fit"))
         raise typer.Exit(0)
     if result.converted or result.failed:
-        typer.echo(f"{result.converted} converted, {result.failed} failed, {result.skipped} already done, "
-                   f"{human(result.fetched)} fetched -> {out}")
+        typer.echo(
+            f"{result.converted} converted, {result.failed} failed, {result.skipped} already done, {human(result.fetched)} fetched -> {out}"
+        )
     else:
         typer.echo(f"nothing to do: all {result.skipped} inputs were already converted -> {out}")
     raise typer.Exit(1 if result.failed else 0)
@@ -65,7 +81,7 @@ def fetch(
     src: str = typer.Argument(..., metavar="SRC", help="A zip source: a .zip file, a URL of one, or kaggle://COMPETITION."),
     name: str = typer.Argument(..., metavar="NAME", help="The member to fetch: its path in the zip, or a file name only one member has."),
     out: Path = typer.Option(..., "--out", "-o", help="The file to write."),
-    header: Optional[List[str]] = typer.Option(None, "--header", "-H", help=HEADER_HELP),
+    header: Optional[list[str]] = typer.Option(None, "--header", "-H", help=HEADER_HELP),
 ) -> None:
     """Fetch one file (the labels CSV, the sample submission) from the download, reading only its own bytes."""
     from ichprep.convert.sources import fetch_member

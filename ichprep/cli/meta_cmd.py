@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
@@ -29,7 +29,7 @@ def clean_meta_cmd(
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Processes for scanning DICOMs (default: all cores)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     as_json: bool = typer.Option(False, "--json", help="Print report.json instead of the short summary."),
-    header: Optional[List[str]] = typer.Option(None, "--header", "-H", help=HEADER_HELP),
+    header: Optional[list[str]] = typer.Option(None, "--header", "-H", help=HEADER_HELP),
 ) -> None:
     """Build the metadata table and clean it as Jeremy Howard's RSNA kernels did.
 

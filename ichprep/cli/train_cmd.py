@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
@@ -82,8 +82,12 @@ def train(
     lr: float = typer.Option(2e-3, help="Peak learning rate of the one-cycle schedule."),
     wd: float = typer.Option(1e-2, help="AdamW weight decay."),
     sizes: Optional[str] = typer.Option(None, help="Progressive resizing, e.g. 64,128,256 (default: the stored size)."),
-    stage_epochs: Optional[str] = typer.Option(None, "--stage-epochs", help="Epochs per size, e.g. 2,2,1 (default: --epochs split evenly)."),
-    val_frac: Optional[float] = typer.Option(None, "--val-frac", min=0.0, max=0.9, help="Patient-grouped validation fraction (default: the table's fold column, else 0.2)."),
+    stage_epochs: Optional[str] = typer.Option(
+        None, "--stage-epochs", help="Epochs per size, e.g. 2,2,1 (default: --epochs split evenly)."
+    ),
+    val_frac: Optional[float] = typer.Option(
+        None, "--val-frac", min=0.0, max=0.9, help="Patient-grouped validation fraction (default: the table's fold column, else 0.2)."
+    ),
     seed: int = SEED,
     workers: Optional[int] = WORKERS,
     resume: bool = typer.Option(False, "--resume", help="Continue from RUN/last.pt with the same options."),
@@ -91,16 +95,38 @@ def train(
     device: str = DEVICE,
     quiet: bool = QUIET,
     max_images: Optional[int] = MAX_IMAGES,
-    stop_after: Optional[int] = typer.Option(None, "--stop-after", min=1, help="Stop after N epochs of this call (resume later with --resume)."),
+    stop_after: Optional[int] = typer.Option(
+        None, "--stop-after", min=1, help="Stop after N epochs of this call (resume later with --resume)."
+    ),
     no_augment: bool = typer.Option(False, "--no-augment", help="Turn the flips/rotation/affine augmentation off."),
-    compile_model: bool = typer.Option(False, "--compile", help="torch.compile the network: compiling takes a while before the first step."),
+    compile_model: bool = typer.Option(
+        False, "--compile", help="torch.compile the network: compiling takes a while before the first step."
+    ),
 ) -> None:
     """Train a classifier of the six labels; the same command runs under torchrun for several GPUs."""
     cfg = _config(
-        data, out, labels=labels, arch=arch, weights=weights, epochs=epochs, batch_size=batch_size, lr=lr, wd=wd,
-        sizes=_sizes(sizes, "--sizes"), stage_epochs=_sizes(stage_epochs, "--stage-epochs"), val_frac=val_frac,
-        seed=seed, workers=workers, resume=resume, neighbours=neighbours, device=device, quiet=quiet,
-        max_images=max_images, stop_after=stop_after, augment=not no_augment, compile=compile_model,
+        data,
+        out,
+        labels=labels,
+        arch=arch,
+        weights=weights,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        wd=wd,
+        sizes=_sizes(sizes, "--sizes"),
+        stage_epochs=_sizes(stage_epochs, "--stage-epochs"),
+        val_frac=val_frac,
+        seed=seed,
+        workers=workers,
+        resume=resume,
+        neighbours=neighbours,
+        device=device,
+        quiet=quiet,
+        max_images=max_images,
+        stop_after=stop_after,
+        augment=not no_augment,
+        compile=compile_model,
     )
     if cfg.stage_epochs and not cfg.sizes:
         raise IchprepError("--stage-epochs needs --sizes")
@@ -132,16 +158,37 @@ def lr_find(
     """Learning-rate range test: exponential sweep, smoothed loss, stop on divergence; prints a suggested lr."""
     if not 0 < start < end:
         raise IchprepError(f"--start {start:g} must be positive and below --end {end:g}")
-    cfg = _config(data, out, labels=labels, arch=arch, weights=weights, batch_size=batch_size, neighbours=neighbours,
-                  sizes=(size,) if size else (), seed=seed, workers=workers, device=device, max_images=max_images)
+    cfg = _config(
+        data,
+        out,
+        labels=labels,
+        arch=arch,
+        weights=weights,
+        batch_size=batch_size,
+        neighbours=neighbours,
+        sizes=(size,) if size else (),
+        seed=seed,
+        workers=workers,
+        device=device,
+        max_images=max_images,
+    )
     from ichprep.train import lr_find as sweep
 
     _, suggestion = sweep(cfg, start, end, steps, say=lambda m: typer.echo(m, err=True))
     typer.echo(f"{suggestion:.2e}")
 
 
-def _predictions(model: Path, data: str, batch_size: Optional[int], workers: Optional[int], device: str, tta: bool, prior: bool,
-                 quiet: bool, headers: Optional[List[str]]):
+def _predictions(
+    model: Path,
+    data: str,
+    batch_size: Optional[int],
+    workers: Optional[int],
+    device: str,
+    tta: bool,
+    prior: bool,
+    quiet: bool,
+    headers: Optional[list[str]],
+):
     """The model's probabilities for DATA, after MODEL and DATA have been checked."""
     existing(model, "MODEL", "file")
     existing_source(data, "DATA")
@@ -153,8 +200,12 @@ def _predictions(model: Path, data: str, batch_size: Optional[int], workers: Opt
 @app.command()
 def predict(
     model: Path = MODEL,
-    data: str = typer.Argument(..., metavar="DATA", help="convert's output (folder or shards), or DICOMs rendered with the model's settings "
-                               "(folder, list, .zip, a zip's URL, kaggle://COMPETITION or -)."),
+    data: str = typer.Argument(
+        ...,
+        metavar="DATA",
+        help="convert's output (folder or shards), or DICOMs rendered with the model's settings "
+        "(folder, list, .zip, a zip's URL, kaggle://COMPETITION or -).",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Submission CSV (ID,Label; six rows per image)."),
     tta: bool = TTA,
     prior_correction: bool = PRIOR,
@@ -163,7 +214,7 @@ def predict(
     workers: Optional[int] = WORKERS,
     device: str = DEVICE,
     quiet: bool = QUIET,
-    header: Optional[List[str]] = HEADER,
+    header: Optional[list[str]] = HEADER,
 ) -> None:
     """Write a competition submission for every image of DATA."""
     output_file(out, "--out", (".csv",))
@@ -187,7 +238,7 @@ def evaluate(
     workers: Optional[int] = WORKERS,
     device: str = DEVICE,
     quiet: bool = QUIET,
-    header: Optional[List[str]] = HEADER,
+    header: Optional[list[str]] = HEADER,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
     """Weighted log loss and per-label log loss, AUC and accuracy at 0.5 of MODEL on labelled DATA."""

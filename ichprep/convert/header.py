@@ -25,8 +25,8 @@ reads the file with pydicom instead. pydicom itself is imported only when someth
 from __future__ import annotations
 
 import struct
-from collections.abc import MutableSequence
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable, MutableSequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset

@@ -190,14 +190,13 @@ def merge(out: Path) -> bool:
         return False
     schema = _unified_schema(files)
     schema = schema.with_metadata(_pandas_note(files, schema))
-    with atomic.replacing(out / MANIFEST) as tmp:
-        with pq.ParquetWriter(tmp, schema) as writer:
-            for path, keep in zip(files, _latest(files)):
-                for batch in pq.ParquetFile(path).iter_batches(batch_size=ROW_GROUP):
-                    chosen, keep = keep[: batch.num_rows], keep[batch.num_rows :]
-                    table = _conform(pa.Table.from_batches([batch]).filter(pa.array(chosen)), schema)
-                    if table.num_rows:
-                        writer.write_table(table, row_group_size=ROW_GROUP)
+    with atomic.replacing(out / MANIFEST) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        for path, keep in zip(files, _latest(files)):
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=ROW_GROUP):
+                chosen, keep = keep[: batch.num_rows], keep[batch.num_rows :]
+                table = _conform(pa.Table.from_batches([batch]).filter(pa.array(chosen)), schema)
+                if table.num_rows:
+                    writer.write_table(table, row_group_size=ROW_GROUP)
     for part in parts:
         part.unlink()
     return True

@@ -8,8 +8,9 @@ those into grey levels. The renderer evaluates channels once per distinct stored
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 

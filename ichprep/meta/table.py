@@ -72,7 +72,7 @@ def build_table(manifest: pd.DataFrame) -> pd.DataFrame:
         ids = table[ID_COLUMN] if ID_COLUMN in table else pd.Series(None, index=table.index, dtype=object)
         table[ID_COLUMN] = ids.fillna(table["id"])
     if "fname" not in table:
-        table["fname"] = table["source"] if "source" in table else None
+        table["fname"] = table.get("source")
     if "header_fix" not in table:
         table["header_fix"] = fix_mask(table)
     table["header_fix"] = table["header_fix"].fillna(False).astype(bool)

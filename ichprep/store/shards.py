@@ -91,7 +91,12 @@ class ShardSink:
             self.images = self.file.create_dataset("images", shape=(capacity,), maxshape=(None,), dtype=h5py.vlen_dtype(np.uint8))
         else:
             self.images = self.file.create_dataset(
-                "images", shape=(capacity,) + shape, maxshape=(None,) + shape, chunks=(1,) + shape, dtype=np.uint8, **compression(spec.codec)
+                "images",
+                shape=(capacity,) + shape,
+                maxshape=(None,) + shape,
+                chunks=(1,) + shape,
+                dtype=np.uint8,
+                **compression(spec.codec),
             )
         self.ids: list[str] = []
         self.labels: list[np.ndarray] = []

@@ -117,10 +117,20 @@ def _head(rng: np.random.Generator) -> Head:
         center=(float(rng.uniform(-8, 8)), float(rng.uniform(-10, 6))),
         axes=(float(rng.uniform(66, 76)), float(rng.uniform(82, 92))),
         angle=float(rng.uniform(-0.15, 0.15)),
-        outline=(float(rng.uniform(0, 0.03)), float(rng.uniform(0, 2 * np.pi)), float(rng.uniform(0, 0.02)), float(rng.uniform(0, 2 * np.pi))),
+        outline=(
+            float(rng.uniform(0, 0.03)),
+            float(rng.uniform(0, 2 * np.pi)),
+            float(rng.uniform(0, 0.02)),
+            float(rng.uniform(0, 2 * np.pi)),
+        ),
         scalp=float(rng.uniform(3, 6)),
         skull=float(rng.uniform(5, 8)),
-        skull_wave=(float(rng.uniform(0.1, 0.25)), float(rng.uniform(0, 2 * np.pi)), float(rng.uniform(0.05, 0.15)), float(rng.uniform(0, 2 * np.pi))),
+        skull_wave=(
+            float(rng.uniform(0.1, 0.25)),
+            float(rng.uniform(0, 2 * np.pi)),
+            float(rng.uniform(0.05, 0.15)),
+            float(rng.uniform(0, 2 * np.pi)),
+        ),
         diploe_hu=float(rng.uniform(750, 950)),
         cortical_hu=float(rng.uniform(1450, 1750)),
         cortex=float(rng.uniform(3, 5)),
@@ -156,7 +166,9 @@ def _lesion(rng: np.random.Generator, subtype: str) -> Lesion:
         return Lesion("subarachnoid", angle, float(rng.uniform(0.7, 1.1)), float(rng.uniform(4, 5.5)), 0.0, hu)
     if subtype == "intraparenchymal":
         lateral = float(rng.choice([0.0, np.pi])) + float(rng.uniform(-0.6, 0.6))
-        return Lesion("intraparenchymal", lateral, float(rng.uniform(0, 2 * np.pi)), float(rng.uniform(11, 17)), float(rng.uniform(0.45, 0.6)), hu)
+        return Lesion(
+            "intraparenchymal", lateral, float(rng.uniform(0, 2 * np.pi)), float(rng.uniform(11, 17)), float(rng.uniform(0.45, 0.6)), hu
+        )
     return Lesion("intraventricular", 0.0, 0.0, float(rng.uniform(0.4, 0.7)), float(rng.choice([-1.0, 0.0, 1.0])), hu)
 
 
@@ -281,7 +293,7 @@ def plan(n: int, seed: int = 0, size: int = 512) -> list[SliceSpec]:
     image_ids = _hex_ids(rng, n, 9, taken)
     specs: list[SliceSpec] = []
     for planned in series:
-        patient, = _hex_ids(rng, 1, 8, taken)
+        (patient,) = _hex_ids(rng, 1, 8, taken)
         study, series_uid = _hex_ids(rng, 2, 10, taken)
         fov_mm = float(rng.integers(205, 251))
         spacing = fov_mm / size

@@ -70,14 +70,21 @@ def loader_workers(requested: int | None, device: torch.device, local_world: int
     return workers, CUDA_PREFETCH if device.type == "cuda" else None
 
 
-def make_loaders(cfg: TrainConfig, d: Dist, train_ds: ICHDataset, val_ds: ICHDataset | None) -> tuple[DataLoader, DataLoader | None, np.ndarray]:
+def make_loaders(
+    cfg: TrainConfig, d: Dist, train_ds: ICHDataset, val_ds: ICHDataset | None
+) -> tuple[DataLoader, DataLoader | None, np.ndarray]:
     """Training loader (seeded shuffle, whole batches) and this rank's unpadded validation slice."""
     from torch.utils.data.distributed import DistributedSampler
 
     workers, prefetch = loader_workers(cfg.workers, d.device, d.local_world, usable_cores())
-    common = dict(num_workers=workers, prefetch_factor=prefetch, pin_memory=d.device.type == "cuda",
-                  worker_init_fn=seed_worker, persistent_workers=workers > 0,
-                  generator=torch.Generator().manual_seed(cfg.seed))
+    common = dict(
+        num_workers=workers,
+        prefetch_factor=prefetch,
+        pin_memory=d.device.type == "cuda",
+        worker_init_fn=seed_worker,
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
     if d.enabled:
         sampler = DistributedSampler(train_ds, d.world, d.rank, shuffle=True, seed=cfg.seed)
     else:
@@ -94,6 +101,7 @@ def make_loaders(cfg: TrainConfig, d: Dist, train_ds: ICHDataset, val_ds: ICHDat
 
 def datasets(cfg: TrainConfig, ts: TrainSet) -> tuple[ICHDataset, ICHDataset | None]:
     """Train and validation Datasets of a TrainSet with the run's neighbours and normalisation."""
+
     def make(ids: list[str]) -> ICHDataset:
         return make_dataset(ts.source, ids, ts.labels, ts.series, cfg.neighbours)
 

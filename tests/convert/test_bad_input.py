@@ -53,7 +53,7 @@ def stored_ids(out: Path, fmt: str) -> set[str]:
 
 
 def files_under(root: Path) -> set[Path]:
-    return {p for p in root.rglob("*")}
+    return set(root.rglob("*"))
 
 
 @pytest.mark.parametrize("case", badinput.CASES, ids=lambda c: c.name)
@@ -145,7 +145,10 @@ def test_variants_of_the_same_pixels_convert_to_the_same_image(name: str, tmp_pa
     assert np.array_equal(rgb(tmp_path / f"{name}.png"), rgb(tmp_path / "valid.png"))
 
 
-@pytest.mark.parametrize(("name", "expected"), [("latin1_patient_name", "Müller^Jürgen"), ("undeclared_latin1_patient_name", "Gonçalves^Zoë"), ("bad_character_set", "Doe^John")])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("latin1_patient_name", "Müller^Jürgen"), ("undeclared_latin1_patient_name", "Gonçalves^Zoë"), ("bad_character_set", "Doe^John")],
+)
 def test_non_utf8_text_converts_and_reaches_the_manifest(name: str, expected: str, tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
@@ -218,7 +221,9 @@ def test_a_fifo_or_device_among_the_inputs_fails_instead_of_hanging_the_run(tmp_
     os.mkfifo(src / "pipe_without_suffix")
     (src / "zero.dcm").symlink_to("/dev/zero")
     results: list = []
-    run = threading.Thread(target=lambda: results.append(convert.convert(src, tmp_path / "out", options=convert.Options(jobs=1, quiet=True))), daemon=True)
+    run = threading.Thread(
+        target=lambda: results.append(convert.convert(src, tmp_path / "out", options=convert.Options(jobs=1, quiet=True))), daemon=True
+    )
 
     run.start()
     run.join(timeout=30)
@@ -263,8 +268,12 @@ def test_a_corrupted_zip_member_fails_alone(tmp_path: Path) -> None:
     assert "CRC" in table.loc["bad", "error"]
 
 
-@pytest.mark.parametrize(("name", "syntax"), [("jpeg_baseline", "JPEG Baseline (Process 1)"), ("jpeg_2000", "JPEG 2000 Image Compression (Lossless Only)")])
-def test_compressed_data_without_any_decoder_installed_fails_naming_the_transfer_syntax(name: str, syntax: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("name", "syntax"), [("jpeg_baseline", "JPEG Baseline (Process 1)"), ("jpeg_2000", "JPEG 2000 Image Compression (Lossless Only)")]
+)
+def test_compressed_data_without_any_decoder_installed_fails_naming_the_transfer_syntax(
+    name: str, syntax: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from pydicom.pixels.decoders.base import get_decoder
     from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit
 

@@ -7,6 +7,7 @@ converts, then re-run the same command and check the final folder as a user woul
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -120,10 +121,8 @@ def kill_at_random_points(args: list[str], out: Path, pattern: str, total: int, 
             proc.wait(timeout=30)
     finally:
         for pgid in groups:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     return hits
 
 
@@ -252,7 +251,8 @@ def tiny_disk(tmp_path: Path):
 def test_a_disk_that_really_fills_under_two_workers_stops_cleanly_and_resumes(slices: Path, tiny_disk: Path) -> None:
     out = tiny_disk / "out"
     # The parent's free-space margin is set to 0 so the disk fills between checks, inside a worker.
-    args = [sys.executable, "-c", "import ichprep.convert.budget as b; b.MARGIN = 0; from ichprep.cli import main; main()", "convert", str(slices), str(out), "--quiet"]
+    code = "import ichprep.convert.budget as b; b.MARGIN = 0; from ichprep.cli import main; main()"
+    args = [sys.executable, "-c", code, "convert", str(slices), str(out), "--quiet"]
 
     full = subprocess.run(args + ["--jobs", "2"], capture_output=True, text=True, timeout=60)
 

@@ -21,7 +21,14 @@ SIZE = 32
 FUZZ_CASES = 300
 MAX_RSS_GROWTH_MB = 200
 
-US_TAGS = {"Rows": 0x00280010, "Columns": 0x00280011, "BitsAllocated": 0x00280100, "BitsStored": 0x00280101, "PixelRepresentation": 0x00280103, "SamplesPerPixel": 0x00280002}
+US_TAGS = {
+    "Rows": 0x00280010,
+    "Columns": 0x00280011,
+    "BitsAllocated": 0x00280100,
+    "BitsStored": 0x00280101,
+    "PixelRepresentation": 0x00280103,
+    "SamplesPerPixel": 0x00280002,
+}
 DS_TAGS = {"RescaleIntercept": 0x00281052, "RescaleSlope": 0x00281053, "WindowCenter": 0x00281050, "WindowWidth": 0x00281051}
 CS_TAGS = {"Modality": 0x00080060, "PhotometricInterpretation": 0x00280004}
 
@@ -37,7 +44,10 @@ unsigned_value = st.one_of(
     st.integers(-32768, 32767).map(lambda v: ("SS", struct.pack("<h", v))),
     st.from_regex(r"[ -~]{0,12}", fullmatch=True).map(lambda t: ("IS", t.encode())),
 )
-code_text = st.one_of(st.sampled_from(["CT", "MR", "", "ct", "MONOCHROME1", "MONOCHROME2", "RGB", "PALETTE COLOR"]), st.from_regex(r"[A-Z0-9 _]{0,16}", fullmatch=True))
+code_text = st.one_of(
+    st.sampled_from(["CT", "MR", "", "ct", "MONOCHROME1", "MONOCHROME2", "RGB", "PALETTE COLOR"]),
+    st.from_regex(r"[A-Z0-9 _]{0,16}", fullmatch=True),
+)
 
 
 def element(tag: int, vr: str, value: bytes) -> bytes:

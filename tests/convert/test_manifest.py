@@ -12,7 +12,13 @@ from ichprep.convert.manifest import LEAD_COLUMNS, STAT_COLUMNS, ManifestWriter
 
 
 def row(image_id: str, status: str = "ok", **extra) -> dict:
-    base = {"id": image_id, "source": f"/data/{image_id}.dcm", "fname": f"/data/{image_id}.dcm", "status": status, "error": None if status == "ok" else "broken"}
+    base = {
+        "id": image_id,
+        "source": f"/data/{image_id}.dcm",
+        "fname": f"/data/{image_id}.dcm",
+        "status": status,
+        "error": None if status == "ok" else "broken",
+    }
     return base | extra
 
 
@@ -118,8 +124,14 @@ def test_mixed_header_columns_across_parts_still_merge(tmp_path, n):
 
 
 def test_a_column_of_numbers_and_numeric_text_becomes_numeric_and_odd_values_text():
-    table = manifest.frame([row("a", RescaleIntercept=-1024), row("b", RescaleIntercept="-1000.5"), row("c", SliceThickness=5),
-                            row("d", SliceThickness="five")])
+    table = manifest.frame(
+        [
+            row("a", RescaleIntercept=-1024),
+            row("b", RescaleIntercept="-1000.5"),
+            row("c", SliceThickness=5),
+            row("d", SliceThickness="five"),
+        ]
+    )
     assert table["RescaleIntercept"].tolist()[:2] == [-1024.0, -1000.5]
     assert table["SliceThickness"].dropna().tolist() == ["5", "five"]
 

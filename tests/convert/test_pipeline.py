@@ -168,7 +168,8 @@ def test_manifest_has_one_row_per_input_with_header_fix_header_and_stats(src, tm
         stats = {k: row[k] for k in reference_stats(raw, header)}
         assert stats == pytest.approx(reference_stats(raw, header), rel=1e-9, abs=1e-12), image_id
     settings = json.loads((out / "ichprep.json").read_text())
-    assert [(c["name"], c["level"], c["width"]) for c in settings["channels"]] == [("brain", 40, 80), ("subdural", 80, 200), ("bone", 600, 2800)]
+    described = [(c["name"], c["level"], c["width"]) for c in settings["channels"]]
+    assert described == [("brain", 40, 80), ("subdural", 80, 200), ("bone", 600, 2800)]
     assert (settings["size"], settings["crop"], settings["format"]) == (32, True, "png")
 
 
@@ -181,7 +182,13 @@ def broken(src: Path, make_ct) -> dict[str, str]:
     (src / "ID_text.dcm").write_text("patient notes, not an image\n" * 10)
     (src / "ID_nopixels.dcm").write_bytes(make_ct(KINDS["ID_0000000a1"][0], bits_stored=12, with_pixels=False, sop="1.2.3.77"))
     (src / "ID_toobig.dcm").write_bytes(make_ct(KINDS["ID_0000000a1"][0], bits_stored=12, rows=256, columns=256, sop="1.2.3.78"))
-    return {"ID_truncated.dcm": "", "ID_empty.dcm": "empty", "ID_text.dcm": "dicom", "ID_nopixels.dcm": "pixel data", "ID_toobig.dcm": "truncated"}
+    return {
+        "ID_truncated.dcm": "",
+        "ID_empty.dcm": "empty",
+        "ID_text.dcm": "dicom",
+        "ID_nopixels.dcm": "pixel data",
+        "ID_toobig.dcm": "truncated",
+    }
 
 
 def test_bad_inputs_fail_one_line_each_exit_1_and_keep_their_manifest_rows(src, broken, tmp_path):
@@ -457,7 +464,13 @@ def test_saved_settings_reproduce_the_run_that_wrote_them(tmp_path, made):
     out = tmp_path / "out"
     first = pipeline.convert(images, out, made, Options(jobs=1, quiet=True))
     again = Settings.load(out)
-    assert (again.format, again.codec, again.quality, again.size, again.crop) == (made.format, made.codec, made.quality, made.size, made.crop)
+    assert (again.format, again.codec, again.quality, again.size, again.crop) == (
+        made.format,
+        made.codec,
+        made.quality,
+        made.size,
+        made.crop,
+    )
     assert [c["name"] for c in again.channels] == [c["name"] for c in first.settings.channels] and again.channels
     assert again.output_differences(first.settings) == []
     rerun = pipeline.convert(images, out, again, Options(jobs=1, quiet=True))

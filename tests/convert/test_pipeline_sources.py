@@ -61,7 +61,9 @@ def test_ids_restrict_a_zip_run_to_the_listed_images(synth, tmp_path):
 def test_a_dask_cluster_writes_the_same_images_as_a_local_run(synth, folder_out, tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as cluster:
-        result = convert(synth / "stage_1_train_images", tmp_path / "dask", Settings(size=64), Options(quiet=True, scheduler=cluster.scheduler_address))
+        result = convert(
+            synth / "stage_1_train_images", tmp_path / "dask", Settings(size=64), Options(quiet=True, scheduler=cluster.scheduler_address)
+        )
     assert (result.converted, result.failed) == (16, 0)
     assert same_images(folder_out, tmp_path / "dask")
     local = pd.read_parquet(folder_out / "manifest.parquet").sort_values("id").reset_index(drop=True)

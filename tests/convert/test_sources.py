@@ -190,7 +190,9 @@ def test_plain_names_are_safe_ids(image_id):
     assert sources.is_safe_id(image_id)
 
 
-@pytest.mark.parametrize("image_id", ["", ".", "..", "...", ".hidden", "-", "-rf", "_x", "a/b", "a\\b", "a..b", "a b", "é", "A" * 201, "x\n"])
+@pytest.mark.parametrize(
+    "image_id", ["", ".", "..", "...", ".hidden", "-", "-rf", "_x", "a/b", "a\\b", "a..b", "a b", "é", "A" * 201, "x\n"]
+)
 def test_names_that_could_escape_or_hide_are_unsafe_ids(image_id):
     assert not sources.is_safe_id(image_id)
 

@@ -68,7 +68,9 @@ def test_fastai_preset_is_returned_for_later_breakpoints():
     assert parse_windows(" FastAI ") == FASTAI
 
 
-@pytest.mark.parametrize("spec", ["", "gif", "40", "40/", "/80", "40/0", "40/-80", "brain,,bone", "brain;bone", "1,2,3", "brain,subdural,bone,soft,stroke"])
+@pytest.mark.parametrize(
+    "spec", ["", "gif", "40", "40/", "/80", "40/0", "40/-80", "brain,,bone", "brain;bone", "1,2,3", "brain,subdural,bone,soft,stroke"]
+)
 def test_bad_window_specs_raise_value_error_naming_the_problem(spec):
     with pytest.raises(ValueError) as info:
         parse_windows(spec)

@@ -53,7 +53,11 @@ def test_jpeg_is_written_with_444_chroma_sampling(fmt):
 def test_jpeg_keeps_per_channel_detail_that_420_loses():
     image = stripes()
     ours = decode(encode(image, "jpg", 95)).astype(int)
-    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420])
+    ok, buf = cv2.imencode(
+        ".jpg",
+        np.ascontiguousarray(image[..., ::-1]),
+        [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420],
+    )
     assert ok and jpeg_sampling_factors(buf.tobytes())[0] == (2, 2)
     subsampled = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].astype(int)
     ours_error = np.abs(ours - image).mean()

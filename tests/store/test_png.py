@@ -59,7 +59,14 @@ def test_png_of_a_head_like_image_is_no_larger_than_opencvs_with_the_same_settin
     disc = np.hypot(yy - 128, xx - 128) < 100
     noisy = np.clip(120 + RNG.normal(0, 6, (256, 256)), 0, 255)
     image = np.stack([np.where(disc, noisy, 0), np.where(disc, noisy / 2, 0), np.where(disc, 30, 0)], axis=-1).astype(np.uint8)
-    settings = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
+    settings = [
+        cv2.IMWRITE_PNG_COMPRESSION,
+        1,
+        cv2.IMWRITE_PNG_STRATEGY,
+        cv2.IMWRITE_PNG_STRATEGY_RLE,
+        cv2.IMWRITE_PNG_FILTER,
+        cv2.IMWRITE_PNG_FILTER_UP,
+    ]
     opencv = cv2.imencode(".png", image[..., ::-1], settings)[1].size
     assert len(png_bytes(image)) <= 1.01 * opencv
 

@@ -17,6 +17,7 @@ from ich_fixtures import (
     write_shards,
     write_train_table,
 )
+from real_manifest import RSNA
 
 from ichprep import LABELS, SUBTYPES
 from ichprep.train import TrainConfig, train
@@ -25,7 +26,6 @@ from ichprep.train.metrics import prior_correct, summary
 from ichprep.train.predict import CLIP, Predictions, evaluate, predict, submission
 
 ICHPREP = Path(sys.executable).parent / "ichprep"
-from real_manifest import RSNA
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -126,11 +126,44 @@ def test_dicoms_are_rendered_with_the_models_own_settings(tmp_path):
         done = run_cli(*args)
         assert done.returncode == 0, done.stderr[-2000:]
 
-    ichprep("convert", str(RSNA / "stage_2_train_images"), str(tmp_path / "train"), "--size", "32", "--windows", "brain,subdural,soft", "-q", "--jobs", "2")
-    train(TrainConfig(data=tmp_path / "train", out=tmp_path / "run", labels=RSNA / "stage_2_train.csv", epochs=1,
-                      batch_size=8, workers=0, quiet=True, val_frac=0.0), say=lambda _m: None)
+    ichprep(
+        "convert",
+        str(RSNA / "stage_2_train_images"),
+        str(tmp_path / "train"),
+        "--size",
+        "32",
+        "--windows",
+        "brain,subdural,soft",
+        "-q",
+        "--jobs",
+        "2",
+    )
+    train(
+        TrainConfig(
+            data=tmp_path / "train",
+            out=tmp_path / "run",
+            labels=RSNA / "stage_2_train.csv",
+            epochs=1,
+            batch_size=8,
+            workers=0,
+            quiet=True,
+            val_frac=0.0,
+        ),
+        say=lambda _m: None,
+    )
     model = tmp_path / "run" / "model.pt"
-    ichprep("convert", str(RSNA / "stage_2_test_images"), str(tmp_path / "test"), "--size", "32", "--windows", "brain,subdural,soft", "-q", "--jobs", "2")
+    ichprep(
+        "convert",
+        str(RSNA / "stage_2_test_images"),
+        str(tmp_path / "test"),
+        "--size",
+        "32",
+        "--windows",
+        "brain,subdural,soft",
+        "-q",
+        "--jobs",
+        "2",
+    )
     converted = predict(model, tmp_path / "test", workers=0, quiet=True)
     direct = predict(model, RSNA / "stage_2_test_images", workers=0, quiet=True)
     assert len(direct.ids) == 16 and direct.ids == converted.ids

@@ -54,10 +54,19 @@ def images(tmp_path_factory):
 
 # (what the data differs in, the model's settings, the data's settings, the words the refusal must hold)
 REFUSED = [
-    ("windows", {}, {"described": channels("brain,subdural,soft")}, "channels brain 40/80, subdural 80/200, bone 600/2800 -> brain 40/80, subdural 80/200, soft 40/380"),
+    (
+        "windows",
+        {},
+        {"described": channels("brain,subdural,soft")},
+        "channels brain 40/80, subdural 80/200, bone 600/2800 -> brain 40/80, subdural 80/200, soft 40/380",
+    ),
     ("one level/width", {}, {"described": channels("40/90,subdural,bone")}, "-> 40/90 40/90, subdural 80/200"),
-    ("fastai breakpoints", {"described": [c.describe() for c in fastai_channels(BREAKS_A)]},
-     {"described": [c.describe() for c in fastai_channels(BREAKS_B)]}, "channels brain 40/80, fastai_subdural 100/254, freqhist (40 breakpoints -1000..1500"),
+    (
+        "fastai breakpoints",
+        {"described": [c.describe() for c in fastai_channels(BREAKS_A)]},
+        {"described": [c.describe() for c in fastai_channels(BREAKS_B)]},
+        "channels brain 40/80, fastai_subdural 100/254, freqhist (40 breakpoints -1000..1500",
+    ),
     ("size", {}, {"size": 48}, "size 32 -> 48"),
     ("crop", {}, {"crop": True}, "crop False -> True"),
     ("jpg files for a png model", {}, {"format": "jpg"}, "encoding lossless -> JPEG quality 95"),
@@ -72,7 +81,10 @@ def test_data_made_with_other_settings_is_refused_naming_the_setting(images, tmp
     model = write_model(tmp_path / "run" / "model.pt", _settings_folder(tmp_path / "trained", trained))
     folder = images(f"data-{case.replace(' ', '-')}")
     made_with(folder, **data)
-    for command in (["predict", model, folder, "--out", tmp_path / "sub.csv"], ["evaluate", model, folder, "--labels", tmp_path / "none.csv"]):
+    for command in (
+        ["predict", model, folder, "--out", tmp_path / "sub.csv"],
+        ["evaluate", model, folder, "--labels", tmp_path / "none.csv"],
+    ):
         if command[0] == "evaluate":
             (tmp_path / "none.csv").write_text("ID,Label\n")
         done = ichprep(*command, "-q", "--workers", "0")

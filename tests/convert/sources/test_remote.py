@@ -147,9 +147,8 @@ def test_an_expired_redirect_target_sends_the_client_back_to_the_url(archive):
 @pytest.mark.parametrize("status, words", [(401, "HTTP 401 Unauthorized; check --header"), (403, "HTTP 403 Forbidden; check --header"),
                                            (404, "HTTP 404 Not Found")])
 def test_a_refused_listing_is_one_source_error(archive, status, words):
-    with ZipServer(archive, guard=lambda seen: status) as server:
-        with pytest.raises(SourceError) as refused:
-            sources.open_source(server.url() + "?key=s3cret", ["Authorization: Bearer s3cret"])
+    with ZipServer(archive, guard=lambda seen: status) as server, pytest.raises(SourceError) as refused:
+        sources.open_source(server.url() + "?key=s3cret", ["Authorization: Bearer s3cret"])
     hint = " and ICHPREP_HEADERS" if status != 404 else ""
     assert str(refused.value) == f"http://127.0.0.1:{server.port}/rsna.zip?key=***: {words}{hint}"
 
@@ -184,9 +183,8 @@ def test_an_unreachable_host_is_one_source_error_after_the_retries(quick):
 def test_what_a_server_sends_that_is_not_a_zip_is_a_source_error(tmp_path):
     page = tmp_path / "index.zip"
     page.write_text("<html>Please log in</html>")
-    with ZipServer(page) as server:
-        with pytest.raises(SourceError, match="not a readable zip archive"):
-            sources.open_source(server.url()).inputs()
+    with ZipServer(page) as server, pytest.raises(SourceError, match="not a readable zip archive"):
+        sources.open_source(server.url()).inputs()
 
 
 def test_a_server_that_ignores_range_is_read_in_one_pass_resumed_by_dropping_what_was_read(archive):
