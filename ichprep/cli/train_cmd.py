@@ -105,28 +105,10 @@ def train(
 ) -> None:
     """Train a classifier of the six labels; the same command runs under torchrun for several GPUs."""
     cfg = _config(
-        data,
-        out,
-        labels=labels,
-        arch=arch,
-        weights=weights,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        wd=wd,
-        sizes=_sizes(sizes, "--sizes"),
-        stage_epochs=_sizes(stage_epochs, "--stage-epochs"),
-        val_frac=val_frac,
-        seed=seed,
-        workers=workers,
-        resume=resume,
-        neighbours=neighbours,
-        device=device,
-        quiet=quiet,
-        max_images=max_images,
-        stop_after=stop_after,
-        augment=not no_augment,
-        compile=compile_model,
+        data, out, labels=labels, arch=arch, weights=weights, epochs=epochs, batch_size=batch_size, lr=lr, wd=wd,
+        sizes=_sizes(sizes, "--sizes"), stage_epochs=_sizes(stage_epochs, "--stage-epochs"), val_frac=val_frac,
+        seed=seed, workers=workers, resume=resume, neighbours=neighbours, device=device, quiet=quiet,
+        max_images=max_images, stop_after=stop_after, augment=not no_augment, compile=compile_model,
     )
     if cfg.stage_epochs and not cfg.sizes:
         raise IchprepError("--stage-epochs needs --sizes")
@@ -158,20 +140,8 @@ def lr_find(
     """Learning-rate range test: exponential sweep, smoothed loss, stop on divergence; prints a suggested lr."""
     if not 0 < start < end:
         raise IchprepError(f"--start {start:g} must be positive and below --end {end:g}")
-    cfg = _config(
-        data,
-        out,
-        labels=labels,
-        arch=arch,
-        weights=weights,
-        batch_size=batch_size,
-        neighbours=neighbours,
-        sizes=(size,) if size else (),
-        seed=seed,
-        workers=workers,
-        device=device,
-        max_images=max_images,
-    )
+    cfg = _config(data, out, labels=labels, arch=arch, weights=weights, batch_size=batch_size, neighbours=neighbours,
+                  sizes=(size,) if size else (), seed=seed, workers=workers, device=device, max_images=max_images)
     from ichprep.train import lr_find as sweep
 
     _, suggestion = sweep(cfg, start, end, steps, say=lambda m: typer.echo(m, err=True))

@@ -100,6 +100,15 @@ def _hex_ids(rng: np.random.Generator, count: int, digits: int, taken: set[str])
     return out
 
 
+def _wave(rng: np.random.Generator, first: tuple[float, float], second: tuple[float, float]) -> tuple[float, float, float, float]:
+    """Amplitude and phase of a first and a second harmonic, amplitudes drawn from the given ranges.
+
+    The draws come in the order (amplitude, phase, amplitude, phase), which keeps every data set
+    of a given seed byte-identical.
+    """
+    return (float(rng.uniform(*first)), float(rng.uniform(0, 2 * np.pi)), float(rng.uniform(*second)), float(rng.uniform(0, 2 * np.pi)))
+
+
 def _head(rng: np.random.Generator) -> Head:
     """A plausible adult head: size, shape, tilt, skull and brain densities vary per patient."""
     n_sulci = int(rng.integers(22, 32))
@@ -117,20 +126,10 @@ def _head(rng: np.random.Generator) -> Head:
         center=(float(rng.uniform(-8, 8)), float(rng.uniform(-10, 6))),
         axes=(float(rng.uniform(66, 76)), float(rng.uniform(82, 92))),
         angle=float(rng.uniform(-0.15, 0.15)),
-        outline=(
-            float(rng.uniform(0, 0.03)),
-            float(rng.uniform(0, 2 * np.pi)),
-            float(rng.uniform(0, 0.02)),
-            float(rng.uniform(0, 2 * np.pi)),
-        ),
+        outline=_wave(rng, (0, 0.03), (0, 0.02)),
         scalp=float(rng.uniform(3, 6)),
         skull=float(rng.uniform(5, 8)),
-        skull_wave=(
-            float(rng.uniform(0.1, 0.25)),
-            float(rng.uniform(0, 2 * np.pi)),
-            float(rng.uniform(0.05, 0.15)),
-            float(rng.uniform(0, 2 * np.pi)),
-        ),
+        skull_wave=_wave(rng, (0.1, 0.25), (0.05, 0.15)),
         diploe_hu=float(rng.uniform(750, 950)),
         cortical_hu=float(rng.uniform(1450, 1750)),
         cortex=float(rng.uniform(3, 5)),
