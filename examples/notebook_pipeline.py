@@ -1,6 +1,6 @@
 """ichprep from Python, as a notebook would use it: phantoms -> HDF5 shards -> cleaned table -> DataLoader.
 
-    python examples/notebook_pipeline.py work/ --n 120
+    python examples/notebook_pipeline.py example/ --n 120
 
 Every step is the library function behind a CLI command, so a notebook can run, inspect and
 re-run each stage; re-running resumes instead of redoing.
