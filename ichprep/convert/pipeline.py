@@ -141,13 +141,8 @@ def _convert(
     from tqdm import tqdm
 
     say = say or (lambda line: tqdm.write(line, file=sys.stderr))
-    settings, channels = _resolve(settings, source, inputs, out)
     done, recorded = resume.previous_runs(out)
-    job = Job(source.for_workers(), tuple(channels), settings.size, settings.crop, _sink(out, settings, len(channels)))
-    triage = Triage(done)
-    todo: list[sources.Input] | Iterator[sources.Input] = triage.pending(inputs)
-    if isinstance(inputs, list):
-        todo = list(todo)
+    settings, job, triage, todo = _plan(source, inputs, out, settings, done)
     result = Result(manifest=out / layout.MANIFEST, settings=settings)
     if options.max_disk is not None:
         result.estimate = budget.estimate(job, todo, out / layout.STATE_DIR / "sample", out, options.max_disk)
@@ -202,16 +197,28 @@ def _dry_run(source: sources.Source, inputs: list[sources.Input], out: Path, set
     """Estimate the output size from a converted sample and leave OUT as it was (nothing created)."""
     created = next((p for p in [*reversed(out.absolute().parents), out, out / layout.STATE_DIR] if not p.exists()), None)
     try:
-        settings, channels = _resolve(settings, source, inputs, out)
-        job = Job(source.for_workers(), tuple(channels), settings.size, settings.crop, _sink(out, settings, len(channels)))
-        triage = Triage(resume.done_ids(out, manifest.load(out, manifest.STATE_COLUMNS)) if out.exists() else ())
-        todo = list(triage.pending(inputs))
+        done = resume.done_ids(out, manifest.load(out, manifest.STATE_COLUMNS)) if out.exists() else set()
+        settings, job, triage, todo = _plan(source, inputs, out, settings, done)
         scratch = out / layout.STATE_DIR / "sample"
         estimate = budget.estimate(job, todo, scratch, out if out.exists() else _existing_parent(out), options.max_disk)
     finally:
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)
     return Result(skipped=triage.skipped, estimate=estimate, settings=settings)
+
+
+def _plan(source: sources.Source, inputs: list[sources.Input] | Iterator[sources.Input], out: Path, settings: Settings,
+          done: set[str]) -> tuple[Settings, Job, Triage, list[sources.Input] | Iterator[sources.Input]]:
+    """What a run will do: its resolved settings, the job its workers share, and the inputs still to convert.
+
+    A listed source gives a list of what is left (it is counted and sampled); a stream an iterator
+    that sorts its members as they arrive.
+    """
+    settings, channels = _resolve(settings, source, inputs, out)
+    job = Job(source.for_workers(), tuple(channels), settings.size, settings.crop, _sink(out, settings, len(channels)))
+    triage = Triage(done)
+    todo = triage.pending(inputs)
+    return settings, job, triage, list(todo) if isinstance(inputs, list) else todo
 
 
 def _existing_parent(path: Path) -> Path:
