@@ -35,21 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from zipserver import ZipServer  # noqa: E402
 from ziptools import tiny_zip  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "convert" / "sources"))
+from test_listing_scale import LISTING, MEMBERS  # noqa: E402
+
 from ichprep.convert import Options, convert  # noqa: E402
 from ichprep.settings import Settings  # noqa: E402
-
-MEMBERS = 750_000
-LISTING = """
-import json, sys, time
-from ichprep.convert.sources import open_source
-def peak():  # this process's peak RSS in KB (VmHWM; ru_maxrss would carry the forking parent's over)
-    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
-before = peak()
-start = time.perf_counter()
-inputs = open_source(sys.argv[1]).inputs()
-print(json.dumps({"inputs": len(inputs), "seconds": time.perf_counter() - start,
-                  "grown_mb": (peak() - before) / 1024}))
-"""
 
 
 def peak_rss(command: list[str]) -> tuple[float, float, float]:

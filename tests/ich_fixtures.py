@@ -55,6 +55,18 @@ def fabricate(n: int, seed: int = 0, size: int = 32, slices_per_series: int = 4)
     return ids, images, labels, table
 
 
+def labelled_folder(root: Path, n: int, seed: int = 0, size: int = 32) -> tuple[list[str], np.ndarray, np.ndarray, pd.DataFrame]:
+    """``n`` fabricated images converted into ROOT/img (with its manifest) and a clean-meta ROOT/train.parquet.
+
+    Returns what ``fabricate`` made, for tests that check against it.
+    """
+    ids, images, labels, table = fabricate(n, seed=seed, size=size)
+    write_folder(root / "img", ids, images)
+    write_manifest(root / "img", table)
+    write_train_table(root / "train.parquet", ids, labels, table)
+    return ids, images, labels, table
+
+
 def write_folder(root: Path, ids: list[str], images: np.ndarray, fmt: str = "png") -> Path:
     """Images as ROOT/<id>.<fmt> (RGB stored as the BGR files OpenCV writes), plus ichprep.json."""
     root.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from cli_run import ichprep
-from ich_fixtures import fabricate, write_folder, write_manifest, write_train_table
+from ich_fixtures import fabricate, labelled_folder, write_train_table
 from pydicom.data import get_testdata_file
 
 ROOT = "{root}"
@@ -87,10 +87,8 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "other-ids.txt").write_text("ID_notthere\n")
     (root / "broken.csv").write_text("ID,Label\nID_000000000_epidural,2\n")
     (root / "not-a-model.pt").write_bytes(b"\x80\x04not a pickle at all")
-    ids, images, labels, table = fabricate(12)
-    conv = write_folder(root / "conv", ids, images)
-    write_manifest(conv, table)
-    write_train_table(root / "train.parquet", ids, labels, table)
+    labelled_folder(root, 12)
+    (root / "img").rename(root / "conv")
     other, _, other_labels, other_table = fabricate(4, seed=1)
     write_train_table(root / "other.parquet", [f"ID_other{i}" for i in range(4)], other_labels, other_table)
     return root

@@ -106,18 +106,23 @@ def test_the_cli_names_every_failure_on_stderr_and_exits_1(tmp_path: Path) -> No
         assert case.reason in line
 
 
+def converted_with_peak(path: Path) -> tuple[dict, int]:
+    """The file's manifest row and the peak bytes Python and numpy allocated while converting it."""
+    tracemalloc.start()
+    try:
+        row = badinput.convert_file(path)
+        return row, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 @pytest.mark.parametrize("name", ["huge_dimensions", "large_dimensions_tiny_data", "pixel_length_past_eof"])
 def test_lying_sizes_fail_or_convert_without_allocating_what_they_claim(name: str, tmp_path: Path) -> None:
     case = badinput.case(name)
     path = case.write(tmp_path)
     badinput.convert_file(path)  # warm caches (renderer tables), so only the file's own cost is measured
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    tracemalloc.start()
-    try:
-        row = badinput.convert_file(path)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    row, peak = converted_with_peak(path)
     rss_growth_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
 
     assert row["status"] == case.outcome, row["error"]
@@ -202,12 +207,7 @@ def test_a_file_larger_than_any_slice_fails_before_it_is_read(tmp_path: Path) ->
     big = tmp_path / "big.dcm"
     with open(big, "wb") as fh:
         fh.truncate(sources.MAX_FILE_BYTES + 1)  # sparse: no disk or memory used
-    tracemalloc.start()
-    try:
-        row = badinput.convert_file(big)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    row, peak = converted_with_peak(big)
 
     assert row["status"] == "failed" and "larger than any CT slice" in row["error"]
     assert peak < 2**20

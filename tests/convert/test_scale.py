@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from peak import PEAK
 from scale import converted_folder
 
 from ichprep import layout
@@ -23,17 +24,15 @@ PARENT_LIMIT_MB = 1024
 NOTHING_TO_DO_SECONDS = 15
 
 
-MEASURED = """
+MEASURED = PEAK + """
 import sys
 from ichprep.cli import main
 try:
     main()
 finally:
-    peak = next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM"))
-    print("peak_kb", peak, file=sys.stderr)
+    print("peak_kb", peak(), file=sys.stderr)
 """
-"""The command line, reporting its own peak resident memory on its way out (VmHWM: the process's own
-high-water mark; ``ru_maxrss`` would carry over the RSS of the test process that forked it)."""
+"""The command line, reporting its own peak resident memory on its way out."""
 
 
 def convert_process(listing: Path, out: Path) -> tuple[subprocess.CompletedProcess, float, float]:

@@ -13,9 +13,8 @@ import pytest
 import torch
 from ich_fixtures import (
     fabricate,
+    labelled_folder,
     write_folder,
-    write_manifest,
-    write_train_table,
 )
 
 from ichprep import LABELS
@@ -37,10 +36,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def blobs(tmp_path_factory):
     """48 fabricated 16 px images in 12 patients, with a clean-meta style train.parquet beside them."""
     root = tmp_path_factory.mktemp("blobs")
-    ids, images, labels, table = fabricate(48, seed=3, size=16)
-    write_folder(root / "img", ids, images)
-    write_manifest(root / "img", table)
-    write_train_table(root / "train.parquet", ids, labels, table)
+    labelled_folder(root, 48, seed=3, size=16)
     return root
 
 

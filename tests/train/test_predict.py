@@ -12,10 +12,9 @@ import pytest
 import torch
 from ich_fixtures import (
     fabricate,
+    labelled_folder,
     write_folder,
-    write_manifest,
     write_shards,
-    write_train_table,
 )
 from real_manifest import RSNA
 
@@ -34,10 +33,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def trained(tmp_path_factory):
     """A one-epoch model on 32 fabricated 16 px images, the image folder and the same images as shards."""
     root = tmp_path_factory.mktemp("predict")
-    ids, images, labels, table = fabricate(32, seed=5, size=16)
-    write_folder(root / "img", ids, images)
-    write_manifest(root / "img", table)
-    write_train_table(root / "train.parquet", ids, labels, table)
+    ids, images, labels, _ = labelled_folder(root, 32, seed=5, size=16)
     write_shards(root / "shards", ids, images, None)
     train(TrainConfig(data=root / "img", out=root / "run", epochs=1, batch_size=8, workers=0, quiet=True), say=lambda _m: None)
     return root, ids, images, labels
@@ -126,44 +122,11 @@ def test_dicoms_are_rendered_with_the_models_own_settings(tmp_path):
         done = run_cli(*args)
         assert done.returncode == 0, done.stderr[-2000:]
 
-    ichprep(
-        "convert",
-        str(RSNA / "stage_2_train_images"),
-        str(tmp_path / "train"),
-        "--size",
-        "32",
-        "--windows",
-        "brain,subdural,soft",
-        "-q",
-        "--jobs",
-        "2",
-    )
-    train(
-        TrainConfig(
-            data=tmp_path / "train",
-            out=tmp_path / "run",
-            labels=RSNA / "stage_2_train.csv",
-            epochs=1,
-            batch_size=8,
-            workers=0,
-            quiet=True,
-            val_frac=0.0,
-        ),
-        say=lambda _m: None,
-    )
+    for images, out in (("stage_2_train_images", "train"), ("stage_2_test_images", "test")):
+        ichprep("convert", RSNA / images, tmp_path / out, "--size", "32", "--windows", "brain,subdural,soft", "-q", "--jobs", "2")
+    train(TrainConfig(data=tmp_path / "train", out=tmp_path / "run", labels=RSNA / "stage_2_train.csv", epochs=1, batch_size=8,
+                      workers=0, quiet=True, val_frac=0.0), say=lambda _m: None)
     model = tmp_path / "run" / "model.pt"
-    ichprep(
-        "convert",
-        str(RSNA / "stage_2_test_images"),
-        str(tmp_path / "test"),
-        "--size",
-        "32",
-        "--windows",
-        "brain,subdural,soft",
-        "-q",
-        "--jobs",
-        "2",
-    )
     converted = predict(model, tmp_path / "test", workers=0, quiet=True)
     direct = predict(model, RSNA / "stage_2_test_images", workers=0, quiet=True)
     assert len(direct.ids) == 16 and direct.ids == converted.ids

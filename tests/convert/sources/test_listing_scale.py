@@ -2,7 +2,7 @@
 
 The archive holds 750,000 tiny stored members written straight from ``struct``
 (``ziptools.tiny_zip``, zip64 end records like the real one's). The listing runs in a fresh
-process so its peak RSS is its own; ``benchmarks/remote_speed.py`` reports the same figures.
+process so its peak RSS is its own; ``benchmarks/remote_speed.py`` runs the same script and reports its figures.
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ import subprocess
 import sys
 
 import pytest
+from peak import PEAK
 from ziptools import tiny_zip
 
 MEMBERS = 750_000
-LISTING = """
+LISTING = PEAK + """
 import json, sys, time
 from ichprep.convert.sources import open_source
-def peak():  # this process's peak RSS in KB (VmHWM; ru_maxrss would carry the forking parent's over)
-    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
 before = peak()
 start = time.perf_counter()
 source = open_source(sys.argv[1])
