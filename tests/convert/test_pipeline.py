@@ -372,6 +372,14 @@ def test_duplicate_ids_fail_the_second_input(src, tmp_path, make_ct):
     result = pipeline.convert(src, tmp_path / "out", *quiet(size=32), say=errors.append)
     assert (result.converted, result.failed) == (len(KINDS), 1)
     assert len(errors) == 1 and "duplicate" in errors[0]
+    table = pd.read_parquet(tmp_path / "out" / "manifest.parquet")
+    assert (table["id"] == "ID_0000000a1").sum() == 2, "both inputs of the id keep their row"
+
+    before = (tmp_path / "out" / "manifest.parquet").stat().st_mtime_ns
+    again = pipeline.convert(src, tmp_path / "out", *quiet(size=32), say=errors.append)
+    assert (again.converted, again.failed, again.skipped) == (0, 1, len(KINDS)), "the refusal is reported again"
+    assert len(errors) == 2 and "duplicate" in errors[1]
+    assert (tmp_path / "out" / "manifest.parquet").stat().st_mtime_ns == before, "a refusal already recorded is not written again"
 
 
 def fastai_freqhist_bins(values: np.ndarray, n_bins: int = 100) -> np.ndarray:
