@@ -10,7 +10,8 @@ VENV_FLAGS ?=
 TORCH_INDEX ?=
 TORCH := torch==2.13.0
 BIN := $(VENV)/bin
-# Marks a finished install. The install is editable, so only a change to pyproject.toml needs another.
+# Marks a finished install. The install is editable, so only a change to pyproject.toml or to the
+# C kernel (compiled by the install) needs another.
 STAMP := $(VENV)/.ichprep-installed
 DEMO ?= demo-out
 
@@ -23,7 +24,7 @@ $(BIN)/python:
 
 # torch first, pinned, and only where no torch is installed: the `torch>=2.1` range of the extras is
 # then already satisfied and never pulls another build; an existing torch is kept.
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml ichprep/convert/_area.c | $(BIN)/python
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install $(TORCH) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install -e ".[dev]"
 	touch $@

@@ -1,7 +1,8 @@
 """Milliseconds of CPU per slice for each stage of ``convert``'s worker, in isolation.
 
 The worker does, per input: read the bytes, ``dicom.read`` (parse + header row), ``decode``,
-``pixel_stats``, ``Renderer.render`` and the image encoding. Each stage runs over the same
+``pixel_stats``, ``Renderer.render`` (also timed with OpenCV resampling in place of the C
+kernel, as where it was not compiled) and the image encoding. Each stage runs over the same
 slices (the real RSNA files in ../shared/data/rsna, or ``ichprep synth`` phantoms) on inputs
 prepared by the stage before, in one process on one thread; the figure is the median over
 --repeats passes of CPU time (steadier than wall time on a shared machine) per slice.
@@ -74,7 +75,9 @@ def measure(folder: Path, repeats: int, out_root: str | None = None) -> dict[str
     ms["pixel_stats"], _ = per_slice(lambda s: dicom.pixel_stats(s.raw, s.slope, s.intercept), slices, repeats)
     ms["render, crop (256 px)"], images = per_slice(lambda s: crop.render(s, bgr=True), slices, repeats)
     ms["  of which the crop square"], _ = per_slice(crop.square, slices, repeats)
+    ms["  the same with OpenCV resampling"] = without_kernel(lambda: per_slice(lambda s: crop.render(s, bgr=True), slices, repeats)[0])
     ms["render, no crop (512 -> 256)"], _ = per_slice(lambda s: whole.render(s, bgr=True), slices, repeats)
+    ms["  no crop with OpenCV resampling"] = without_kernel(lambda: per_slice(lambda s: whole.render(s, bgr=True), slices, repeats)[0])
     ms["encode JPEG q95 4:4:4"], _ = per_slice(lambda i: encode_bgr(i, "jpg"), images, repeats)
     ms["encode PNG"], _ = per_slice(lambda i: encode_bgr(i, "png"), images, repeats)
     ms["worker loop (worker.run), JPEG crop"] = worker_loop(folder, True, repeats, out_root)
@@ -82,6 +85,17 @@ def measure(folder: Path, repeats: int, out_root: str | None = None) -> dict[str
     ms["worker stages, JPEG crop (sum)"] = sum(ms[k] for k in ("read file", "dicom.read (parse + header row)", "decode", "pixel_stats",
                                                               "render, crop (256 px)", "encode JPEG q95 4:4:4"))
     return ms
+
+
+def without_kernel(timed: Callable[[], float]) -> float:
+    """``timed()`` with the renderer resampling by OpenCV, as where the C kernel was not compiled."""
+    from ichprep.convert import render
+
+    kernel, render._area = render._area, None
+    try:
+        return timed()
+    finally:
+        render._area = kernel
 
 
 def worker_loop(folder: Path, crop: bool, repeats: int, out_root: str | None) -> float:

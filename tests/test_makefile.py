@@ -1,4 +1,4 @@
-"""The Makefile: one install, repeated only when pyproject.toml changes, and a chosen index for torch.
+"""The Makefile: one install, repeated only when pyproject.toml or the C kernel changes, and a chosen index for torch.
 
 Dry runs (`make -n`) against a scratch VENV: nothing is installed.
 """
@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+INSTALL_INPUTS = ("pyproject.toml", "ichprep/convert/_area.c")
+"""What the install reads: a change to either needs another."""
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 
@@ -25,13 +27,13 @@ def planned(target: str, venv: Path, *assignments: str) -> list[str]:
 
 
 def fake_venv(root: Path, installed: bool) -> Path:
-    """A VENV with a python, marked installed (stamp newer than pyproject.toml) or not."""
+    """A VENV with a python, marked installed (stamp newer than pyproject.toml and the C kernel) or not."""
     (root / "bin").mkdir(parents=True)
     (root / "bin" / "python").touch()
     if installed:
         stamp = root / ".ichprep-installed"
         stamp.touch()
-        later = (REPO / "pyproject.toml").stat().st_mtime + 10
+        later = max((REPO / name).stat().st_mtime for name in INSTALL_INPUTS) + 10
         os.utime(stamp, (later, later))
     return root
 
@@ -52,3 +54,9 @@ def test_torch_index_chooses_where_torch_comes_from(tmp_path):
     venv = fake_venv(tmp_path / "venv", installed=False)
     steps = planned("setup", venv, "TORCH_INDEX=https://example.org/whl/cpu")
     assert steps[0].endswith("pip install torch==2.13.0 --index-url https://example.org/whl/cpu")
+
+
+@pytest.mark.parametrize("changed", INSTALL_INPUTS)
+def test_a_changed_install_input_installs_again(tmp_path, changed):
+    venv = fake_venv(tmp_path / "venv", installed=True)
+    assert f'{venv}/bin/pip install -e ".[dev]"' in planned("test", venv, f"--what-if={changed}")

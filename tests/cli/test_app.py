@@ -8,13 +8,16 @@ import sys
 from cli_run import ichprep
 
 from ichprep import __version__
+from ichprep.convert.render import resampler
+
+VERSION = f"ichprep {__version__}\nresampler: {resampler()}\n"
 
 
-def test_version_prints_the_package_version():
+def test_version_prints_the_package_version_and_the_resampler_in_use():
     done = ichprep("--version")
-    assert done.exit_code == 0 and done.stdout == f"ichprep {__version__}\n" and not done.stderr
+    assert done.exit_code == 0 and done.stdout == VERSION and not done.stderr
 
 
 def test_python_m_ichprep_is_the_same_command_line():
     done = subprocess.run([sys.executable, "-m", "ichprep", "--version"], capture_output=True, text=True)
-    assert done.returncode == 0 and done.stdout == f"ichprep {__version__}\n", done.stderr
+    assert done.returncode == 0 and done.stdout == VERSION, done.stderr

@@ -9,12 +9,22 @@ import pydicom
 import pytest
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian, RLELossless
 
-from ichprep.convert import dicom
+from ichprep.convert import dicom, render
 from ichprep.convert.render import Renderer
 from ichprep.convert.windows import FreqHist, Window, parse_windows
 
 DEFAULT = parse_windows("brain,subdural,bone")
 RNG = np.random.default_rng(11)
+
+
+@pytest.fixture(autouse=True, params=["compiled kernel", "OpenCV"])
+def resampler(request, monkeypatch):
+    """Every test runs with each way of resampling: the compiled kernel (where built) and OpenCV."""
+    if request.param == "OpenCV":
+        monkeypatch.setattr(render, "_area", None)
+    elif not render.resampler().startswith("compiled"):
+        pytest.skip("the compiled kernel is not built here (no C compiler at install, or no SIMD form for this CPU)")
+    return request.param
 
 
 def noisy_head(shape: tuple[int, int], intercept: float, dtype, seed: int = 0) -> np.ndarray:
