@@ -55,12 +55,17 @@ TABLE_DTYPES = frozenset({np.dtype(np.uint16), np.dtype(np.int16), np.dtype(np.u
 
 def resampler() -> str:
     """What resamples a cropped slice here: the compiled kernel and its instruction set, or OpenCV."""
-    isa = _area.best_isa() if _area is not None else 0
-    return f"compiled kernel ({KERNEL_ISAS[isa]})" if isa in KERNEL_ISAS else "OpenCV (no compiled kernel)"
+    return f"compiled kernel ({KERNEL_ISAS[_isa()]})" if _kernel() else "OpenCV (no compiled kernel)"
+
+
+def _isa() -> int:
+    """The compiled kernel's best instruction set on this CPU (0 where it has none or was not compiled)."""
+    return _area.best_isa() if _area is not None else 0
 
 
 def _kernel() -> bool:
-    return _area is not None and _area.best_isa() in KERNEL_ISAS
+    """Whether downscales go to the compiled kernel: it is there, with a SIMD form for this CPU."""
+    return _isa() in KERNEL_ISAS
 
 
 def _table_domain(dtype: np.dtype) -> np.ndarray:
