@@ -162,7 +162,6 @@ static void gather_row(const Job *jb, Py_ssize_t y, uint64_t *dst)
 
 static inline void put_px(uint8_t *o, const int32_t *v, int channels)
 {
-    if (channels > 4) channels = 4;
     for (int c = 0; c < channels; c++) {
         int32_t t = v[c];
         o[c] = (uint8_t)(t < 0 ? 0 : t > 255 ? 255 : t);
@@ -571,7 +570,7 @@ static PyObject *do_area(PyObject *args, int isa)
     Py_RETURN_NONE;
 }
 
-static int best_isa(void)
+static int detect_isa(void)
 {
 #if AREA_HAVE_AVX2
     __builtin_cpu_init();
@@ -584,12 +583,12 @@ static int best_isa(void)
 #endif
 }
 
-static int g_isa = -1;
+/* The best instruction set of this CPU, detected once when the module is imported. */
+static int g_isa;
 
 static PyObject *py_area(PyObject *self, PyObject *args)
 {
     (void)self;
-    if (g_isa < 0) g_isa = best_isa();
     return do_area(args, g_isa);
 }
 
@@ -597,7 +596,7 @@ static PyObject *py_area(PyObject *self, PyObject *args)
    for tests and benchmarks; falls back to the best available one. */
 static PyObject *py_area_isa(PyObject *self, PyObject *args)
 {
-    int isa, best;
+    int isa;
     PyObject *rest, *r;
     (void)self;
     if (PyTuple_GET_SIZE(args) < 1) {
@@ -606,8 +605,7 @@ static PyObject *py_area_isa(PyObject *self, PyObject *args)
     }
     isa = (int)PyLong_AsLong(PyTuple_GET_ITEM(args, 0));
     if (isa == -1 && PyErr_Occurred()) return NULL;
-    best = best_isa();
-    if (isa > best) isa = best;
+    if (isa > g_isa) isa = g_isa;
     rest = PyTuple_GetSlice(args, 1, PyTuple_GET_SIZE(args));
     if (!rest) return NULL;
     r = do_area(rest, isa);
@@ -618,7 +616,7 @@ static PyObject *py_area_isa(PyObject *self, PyObject *args)
 static PyObject *py_isa(PyObject *self, PyObject *noargs)
 {
     (void)self; (void)noargs;
-    return PyLong_FromLong(best_isa());
+    return PyLong_FromLong(g_isa);
 }
 
 static PyMethodDef methods[] = {
@@ -632,4 +630,8 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_area", "The renderer's resampling kernel (see the source's opening comment).", -1, methods,
                                     NULL, NULL, NULL, NULL};
 
-PyMODINIT_FUNC PyInit__area(void) { return PyModule_Create(&moddef); }
+PyMODINIT_FUNC PyInit__area(void)
+{
+    g_isa = detect_isa();
+    return PyModule_Create(&moddef);
+}

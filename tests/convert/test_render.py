@@ -27,6 +27,10 @@ def resampler(request, monkeypatch):
     return request.param
 
 
+def test_the_resampler_named_by_version_is_the_one_in_use(resampler):
+    assert render.resampler().startswith(resampler)
+
+
 def noisy_head(shape: tuple[int, int], intercept: float, dtype, seed: int = 0) -> np.ndarray:
     """Stored values of a noisy ellipse 'head' (brain near 40 HU, bone rim) in air, for ``intercept``."""
     rng = np.random.default_rng(seed)
