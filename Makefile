@@ -8,7 +8,7 @@ VENV_FLAGS ?=
 # configuration. On the public index, Linux's torch is the CUDA build with several GB of nvidia-*
 # packages: a CPU-only machine wants TORCH_INDEX=https://download.pytorch.org/whl/cpu.
 TORCH_INDEX ?=
-TORCH := torch==2.13.0
+TORCH := torch==2.14.1 torchvision==0.29.1
 BIN := $(VENV)/bin
 # Marks a finished install. The install is editable, so only a change to pyproject.toml or to the
 # C kernel (compiled by the install) needs another.

@@ -4,7 +4,8 @@ evaluate and predict on new phantoms -> submission.
 The real data cannot be downloaded by the tool, so a newcomer sees the whole job work on synthetic
 head CTs (with the real data's header quirks) in a few minutes on a 2-core CPU. Sizes are chosen
 for that budget: 64 px images, which the phantoms' hemorrhages are drawn large enough for, and a
-short from-scratch resnet18. The model is scored on phantoms it never saw, from another seed (new
+short resnet18 from random weights (``NO_PRETRAINED_WHY``). The model is scored on phantoms it
+never saw, from another seed (new
 patients), given to it as raw DICOMs, so the demo also shows predict converting DICOMs with the
 model's own settings.
 """
@@ -34,6 +35,9 @@ The phantoms are made at 4 x SIZE (the real slices are 512 px): a quarter of the
 EPOCHS = 6
 BATCH_SIZE = 32
 LEARNING_RATE = 5e-4
+NO_PRETRAINED_WHY = ("from random weights: ImageNet weights need a download, and these cartoon phantoms "
+                     "do not need them (`ichprep train` on real data starts from them by default)")
+"""The one line the demo prints about its starting weights."""
 TRAIN_TABLE = "train.parquet"
 """clean-meta's table of the kept images with their labels and folds."""
 TEST_SHARE = 4
@@ -90,7 +94,8 @@ def run_demo(out: Path, n: int = 1000, seed: int = 0, jobs: int | None = None, q
     from ichprep.train import TrainConfig
 
     cfg = TrainConfig(data=paths.images, out=paths.run, labels=paths.meta / TRAIN_TABLE, epochs=EPOCHS,
-                      batch_size=BATCH_SIZE, lr=LEARNING_RATE, seed=seed, workers=0, quiet=quiet)
+                      batch_size=BATCH_SIZE, lr=LEARNING_RATE, seed=seed, workers=0, quiet=quiet, pretrained=False)
+    say(f"training {cfg.arch} {NO_PRETRAINED_WHY}")
     history, device = _train(cfg, say)
     test_images, scores = _test(paths, quiet)
     return DemoResult(paths, converted, report, history, cfg.arch, device, test_images, scores)

@@ -28,6 +28,32 @@ from pydicom.uid import (
 )
 from real_manifest import RSNA
 
+HUB_ARCH = "resnet18.a1_in1k"
+"""The weights `ichprep train` starts from by default (resnet18's default tag), prefilled in the suite's cache."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Run the suite against a Hugging Face cache it filled itself, offline: nothing is ever downloaded."""
+    import os
+    import tempfile
+
+    from hub_cache import prefill
+
+    home = Path(tempfile.mkdtemp(prefix="ichprep-hf-"))
+    os.environ["HF_HOME"] = str(home)
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    prefill(home, HUB_ARCH)
+    config._ichprep_hf_home = home
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import shutil
+
+    home = getattr(config, "_ichprep_hf_home", None)
+    if home is not None:
+        shutil.rmtree(home, ignore_errors=True)
+
+
 DEFAULT_WINDOWS = ((40.0, 80.0), (80.0, 200.0), (600.0, 2800.0))
 """(level, width) of the default R, G, B channels: brain, subdural, bone."""
 

@@ -142,16 +142,17 @@ def write_model(path: Path, settings_from: Path, size: int = 32, neighbours: int
     """
     import torch
 
+    from ichprep.models.pretrained import RANDOM, Start, build
     from ichprep.train import TrainConfig
     from ichprep.train.checkpoint import save_atomic
-    from ichprep.train.models import build
     from ichprep.train.network import model_record
 
-    cfg = TrainConfig(data=settings_from, out=path.parent, neighbours=neighbours)
+    in_channels = 3 * (2 * neighbours + 1)
+    cfg = TrainConfig(data=settings_from, out=path.parent, neighbours=neighbours, mean=(0.6,) * in_channels, std=(0.25,) * in_channels)
     rates = SimpleNamespace(train_rate=np.full(6, 0.3), true_rate=np.full(6, 0.3))
     torch.manual_seed(0)
-    in_channels = 3 * (2 * neighbours + 1)
-    state = build("resnet18", num_classes=6, in_channels=in_channels).state_dict()
+    start = Start("resnet18", RANDOM)
+    state = build(start, in_channels).state_dict()
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_atomic(model_record(cfg, state, rates, in_channels, size), path)
+    save_atomic(model_record(cfg, state, rates, in_channels, size, start), path)
     return path

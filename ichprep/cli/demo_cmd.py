@@ -53,8 +53,8 @@ def _arg(path: Path) -> str:
 def next_commands(paths: DemoPaths, command: str) -> list[str]:
     """What to run next on the demo's outputs, each a complete command line for ``command`` = ``invocation()``."""
     lines = [
-        f"{command} evaluate {_arg(paths.model)} {_arg(paths.test_dicoms)} --labels {_arg(paths.test_labels)} --tta -q",
-        f"{command} predict {_arg(paths.model)} {_arg(paths.test_dicoms)} --out {_arg(paths.root / 'submission-tta.csv')} --tta -q",
+        f"{command} evaluate {_arg(paths.model)} {_arg(paths.test_dicoms)} --labels {_arg(paths.test_labels)} --tta hflip -q",
+        f"{command} predict {_arg(paths.model)} {_arg(paths.test_dicoms)} --out {_arg(paths.root / 'submission-tta.csv')} --tta hflip -q",
     ]
     mine = script()
     if command != "ichprep" and mine is not None and (mine.parent / "activate").is_file():

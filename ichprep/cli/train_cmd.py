@@ -26,8 +26,17 @@ from ichprep.paths import (
 DATA = typer.Argument(..., metavar="DATA", help="convert's output: an image folder or HDF5 shards.")
 LABELS = typer.Option(None, "--labels", "-l", help="Labels: stage_1_train.csv (long ID,Label) or clean-meta's train.parquet "
                       "(default: the shards' labels, else DATA/train.parquet or DATA/../train.parquet).")
-ARCH = typer.Option("resnet18", help="resnet18, resnet34, resnet50, resnet101, densenet121 or alexnet.")
-WEIGHTS = typer.Option(None, help="A torchvision ImageNet state dict to start from (its head is dropped).")
+ARCH = typer.Option("resnet18", help="Any timm model, or NAME.TAG for one of its pretrained tags. Curated: resnet18/34/50, "
+                    "densenet121/169, efficientnet_b0-b3, seresnext50_32x4d, resnext101_32x8d.fb_wsl_ig1b_ft_in1k (2nd place "
+                    "2019), convnext_tiny; sizes and speeds in docs/train.md.")
+WEIGHTS = typer.Option(None, help="Start from this .safetensors or .pth state dict in timm's names instead of the "
+                       "Hugging Face download (the head is dropped, the stem adapted to the channels).")
+PRETRAINED = typer.Option(True, "--pretrained/--no-pretrained", help="Start from the arch's ImageNet weights (downloaded "
+                          "once into the Hugging Face cache, HF_HOME; HF_HUB_OFFLINE=1 uses the cache alone) or from random ones.")
+STACK = typer.Option("windows", help="windows: every window of each stacked slice (3 x (2 x --neighbours + 1) channels); "
+                     "2.5d: the brain window of the previous, this and the next slice (3 channels, the 1st place's input).")
+NORM = typer.Option("auto", help="Input normalisation: pretrained (the weights' ImageNet mean/std), data (0.6/0.25), or auto "
+                    "(pretrained with trained weights, data from random ones).")
 SEED = typer.Option(42, help="Seed of the subset, split, shuffles, augmentation and initialisation.")
 MAX_IMAGES = typer.Option(None, "--max-images", min=1, help="Use a seeded subset of N images.")
 NEIGHBOURS = typer.Option(0, min=0, help="Neighbouring slices on each side as extra channels (1 -> 9 channels).")
@@ -35,8 +44,10 @@ WORKERS = typer.Option(None, min=0, help="DataLoader worker processes (default: 
                        "of the cores less one).")
 DEVICE = typer.Option("auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
-MODEL = typer.Argument(..., metavar="MODEL", help="RUN/model.pt from ichprep train.")
-TTA = typer.Option(False, "--tta", help="Average with horizontally flipped images.")
+MODELS = typer.Argument(..., metavar="MODEL...", help="RUN/model.pt from ichprep train (a --folds run's stands for its folds); "
+                        "several are averaged.")
+TTA = typer.Option(None, "--tta", help="Test-time views to average with, comma-separated: hflip, vflip, transpose "
+                   "(all in one forward pass).")
 PRIOR = typer.Option(False, "--prior-correction", help="Rescale to the true positive rates recorded in model.pt.")
 PREDICT_BATCH = typer.Option(None, "--batch-size", "-b", min=1, help="Images per batch (default: 64 on a CPU, 256 on CUDA).")
 HEADER = typer.Option(None, "--header", "-H", help=HEADER_HELP)
@@ -56,18 +67,33 @@ def _sizes(text: Optional[str], option: str) -> tuple[int, ...]:
 
 
 def _config(data: Path, out: Path, **options):
-    """The run's TrainConfig, once every path and choice in it has been checked."""
+    """The run's TrainConfig, once every path and choice in it has been checked and its weights made local.
+
+    The starting weights are resolved last (``models.pretrained.resolve``): a download, when the
+    cache has none yet, is the first work the command does, and a refusal still leaves nothing behind.
+    """
     existing(data, "DATA", "folder")
     output_folder(out, "--out")
     for option in ("labels", "weights"):
         if options.get(option) is not None:
             existing(options[option], f"--{option}", "file")
+    stack, norm = options.get("stack", "windows"), options.get("norm", "auto")
+    if stack not in ("windows", "2.5d"):
+        raise IchprepError(f"--stack {stack!r}: choose windows or 2.5d")
+    if stack == "2.5d" and options.get("neighbours"):
+        raise IchprepError("--stack 2.5d takes one slice on each side by itself; drop --neighbours")
+    if norm not in ("auto", "pretrained", "data"):
+        raise IchprepError(f"--norm {norm!r}: choose auto, pretrained or data")
+    folds, fold = options.get("folds"), options.get("fold")
+    if fold is not None and (folds is None or fold >= folds):
+        raise IchprepError(f"--fold {fold} needs --folds K with K > {fold}")
+    from ichprep.models.backbones import check_arch
+    from ichprep.models.pretrained import resolve
     from ichprep.train import TrainConfig
-    from ichprep.train.models import ARCHS
 
-    if options["arch"] not in ARCHS:
-        raise IchprepError(f"--arch {options['arch']!r}: choose one of {', '.join(ARCHS)}")
-    return TrainConfig(data=data, out=out, **options)
+    check_arch(options["arch"])
+    start = resolve(options["arch"], options.get("weights"), options.get("pretrained", True))
+    return TrainConfig(data=data, out=out, start=start, **options)
 
 
 @app.command()
@@ -77,7 +103,13 @@ def train(
     labels: Optional[Path] = LABELS,
     arch: str = ARCH,
     weights: Optional[Path] = WEIGHTS,
+    pretrained: bool = PRETRAINED,
     epochs: int = typer.Option(4, min=1, help="Epochs (ignored when --stage-epochs is given)."),
+    freeze_epochs: Optional[int] = typer.Option(
+        None, "--freeze-epochs", min=0, help="Epochs of the new head alone before all layers train (default: 1 from trained "
+        "weights, 0 from random ones)."),
+    lr_mult: float = typer.Option(100.0, "--lr-mult", min=1.0, help="Once unfrozen, the stem learns at lr / LR_MULT, the head "
+                                  "at lr, the blocks between on a geometric ramp (fastai's slice(lr/100, lr))."),
     batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help="Images per batch per process."),
     lr: float = typer.Option(2e-3, help="Peak learning rate of the one-cycle schedule."),
     wd: float = typer.Option(1e-2, help="AdamW weight decay."),
@@ -92,6 +124,12 @@ def train(
     workers: Optional[int] = WORKERS,
     resume: bool = typer.Option(False, "--resume", help="Continue from RUN/last.pt with the same options."),
     neighbours: int = NEIGHBOURS,
+    stack: str = STACK,
+    norm: str = NORM,
+    folds: Optional[int] = typer.Option(None, "--folds", min=2, help="Train K patient-grouped folds into RUN/fold<i>/, "
+                                        "then write RUN/oof.csv and the fold ensemble RUN/model.pt."),
+    fold: Optional[int] = typer.Option(None, "--fold", min=0, help="With --folds: train fold I only (the run is assembled "
+                                       "once every fold is there)."),
     device: str = DEVICE,
     quiet: bool = QUIET,
     max_images: Optional[int] = MAX_IMAGES,
@@ -104,17 +142,25 @@ def train(
     ),
 ) -> None:
     """Train a classifier of the six labels; the same command runs under torchrun for several GPUs."""
-    cfg = _config(
-        data, out, labels=labels, arch=arch, weights=weights, epochs=epochs, batch_size=batch_size, lr=lr, wd=wd,
-        sizes=_sizes(sizes, "--sizes"), stage_epochs=_sizes(stage_epochs, "--stage-epochs"), val_frac=val_frac,
-        seed=seed, workers=workers, resume=resume, neighbours=neighbours, device=device, quiet=quiet,
-        max_images=max_images, stop_after=stop_after, augment=not no_augment, compile=compile_model,
-    )
-    if cfg.stage_epochs and not cfg.sizes:
+    if stage_epochs and not sizes:
         raise IchprepError("--stage-epochs needs --sizes")
-    from ichprep.train import train as run_training
+    cfg = _config(
+        data, out, labels=labels, arch=arch, weights=weights, pretrained=pretrained, epochs=epochs,
+        freeze_epochs=freeze_epochs, lr_mult=lr_mult, batch_size=batch_size, lr=lr, wd=wd,
+        sizes=_sizes(sizes, "--sizes"), stage_epochs=_sizes(stage_epochs, "--stage-epochs"), val_frac=val_frac,
+        seed=seed, workers=workers, resume=resume, neighbours=neighbours, stack=stack, norm=norm, folds=folds, fold=fold,
+        device=device, quiet=quiet, max_images=max_images, stop_after=stop_after, augment=not no_augment, compile=compile_model,
+    )
+    say = lambda m: typer.echo(m, err=True)  # noqa: E731
+    if cfg.folds is not None:
+        from ichprep.train import train_folds
 
-    run_training(cfg, say=lambda m: typer.echo(m, err=True))
+        if train_folds(cfg, say=say) is None:
+            raise typer.Exit(0)
+    else:
+        from ichprep.train import train as run_training
+
+        run_training(cfg, say=say)
     if os.environ.get("RANK", "0") == "0":
         typer.echo(f"model: {out / 'model.pt'}")
 
@@ -130,7 +176,10 @@ def lr_find(
     labels: Optional[Path] = LABELS,
     arch: str = ARCH,
     weights: Optional[Path] = WEIGHTS,
+    pretrained: bool = PRETRAINED,
     neighbours: int = NEIGHBOURS,
+    stack: str = STACK,
+    norm: str = NORM,
     size: Optional[int] = typer.Option(None, min=8, help="Resize batches to this side (default: the stored size)."),
     seed: int = SEED,
     workers: Optional[int] = WORKERS,
@@ -140,36 +189,48 @@ def lr_find(
     """Learning-rate range test: exponential sweep, smoothed loss, stop on divergence; prints a suggested lr."""
     if not 0 < start < end:
         raise IchprepError(f"--start {start:g} must be positive and below --end {end:g}")
-    cfg = _config(data, out, labels=labels, arch=arch, weights=weights, batch_size=batch_size, neighbours=neighbours,
-                  sizes=(size,) if size else (), seed=seed, workers=workers, device=device, max_images=max_images)
+    cfg = _config(data, out, labels=labels, arch=arch, weights=weights, pretrained=pretrained, batch_size=batch_size,
+                  neighbours=neighbours, stack=stack, norm=norm, sizes=(size,) if size else (), seed=seed, workers=workers,
+                  device=device, max_images=max_images)
     from ichprep.train import lr_find as sweep
 
     _, suggestion = sweep(cfg, start, end, steps, say=lambda m: typer.echo(m, err=True))
     typer.echo(f"{suggestion:.2e}")
 
 
+def _tta(text: Optional[str]) -> tuple[str, ...]:
+    """--tta's comma-separated views, each one ``inference.TTA`` knows."""
+    views = tuple(v.strip() for v in (text or "").split(",") if v.strip())
+    unknown = [v for v in views if v not in ("hflip", "vflip", "transpose")]
+    if unknown:
+        raise IchprepError(f"--tta {text!r}: unknown view {unknown[0]!r}; choose from hflip, vflip, transpose")
+    return views
+
+
 def _predictions(
-    model: Path,
+    models: list[Path],
     data: str,
     batch_size: Optional[int],
     workers: Optional[int],
     device: str,
-    tta: bool,
+    tta: Optional[str],
     prior: bool,
     quiet: bool,
     headers: Optional[list[str]],
 ):
-    """The model's probabilities for DATA, after MODEL and DATA have been checked."""
-    existing(model, "MODEL", "file")
+    """The models' averaged probabilities for DATA, after every MODEL, DATA and option has been checked."""
+    for model in models:
+        existing(model, "MODEL", "file")
     existing_source(data, "DATA")
+    views = _tta(tta)
     from ichprep.train import predict
 
-    return predict(model, data, batch_size, workers, device, tta, prior, quiet, tuple(headers or ()))
+    return predict(models, data, batch_size, workers, device, views, prior, quiet, tuple(headers or ()))
 
 
 @app.command()
 def predict(
-    model: Path = MODEL,
+    models: list[Path] = MODELS,
     data: str = typer.Argument(
         ...,
         metavar="DATA",
@@ -177,7 +238,7 @@ def predict(
         "(folder, list, .zip, a zip's URL, kaggle://COMPETITION or -).",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Submission CSV (ID,Label; six rows per image)."),
-    tta: bool = TTA,
+    tta: Optional[str] = TTA,
     prior_correction: bool = PRIOR,
     clip: float = typer.Option(1e-4, min=0.0, max=0.499, help="Clip probabilities to [clip, 1 - clip]."),
     batch_size: Optional[int] = PREDICT_BATCH,
@@ -188,7 +249,7 @@ def predict(
 ) -> None:
     """Write a competition submission for every image of DATA."""
     output_file(out, "--out", (".csv",))
-    pred = _predictions(model, data, batch_size, workers, device, tta, prior_correction, quiet, header)
+    pred = _predictions(models, data, batch_size, workers, device, tta, prior_correction, quiet, header)
     from ichprep.atomic import replacing
     from ichprep.train import submission
 
@@ -199,10 +260,10 @@ def predict(
 
 @app.command()
 def evaluate(
-    model: Path = MODEL,
+    models: list[Path] = MODELS,
     data: str = typer.Argument(..., metavar="DATA", help="convert's output or DICOMs, as for predict."),
     labels: Path = typer.Option(..., "--labels", "-l", help="Labels CSV (ID,Label) or clean-meta's train.parquet."),
-    tta: bool = TTA,
+    tta: Optional[str] = TTA,
     prior_correction: bool = PRIOR,
     batch_size: Optional[int] = PREDICT_BATCH,
     workers: Optional[int] = WORKERS,
@@ -217,7 +278,7 @@ def evaluate(
     from ichprep.train.dataset import load_labels
 
     table = load_labels(labels)
-    pred = _predictions(model, data, batch_size, workers, device, tta, prior_correction, quiet, header)
+    pred = _predictions(models, data, batch_size, workers, device, tta, prior_correction, quiet, header)
     result, unlabelled = score(pred, table)
     if unlabelled:
         typer.echo(f"{unlabelled} images without labels were left out", err=True)

@@ -5,8 +5,9 @@
 """
 
 from ichprep.train.config import TrainConfig
+from ichprep.train.folds import train_folds
 from ichprep.train.loop import train
 from ichprep.train.lr_find import lr_find
 from ichprep.train.predict import Predictions, evaluate, predict, submission
 
-__all__ = ["Predictions", "TrainConfig", "evaluate", "lr_find", "predict", "submission", "train"]
+__all__ = ["Predictions", "TrainConfig", "evaluate", "lr_find", "predict", "submission", "train", "train_folds"]

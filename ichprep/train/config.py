@@ -6,21 +6,41 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ichprep.errors import IchprepError
-from ichprep.train.dataset import MEAN, STD
+from ichprep.models.pretrained import Start
 
-RESUME_KEYS: tuple[str, ...] = ("arch", "epochs", "batch_size", "lr", "wd", "sizes", "stage_epochs", "neighbours", "seed", "max_images")
+RESUME_KEYS: tuple[str, ...] = (
+    "arch", "epochs", "batch_size", "lr", "wd", "sizes", "stage_epochs", "neighbours", "stack", "seed", "max_images",
+    "freeze_epochs", "lr_mult", "norm", "folds", "fold",
+)
 """Settings a resumed run must share with the run it continues (else it would not be the same run)."""
 
 
 @dataclass
 class TrainConfig:
-    """The options of `ichprep train`, one to one; ``workers=None`` picks them from the device (``loaders.loader_workers``)."""
+    """The options of `ichprep train`, one to one; ``workers=None`` picks them from the device (``loaders.loader_workers``).
+
+    ``start`` is where the weights come from (``models.pretrained.resolve``, run before any work);
+    None resolves it from ``arch``, ``weights`` and ``pretrained`` when training starts.
+    ``freeze_epochs=None`` means 1 when the run starts from trained weights (fastai's
+    ``fine_tune``: the new head learns before it can disturb the body) and 0 from random ones.
+    ``norm`` is ``auto`` (the pretrained config's mean and std with trained weights, the data's
+    otherwise), ``pretrained`` or ``data``; ``mean``/``std`` are its per-channel values once resolved.
+    ``folds``/``fold``: K patient-grouped folds, and the one of them this run trains.
+    """
 
     data: Path
     out: Path
     labels: Path | None = None
     arch: str = "resnet18"
     weights: Path | None = None
+    pretrained: bool = True
+    start: Start | None = None
+    freeze_epochs: int | None = None
+    lr_mult: float = 100.0
+    norm: str = "auto"
+    stack: str = "windows"
+    folds: int | None = None
+    fold: int | None = None
     epochs: int = 4
     batch_size: int = 64
     lr: float = 2e-3
@@ -38,9 +58,17 @@ class TrainConfig:
     clip: float = 1.0
     augment: bool = True
     stop_after: int | None = None
-    mean: float = MEAN
-    std: float = STD
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
     compile: bool = False
+
+    def frozen_epochs(self) -> int:
+        """Epochs that train the head alone (the body's learning rate is 0 during them)."""
+        if self.freeze_epochs is not None:
+            return self.freeze_epochs
+        if self.start is not None:
+            return 0 if self.start.kind == "random" else 1
+        return 1 if self.weights is not None or self.pretrained else 0
 
     def stages(self) -> list[int | None]:
         """The image size of every epoch: progressive resizing, or None (stored size) throughout."""

@@ -5,14 +5,17 @@ batch's device), labels as six floats in LABELS order (NaN when an image has no 
 test set). Images are read through ``ichprep.store.readers``, which opens HDF5 files lazily per process,
 so a Dataset works with DataLoader workers under both fork and spawn.
 
-"2.5D" neighbours: with `neighbours=k` every item stacks the full image (all its windows, 3 by
-default) of the k previous slices, the slice itself and the k next slices of its series (sorted by
-ImagePositionPatient z), in that order, giving 3 * (2k + 1) channels for 3 windows; at a series
-end the edge slice is repeated.
+Neighbouring slices, two ways (``STACKS``). ``windows`` with `neighbours=k`: every item stacks the
+full image (all its windows, 3 by default) of the k previous slices, the slice itself and the k
+next slices of its series (sorted by ImagePositionPatient z), in that order, giving 3 * (2k + 1)
+channels for 3 windows. ``2.5d``, as the 2019 winner fed its CNNs: the first window (brain) of
+the previous slice, the slice and the next slice, three channels, so an ImageNet RGB stem takes
+them unchanged. At a series end the edge slice is repeated.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +30,10 @@ from ichprep.store import Store
 
 MEAN: float = 0.6
 STD: float = 0.25
-"""Default normalisation, Jeremy's hint for these windowed images (saved into model.pt)."""
+"""The data's normalisation, Jeremy's hint for these windowed images (a network from random weights uses it)."""
+
+STACKS: tuple[str, ...] = ("windows", "2.5d")
+"""How an item is made of its slices: every window of 2K + 1 slices, or one window of three slices."""
 
 def load_labels(path: str | Path) -> pd.DataFrame:
     """Labels indexed by image id (``ichprep.labels.load_table``), as the split and the Dataset look them up."""
@@ -86,6 +92,7 @@ class ICHDataset(Dataset):
     rows: np.ndarray
     labels: np.ndarray | None = None
     ids: list[str] = field(default_factory=list)
+    stack: str = "windows"
 
     def __post_init__(self) -> None:
         self.rows = np.asarray(self.rows, dtype=np.int64).reshape(len(self.rows), -1)
@@ -102,7 +109,8 @@ class ICHDataset(Dataset):
 
     def _image(self, index: int) -> np.ndarray:
         img = self.source.read(int(index))
-        return img[..., None] if img.ndim == 2 else img
+        img = img[..., None] if img.ndim == 2 else img
+        return img[..., :1] if self.stack == "2.5d" else img
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(uint8 C x H x W image, 6 float labels): uint8 crosses the worker queues at a quarter of float's
@@ -124,19 +132,25 @@ def make_dataset(
     labels: pd.DataFrame | None,
     series: pd.DataFrame | None = None,
     neighbours: int = 0,
+    stack: str = "windows",
 ) -> ICHDataset:
-    """An ICHDataset over the images `ids` of `source`, labelled from `labels` (indexed by id) when given."""
+    """An ICHDataset over the images `ids` of `source`, labelled from `labels` (indexed by id) when given.
+
+    ``stack="2.5d"`` takes one slice on each side whatever ``neighbours`` says (``STACKS``).
+    """
     position = pd.Series(np.arange(len(source)), index=pd.Index(source.ids))
     missing = [i for i in ids if i not in position.index]
     if missing:
         raise KeyError(f"{len(missing)} ids not in the images, e.g. {missing[0]}")
-    stack = neighbour_rows(source.ids, series, neighbours)[position[ids].to_numpy()]
+    rows = neighbour_rows(source.ids, series, 1 if stack == "2.5d" else neighbours)[position[ids].to_numpy()]
     y = None
     if labels is not None:
         y = labels.reindex(ids)[list(LABELS)].to_numpy(dtype=np.float32)
-    return ICHDataset(source, stack, y, list(ids))
+    return ICHDataset(source, rows, y, list(ids), stack)
 
 
-def normalise(x: torch.Tensor, mean: float = MEAN, std: float = STD) -> torch.Tensor:
-    """A uint8 batch to the model's float input, (x / 255 - mean) / std, in two in-place passes."""
-    return x.float().mul_(1.0 / (255.0 * std)).sub_(mean / std)
+def normalise(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """A uint8 batch to the model's float input, (x / 255 - mean) / std per channel, in two in-place passes."""
+    scale = torch.tensor([1.0 / (255.0 * s) for s in std], device=x.device).view(1, -1, 1, 1)
+    shift = torch.tensor([m / s for m, s in zip(mean, std)], device=x.device).view(1, -1, 1, 1)
+    return x.float().mul_(scale).sub_(shift)

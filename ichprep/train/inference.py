@@ -6,7 +6,7 @@ feed the network exactly the same input.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ichprep import LABELS
-from ichprep.train.dataset import MEAN, STD, ICHDataset, normalise
+from ichprep.train.dataset import ICHDataset, normalise
 
 TENSOR_CORES: tuple[int, int] = (7, 0)
 """The first compute capability with fp16 tensor cores (Volta: V100; Turing, 7.5: T4)."""
@@ -82,8 +82,8 @@ def model_input(
     x: torch.Tensor,
     device: torch.device,
     size: int | None,
-    mean: float,
-    std: float,
+    mean: Sequence[float],
+    std: Sequence[float],
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """A uint8 batch from a loader as the network's input on ``device``: normalised, resized, then ``transform``ed.
@@ -98,9 +98,19 @@ def model_input(
     return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
 
 
-def with_flipped(x: torch.Tensor) -> torch.Tensor:
-    """The batch followed by its horizontal mirror images: flip TTA in one forward pass."""
-    return torch.cat([x, torch.flip(x, dims=[3])])
+TTA: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "hflip": lambda x: torch.flip(x, dims=[3]),
+    "vflip": lambda x: torch.flip(x, dims=[2]),
+    "transpose": lambda x: x.transpose(2, 3),
+}
+"""Test-time views of a batch (N, C, H, W) by name: left-right and top-bottom mirror, and the
+transposition the 2nd place of 2019 averaged with hflip. The images are square, so every view
+keeps the shape."""
+
+
+def with_views(tta: Sequence[str]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A transform putting the batch and each of its ``tta`` views one after the other: all views in one forward pass."""
+    return lambda x: torch.cat([x, *(TTA[name](x) for name in tta)])
 
 
 @torch.inference_mode()
@@ -109,28 +119,29 @@ def predict_loader(
     loader: DataLoader,
     device: torch.device,
     size: int | None,
-    tta: bool = False,
+    mean: Sequence[float],
+    std: Sequence[float],
+    tta: Sequence[str] = (),
     quiet: bool = True,
-    mean: float = MEAN,
-    std: float = STD,
 ) -> np.ndarray:
-    """Sigmoid probabilities for every item of `loader`, in order; `tta` averages with horizontal flips.
+    """Sigmoid probabilities for every item of `loader`, in order; `tta` averages them over the named views (``TTA``).
 
-    The flipped images go through the network in the same forward as the originals (one batch of
-    twice the size), and the probabilities stay on the device until the end: no batch waits for
-    the host to read the previous one.
+    The views go through the network in the same forward as the originals (one batch of
+    1 + len(tta) times the size), and the probabilities stay on the device until the end: no
+    batch waits for the host to read the previous one.
     """
     from tqdm import tqdm
 
     model.eval()
     dtype = amp_dtype(device)
+    views = 1 + len(tta)
     out = []
     for x, _ in tqdm(loader, desc="predict", disable=quiet, leave=False):
         n = len(x)
-        x = model_input(x, device, size, mean, std, with_flipped if tta else None)
+        x = model_input(x, device, size, mean, std, with_views(tta) if tta else None)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             p = torch.sigmoid(model(x).float())
-        out.append((p[:n] + p[n:]) / 2 if tta else p)
+        out.append(p.view(views, n, -1).mean(dim=0))
     if not out:
         return np.zeros((0, len(LABELS)))
     return torch.cat(out).cpu().numpy().astype(np.float64)

@@ -103,6 +103,6 @@ def datasets(cfg: TrainConfig, ts: TrainSet) -> tuple[ICHDataset, ICHDataset | N
     """Train and validation Datasets of a TrainSet with the run's neighbours and normalisation."""
 
     def make(ids: list[str]) -> ICHDataset:
-        return make_dataset(ts.source, ids, ts.labels, ts.series, cfg.neighbours)
+        return make_dataset(ts.source, ids, ts.labels, ts.series, cfg.neighbours, cfg.stack)
 
     return make(ts.train_ids), (make(ts.val_ids) if ts.val_ids else None)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,8 @@ from torch.optim.lr_scheduler import OneCycleLR
 from torch.utils.data import DataLoader
 
 from ichprep.errors import IchprepError
+from ichprep.models.backbones import layer_groups
+from ichprep.models.pretrained import RANDOM
 from ichprep.train.augment import augment
 from ichprep.train.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -58,7 +60,7 @@ from ichprep.train.inference import (
 )
 from ichprep.train.loaders import datasets, make_loaders
 from ichprep.train.metrics import summary
-from ichprep.train.network import build_model, model_record
+from ichprep.train.network import build_model, model_record, normalisation, start_of
 from ichprep.train.step import Step, make_step
 from ichprep.train.trainset import prepare
 
@@ -95,7 +97,8 @@ class Run:
     best: float = math.inf
 
 
-def one_cycle(optimizer: torch.optim.Optimizer, lr: float, steps_per_epoch: int, epochs: int, done: int) -> OneCycleLR:
+def one_cycle(optimizer: torch.optim.Optimizer, lr: float | list[float], steps_per_epoch: int, epochs: int, done: int,
+              pct_start: float = 0.3) -> OneCycleLR:
     """The one-cycle schedule over ``epochs`` of ``steps_per_epoch`` steps, placed after ``done`` epochs.
 
     OneCycleLR computes a step's rate (and AdamW's beta1) from the step's index alone, so a
@@ -104,7 +107,27 @@ def one_cycle(optimizer: torch.optim.Optimizer, lr: float, steps_per_epoch: int,
     run and still ends annealed. A resumed optimizer's groups carry the schedule's lr bounds.
     """
     last = done * steps_per_epoch - 1 if done else -1
-    return OneCycleLR(optimizer, max_lr=lr, total_steps=steps_per_epoch * epochs, last_epoch=last)
+    return OneCycleLR(optimizer, max_lr=lr, total_steps=steps_per_epoch * epochs, last_epoch=last, pct_start=pct_start)
+
+
+FROZEN_PCT_START: float = 0.99
+"""fastai's ``fine_tune`` warms the head's rate up over almost all of the frozen epochs."""
+
+
+def schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int, epochs: int, epoch: int) -> OneCycleLR:
+    """The schedule of the phase ``epoch`` is in, placed at ``epoch``: fastai's ``fine_tune`` in two one-cycles.
+
+    Frozen phase (``cfg.frozen_epochs()``): the head alone at ``lr``, the body's rate 0, so its
+    trained weights are not disturbed by the gradients of a random head. Then everything, at half
+    the rate (as fine_tune halves it), each layer group at its ``lr_scale`` (``layer_groups``).
+    """
+    frozen = min(cfg.frozen_epochs(), epochs)
+    groups = optimizer.param_groups
+    if epoch < frozen:
+        rates = [cfg.lr if g["head"] else 0.0 for g in groups]
+        return one_cycle(optimizer, rates, steps_per_epoch, frozen, epoch, FROZEN_PCT_START)
+    base = cfg.lr / 2 if frozen else cfg.lr
+    return one_cycle(optimizer, [base * g["lr_scale"] for g in groups], steps_per_epoch, epochs - frozen, epoch - frozen)
 
 
 def _resume(cfg: TrainConfig, model: nn.Module, step: Step) -> dict[str, Any]:
@@ -130,6 +153,8 @@ def _train_epoch(run: Run, epoch: int, size: int | None) -> float:
     from tqdm import tqdm
 
     cfg, d = run.cfg, run.dist
+    if epoch == cfg.frozen_epochs() and epoch > 0:
+        run.scheduler = schedule(run.step.optimizer, cfg, len(run.loader), len(cfg.stages()), epoch)
     seed = epoch_seed(cfg.seed, epoch, d.rank)
     seed_everything(seed)
     transform = partial(augment, g=torch.Generator(device=d.device).manual_seed(seed)) if cfg.augment else None
@@ -161,7 +186,7 @@ def _validate(run: Run, val_ds: ICHDataset | None, size: int | None) -> np.ndarr
     if run.val_loader is None or val_ds is None:
         return None
     sync_buffers(run.dist, unwrap(run.model))
-    p = predict_loader(unwrap(run.model), run.val_loader, run.dist.device, size, quiet=True, mean=run.cfg.mean, std=run.cfg.std)
+    p = predict_loader(unwrap(run.model), run.val_loader, run.dist.device, size, run.cfg.mean, run.cfg.std)
     return gather_rows(run.dist, run.val_positions, p, len(val_ds))
 
 
@@ -208,6 +233,12 @@ def _wrap(model: nn.Module, cfg: TrainConfig, d: Dist) -> nn.Module:
     return torch.compile(model) if cfg.compile else model
 
 
+def _values(values: tuple[float, ...]) -> str:
+    """A per-channel mean or std as the first line shows it: once when all channels share it, else the first three."""
+    shown = values[:1] if len(set(values)) == 1 else values[:3]
+    return ",".join(f"{v:.3g}" for v in shown) + (",..." if len(set(values)) > 1 and len(values) > 3 else "")
+
+
 def _processes(n: int) -> str:
     return f"{n} process" if n == 1 else f"{n} processes"
 
@@ -216,24 +247,35 @@ def _train(cfg: TrainConfig, d: Dist, say: Callable[[str], None]) -> list[dict]:
     if cfg.resume and not (cfg.out / "last.pt").exists():
         raise IchprepError(f"--resume: no {cfg.out / 'last.pt'} to continue from")
     torch.backends.cudnn.benchmark = d.device.type == "cuda"
-    ts = prepare(cfg.data, cfg.labels, cfg.val_frac, cfg.seed, cfg.max_images)
+    ts = prepare(cfg.data, cfg.labels, cfg.val_frac, cfg.seed, cfg.max_images, cfg.folds, cfg.fold)
     train_ds, val_ds = datasets(cfg, ts)
     stages = cfg.stages()
     in_channels = train_ds.channels
-    model = _wrap(build_model(cfg, in_channels, d.device), cfg, d)
+    start_w = start_of(cfg)
+    mean, std = normalisation(cfg, start_w, in_channels)
+    cfg = replace(cfg, start=start_w, mean=mean, std=std)
+    model = _wrap(build_model(cfg, in_channels, d.device, start_w), cfg, d)
     if d.main:
         cfg.out.mkdir(parents=True, exist_ok=True)
     for note in ts.notes:
         say(note)
     loader, val_loader, positions = make_loaders(cfg, d, train_ds, val_ds)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.wd)
+    lr_mult = cfg.lr_mult if start_w.kind != RANDOM else 1.0
+    optimizer = torch.optim.AdamW(layer_groups(unwrap(model), cfg.wd, lr_mult), lr=cfg.lr)
     step = make_step(model, optimizer, d.device, cfg.clip)
     ckpt = _resume(cfg, model, step) if cfg.resume else {"epoch": -1, "history": [], "best": math.inf, "world": d.world}
     start = int(ckpt["epoch"]) + 1
-    scheduler = one_cycle(optimizer, cfg.lr, len(loader), len(stages), start)
+    scheduler = schedule(optimizer, cfg, len(loader), len(stages), start)
     run = Run(cfg, d, model, step, scheduler, loader, val_loader, positions, ckpt["history"], ckpt["best"])
     final_size = stages[-1] if stages and stages[-1] else image_size(train_ds)
-    say(f"{cfg.arch}, {in_channels} channels, {len(stages)} epochs of {len(loader)} steps on {d.device}"
+    frozen = min(cfg.frozen_epochs(), len(stages))
+    say(f"{start_w.arch} from {start_w.describe()}, {in_channels} channels"
+        + (f" ({cfg.stack})" if cfg.stack != "windows" else "")
+        + f", input mean/std {_values(mean)} / {_values(std)}")
+    if frozen:
+        say(f"fine-tuning: {frozen} epoch(s) of the head alone, then all layers at lr {cfg.lr / 2:g} (head) "
+            f"down to {cfg.lr / 2 / lr_mult:g} (stem)")
+    say(f"{len(stages)} epochs of {len(loader)} steps on {d.device}"
         + (f" x {d.world} processes" if d.enabled else "")
         + f" ({precision_name(step.dtype)}{', compiled' if cfg.compile else ''}, {loader.num_workers} loader workers)"
         + (f", resuming at epoch {start + 1}" if start else ""))
@@ -245,7 +287,7 @@ def _train(cfg: TrainConfig, d: Dist, say: Callable[[str], None]) -> list[dict]:
         if cfg.stop_after is not None and epoch - start >= cfg.stop_after:
             break
         size = stages[epoch]
-        lr = optimizer.param_groups[0]["lr"]
+        lr = max(g["lr"] for g in optimizer.param_groups)
         train_loss = _train_epoch(run, epoch, size)
         p_val = _validate(run, val_ds, size)
         if d.main:
@@ -254,7 +296,8 @@ def _train(cfg: TrainConfig, d: Dist, say: Callable[[str], None]) -> list[dict]:
             score = row.get("val_wll", train_loss)
             is_best = score < run.best
             run.best = min(run.best, score)
-            _write_epoch(run, epoch, lambda: model_record(cfg, unwrap(model).state_dict(), ts, in_channels, final_size), is_best)
+            _write_epoch(run, epoch, lambda: model_record(cfg, unwrap(model).state_dict(), ts, in_channels, final_size, start_w),
+                         is_best)
             say(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
                          if k in ("epoch", "size", "train_loss", "val_wll")))
         barrier(d)

@@ -8,6 +8,7 @@ falls fastest (steepest negative slope against log lr), a conservative and commo
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 
 import numpy as np
@@ -19,7 +20,7 @@ from ichprep.train.config import TrainConfig
 from ichprep.train.distributed import Dist, pick_device
 from ichprep.train.inference import model_input
 from ichprep.train.loaders import datasets, make_loaders
-from ichprep.train.network import build_model
+from ichprep.train.network import build_model, normalisation, start_of
 from ichprep.train.step import make_step
 from ichprep.train.trainset import prepare
 
@@ -63,7 +64,10 @@ def lr_find(
     d = Dist(0, 1, device)
     ts = prepare(cfg.data, cfg.labels, cfg.val_frac, cfg.seed, cfg.max_images)
     train_ds, _ = datasets(cfg, ts)
-    model = build_model(cfg, train_ds.channels, device)
+    start_w = start_of(cfg)
+    mean, std = normalisation(cfg, start_w, train_ds.channels)
+    cfg = replace(cfg, start=start_w, mean=mean, std=std)
+    model = build_model(cfg, train_ds.channels, device, start_w)
     loader, _, _ = make_loaders(cfg, d, train_ds, None)
     optimizer = torch.optim.AdamW(model.parameters(), lr=start, weight_decay=cfg.wd)
     step = make_step(model, optimizer, device, cfg.clip)

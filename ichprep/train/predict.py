@@ -9,6 +9,7 @@ one still costs only 1e-4, about 0.2 % of the winning scores (0.044).
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from ichprep.train.distributed import pick_device
 from ichprep.train.inference import predict_loader
 from ichprep.train.loaders import loader_workers, usable_cores
 from ichprep.train.metrics import prior_correct
-from ichprep.train.network import load_model
+from ichprep.train.network import load_model, members
 
 CLIP: float = 1e-4
 """Submission probabilities are kept in [CLIP, 1 - CLIP] (see the module docstring for why)."""
@@ -55,7 +56,7 @@ def convert_dicoms(src: str | Path, out: Path, settings: Settings, quiet: bool =
     return out
 
 
-def check_data(record: dict, data: Path, series: pd.DataFrame | None) -> None:
+def check_data(record: dict, data: Path, series: pd.DataFrame | None, model: Path | None = None) -> None:
     """Refuse DATA whose images were made differently from the model's training images.
 
     A model applied to other windows, another size or crop, or another encoding would still
@@ -70,8 +71,9 @@ def check_data(record: dict, data: Path, series: pd.DataFrame | None) -> None:
     if changed:
         raise IchprepError(f"DATA {data} was converted with other settings than the model's training data "
                            f"({'; '.join(changed)}); give predict the DICOMs, or convert them with the model's settings")
-    if record["neighbours"] and series is None:
-        raise IchprepError(f"the model stacks {record['neighbours']} neighbouring slice(s) on each side, but DATA {data} "
+    side = 1 if record["stack"] == "2.5d" else record["neighbours"]
+    if side and series is None:
+        raise IchprepError(f"the model {model or ''} stacks {side} neighbouring slice(s) on each side, but DATA {data} "
                            f"has no {layout.MANIFEST} with series positions")
 
 
@@ -83,44 +85,56 @@ backward pass, so a GPU that trains batches of 64 predicts larger ones; lower --
 
 
 def predict(
-    model_path: str | Path,
+    models: str | Path | Sequence[str | Path],
     data: str | Path,
     batch_size: int | None = None,
     workers: int | None = None,
     device: str = "auto",
-    tta: bool = False,
+    tta: Sequence[str] = (),
     prior_correction: bool = False,
     quiet: bool = False,
     headers: tuple[str, ...] = (),
+    ids: Sequence[str] | None = None,
 ) -> Predictions:
-    """Probabilities for every image of DATA (converted folder/shards, or DICOMs rendered on the fly).
+    """Probabilities for every image of DATA (or its ``ids``), averaged over every model given.
 
-    DICOMs may also be a zip's URL (with ``headers``), ``kaggle://COMPETITION`` or ``-``. A model
-    trained at another size than its images were stored (``--sizes``) gets its batches resized on
-    the device as training resized them (``inference.resize_batch``). ``batch_size`` and
+    ``models`` are model.pt files; a fold ensemble's model.pt stands for its folds, and models of
+    different archs, sizes or stacks average alike, one network in memory at a time. DATA is
+    convert's output, or DICOMs (a path, a zip's URL with ``headers``, ``kaggle://COMPETITION`` or
+    ``-``) rendered with the first model's settings. ``tta`` names test-time views
+    (``inference.TTA``). A model trained at another size than its images were stored (``--sizes``)
+    gets its batches resized on the device as training resized them. ``batch_size`` and
     ``workers`` default by device (CPU_BATCH or CUDA_BATCH; ``loaders.loader_workers``).
     """
     dev = pick_device(device)
-    model, record = load_model(model_path, dev)
+    paths = [models] if isinstance(models, (str, Path)) else list(models)
+    singles = [single for path in paths for single in members(path)]
     with ExitStack() as stack:
         if is_local(data) and layout.is_converted(Path(data)):
             data = Path(data)
         else:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ichprep-predict-")))
-            data = convert_dicoms(data, tmp, Settings.from_dict(record["settings"]), quiet, headers)
+            data = convert_dicoms(data, tmp, Settings.from_dict(singles[0][1]["settings"]), quiet, headers)
         series = series_table(data)
-        check_data(record, data, series)
+        for path, record in singles:
+            check_data(record, data, series, path)
         store = open_store(data)
-        ds = make_dataset(store, list(store.ids), None, series, record["neighbours"])
+        chosen = list(store.ids) if ids is None else list(ids)
         batch = batch_size or (CUDA_BATCH if dev.type == "cuda" else CPU_BATCH)
         num_workers, prefetch = loader_workers(workers, dev, 1, usable_cores())
-        loader = DataLoader(ds, batch_size=batch, num_workers=num_workers, prefetch_factor=prefetch,
-                            pin_memory=dev.type == "cuda")
-        probs = predict_loader(model, loader, dev, record["size"], tta=tta, quiet=quiet, mean=record["mean"], std=record["std"])
-    probs = _to_labels_order(probs, record["labels"])
-    if prior_correction:
-        probs = prior_correct(probs, np.asarray(record["true_pos_rate"]), np.asarray(record["train_pos_rate"]))
-    return Predictions(list(ds.ids), probs)
+        total = np.zeros((len(chosen), len(LABELS)))
+        for _, record in singles:
+            ds = make_dataset(store, chosen, None, series, record["neighbours"], record["stack"])
+            loader = DataLoader(ds, batch_size=batch, num_workers=num_workers, prefetch_factor=prefetch,
+                                pin_memory=dev.type == "cuda")
+            model = load_model(record, dev)
+            probs = _to_labels_order(predict_loader(model, loader, dev, record["size"], record["mean"], record["std"], tta, quiet),
+                                     record["labels"])
+            if prior_correction:
+                probs = prior_correct(probs, np.asarray(record["true_pos_rate"]), np.asarray(record["train_pos_rate"]))
+            total += probs
+            del model
+    return Predictions(chosen, total / len(singles))
 
 
 def _to_labels_order(probs: np.ndarray, names: list[str]) -> np.ndarray:

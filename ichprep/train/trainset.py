@@ -14,6 +14,7 @@ import pandas as pd
 from ichprep import LABELS
 from ichprep.errors import IchprepError
 from ichprep.meta.cleaning import patient_folds
+from ichprep.splits import patient_kfold
 from ichprep.store import ShardStore, Store, open_store
 from ichprep.train.dataset import load_labels, series_table
 
@@ -81,14 +82,30 @@ def _patients(data: Path, labels: pd.DataFrame, ids: list[str]) -> pd.Series:
     return patients.fillna(pd.Series(ids, index=ids))
 
 
+def kfold(data: Path, labels: pd.DataFrame, ids: list[str], k: int, seed: int) -> tuple[pd.Series, str]:
+    """The fold (0..k-1) of every id, and how it was decided: the table's own integer fold column, else by patient."""
+    if "fold" in labels:
+        given = pd.to_numeric(labels["fold"].reindex(ids), errors="coerce")
+        if given.notna().all() and set(given.astype(int)) == set(range(k)):
+            return given.astype(int), "the table's fold column"
+    positive = labels["any"].reindex(ids).fillna(0) > 0
+    return patient_kfold(_patients(data, labels, ids), k, seed, positive), f"{k} patient-grouped folds (seed {seed})"
+
+
 def split(
-    data: Path, labels: pd.DataFrame, ids: list[str], val_frac: float | None, seed: int
+    data: Path, labels: pd.DataFrame, ids: list[str], val_frac: float | None, seed: int,
+    folds: int | None = None, fold: int | None = None,
 ) -> tuple[list[str], list[str], str]:
-    """(train ids, validation ids, how): the table's fold column unless --val-frac is given, else by patient.
+    """(train ids, validation ids, how): fold ``fold`` of ``folds``; else the table's fold column unless
+    --val-frac is given, else by patient.
 
     The patient split holds both classes of every label in validation wherever two patients have
     them (``patient_folds``), so each validation AUC is defined.
     """
+    if folds is not None and fold is not None:
+        assignment, how = kfold(data, labels, ids, folds, seed)
+        valid = (assignment == fold).to_numpy()
+        return [i for i, v in zip(ids, valid) if not v], [i for i, v in zip(ids, valid) if v], f"fold {fold} of {how}"
     if val_frac is None and "fold" in labels:
         valid = (labels["fold"].reindex(ids) == "valid").to_numpy()
         return [i for i, v in zip(ids, valid) if not v], [i for i, v in zip(ids, valid) if v], "the table's fold column"
@@ -106,6 +123,8 @@ def prepare(
     val_frac: float | None = None,
     seed: int = 42,
     max_images: int | None = None,
+    folds: int | None = None,
+    fold: int | None = None,
 ) -> TrainSet:
     """Open DATA, attach labels, keep labelled images, take the optional seeded subset, split by patient."""
     data = Path(data)
@@ -123,7 +142,7 @@ def prepare(
     if max_images is not None and max_images < len(ids):
         keep = np.sort(np.random.default_rng(seed).choice(len(ids), max_images, replace=False))
         ids = [ids[k] for k in keep]
-    train_ids, val_ids, how = split(data, table, ids, val_frac, seed)
+    train_ids, val_ids, how = split(data, table, ids, val_frac, seed, folds, fold)
     notes.append(f"{len(train_ids)} train / {len(val_ids)} validation images, split by {how}")
     rate = table.loc[train_ids, list(LABELS)].to_numpy(dtype=np.float64).mean(axis=0)
     return TrainSet(source, table, train_ids, val_ids, series_table(data, table), rate, true_rates(labels_file, rate), notes)

@@ -57,7 +57,16 @@ CASES: dict[str, list[str]] = {
     "train: DATA missing": ["train", "{root}/missing", "--out", "{root}/run"],
     "train: DATA is a file": ["train", "{root}/a-file", "--out", "{root}/run"],
     "train: --out is a file": ["train", "{root}/conv", "--out", "{root}/a-file"],
-    "train: unknown --arch": ["train", "{root}/conv", "--out", "{root}/run", "--arch", "vgg11"],
+    "train: unknown --arch": ["train", "{root}/conv", "--out", "{root}/run", "--arch", "resnet18x"],
+    "train: unknown pretrained tag": ["train", "{root}/conv", "--out", "{root}/run", "--arch", "resnet18.no_such_tag"],
+    "train: --weights of another arch": ["train", "{root}/conv", "--out", "{root}/run", "--arch", "resnet34", "--weights",
+                                         "{root}/resnet18.safetensors"],
+    "train: pretrained weights neither cached nor reachable": ["train", "{root}/conv", "--out", "{root}/run", "--arch",
+                                                               "efficientnet_b0"],
+    "train: --fold without --folds": ["train", "{root}/conv", "--out", "{root}/run", "--fold", "1"],
+    "train: --fold past --folds": ["train", "{root}/conv", "--out", "{root}/run", "--folds", "3", "--fold", "3"],
+    "train: --stack 2.5d with --neighbours": ["train", "{root}/conv", "--out", "{root}/run", "--stack", "2.5d", "--neighbours", "1"],
+    "train: unknown --stack": ["train", "{root}/conv", "--out", "{root}/run", "--stack", "3d"],
     "train: --labels missing": ["train", "{root}/conv", "--out", "{root}/run", "--labels", "{root}/missing.csv"],
     "train: --labels malformed": ["train", "{root}/conv", "--out", "{root}/run", "--labels", "{root}/broken.csv"],
     "train: --labels of other images": ["train", "{root}/conv", "--out", "{root}/run", "--labels", "{root}/other.parquet"],
@@ -70,6 +79,7 @@ CASES: dict[str, list[str]] = {
     "predict: MODEL missing": ["predict", "{root}/missing.pt", "{root}/conv", "--out", "{root}/sub.csv"],
     "predict: --out is a folder": ["predict", "{root}/not-a-model.pt", "{root}/conv", "--out", "{root}/empty"],
     "predict: DATA missing": ["predict", "{root}/not-a-model.pt", "{root}/missing", "--out", "{root}/sub.csv"],
+    "predict: unknown --tta view": ["predict", "{root}/not-a-model.pt", "{root}/conv", "--out", "{root}/sub.csv", "--tta", "rot90"],
     "predict: --clip 0.7": ["predict", "{root}/not-a-model.pt", "{root}/conv", "--out", "{root}/sub.csv", "--clip", "0.7"],
     "evaluate: MODEL not a model": ["evaluate", "{root}/not-a-model.pt", "{root}/conv", "--labels", "{root}/train.parquet"],
     "evaluate: --labels malformed": ["evaluate", "{root}/not-a-model.pt", "{root}/conv", "--labels", "{root}/broken.csv"],
@@ -87,6 +97,10 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "other-ids.txt").write_text("ID_notthere\n")
     (root / "broken.csv").write_text("ID,Label\nID_000000000_epidural,2\n")
     (root / "not-a-model.pt").write_bytes(b"\x80\x04not a pickle at all")
+    import timm
+    from safetensors.torch import save_file
+
+    save_file(timm.create_model("resnet18").state_dict(), root / "resnet18.safetensors")
     labelled_folder(root, 12)
     (root / "img").rename(root / "conv")
     other, _, other_labels, other_table = fabricate(4, seed=1)

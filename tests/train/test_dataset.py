@@ -33,14 +33,18 @@ def chw(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(img.transpose(2, 0, 1).copy())
 
 
-def normalised(img: np.ndarray) -> torch.Tensor:
-    return (torch.from_numpy(img.transpose(2, 0, 1).copy()).float() / 255 - MEAN) / STD
+def normalised(img: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """(x / 255 - mean) / std of every channel, in float64 numpy, cast at the end."""
+    x = img.transpose(2, 0, 1).astype(np.float64) / 255
+    return torch.from_numpy((x - np.array(mean)[:, None, None]) / np.array(std)[:, None, None]).float()
 
 
-def test_normalise_turns_uint8_batches_into_the_models_float_input(fake):
+@pytest.mark.parametrize("mean, std", [((MEAN,) * 3, (STD,) * 3), ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+def test_normalise_turns_uint8_batches_into_the_models_float_input_channel_by_channel(fake, mean, std):
     _, images, _, _ = fake
     batch = torch.stack([chw(i) for i in images[:4]])
-    assert torch.allclose(normalise(batch, MEAN, STD), torch.stack([normalised(i) for i in images[:4]]), atol=1e-6)
+    expected = torch.stack([normalised(i, mean, std) for i in images[:4]])
+    assert torch.allclose(normalise(batch, mean, std), expected, atol=1e-5)
     assert batch.dtype == torch.uint8
 
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from ichprep.models.backbones import create
 from ichprep.train.inference import amp_dtype, precision, precision_name, unwrap
-from ichprep.train.models import build
 
 
 @pytest.mark.parametrize("gpu, capability, native, expected", [
@@ -42,7 +42,7 @@ def test_precision_names_say_whether_the_loss_is_scaled():
 
 
 def test_a_compiled_network_unwraps_to_itself():
-    model = build("alexnet", num_classes=6, in_channels=3)
+    model = create("resnet18", 3)
     compiled = torch.compile(model, backend="eager")
     assert all(k.startswith("_orig_mod.") for k in compiled.state_dict())
     assert unwrap(compiled) is model and unwrap(model) is model

@@ -62,14 +62,26 @@ def test_shards_and_folder_give_the_same_predictions(trained):
     assert np.allclose(from_folder.probs, from_shards.probs, atol=1e-6)
 
 
-def test_tta_averages_with_the_horizontally_flipped_images(trained, tmp_path):
+VIEWS = {
+    "hflip": lambda images: images[:, :, ::-1],
+    "vflip": lambda images: images[:, ::-1],
+    "transpose": lambda images: images.transpose(0, 2, 1, 3),
+}
+"""Each TTA view made independently, on the stored images (N, H, W, C) before they reach torch."""
+
+
+@pytest.mark.parametrize("tta", [("hflip",), ("vflip",), ("transpose",), ("hflip", "vflip", "transpose")])
+def test_tta_averages_over_the_views_of_the_stored_images(trained, tmp_path, tta):
     root, ids, images, _ = trained
     model = root / "run" / "model.pt"
-    write_folder(tmp_path / "flipped", ids, images[:, :, ::-1])
     plain = predict(model, root / "img", workers=0, quiet=True).probs
-    flipped = predict(model, tmp_path / "flipped", workers=0, quiet=True).probs
-    tta = predict(model, root / "img", workers=0, quiet=True, tta=True).probs
-    assert np.allclose(tta, (plain + flipped) / 2, atol=1e-6)
+    seen = [plain]
+    for name in tta:
+        write_folder(tmp_path / name, ids, np.ascontiguousarray(VIEWS[name](images)))
+        seen.append(predict(model, tmp_path / name, workers=0, quiet=True).probs)
+    averaged = predict(model, root / "img", workers=0, quiet=True, tta=tta).probs
+    assert np.allclose(averaged, np.mean(seen, axis=0), atol=1e-6)
+    assert not np.allclose(averaged, plain, atol=1e-4)
 
 
 def test_prior_correction_uses_the_rates_saved_with_the_model(trained):
@@ -159,14 +171,14 @@ def test_a_model_trained_at_another_size_sees_images_resized_on_the_device_like_
 
     from ichprep.store import open_store
     from ichprep.train.dataset import make_dataset
-    from ichprep.train.network import load_model
+    from ichprep.train.network import load_model, load_record
 
-    model, _ = load_model(tmp_path / "model.pt", torch.device("cpu"))
+    model = load_model(load_record(tmp_path / "model.pt"), torch.device("cpu"))
     small = tmp_path / "small"
     write_folder(small, ids, area_resized(images, 8))
     store = open_store(small)
     loader = DataLoader(make_dataset(store, list(store.ids), None), batch_size=8)
-    by_opencv = predict_loader(model, loader, torch.device("cpu"), None, mean=record["mean"], std=record["std"])
+    by_opencv = predict_loader(model, loader, torch.device("cpu"), None, record["mean"], record["std"])
     order = [store.ids.index(i) for i in ids]
     assert on_device.shape == (len(ids), len(LABELS))
     assert np.allclose(on_device, by_opencv[order][:, [LABELS.index(n) for n in record["labels"]]], atol=2e-3)
@@ -191,13 +203,14 @@ def test_tta_is_one_forward_pass_of_the_images_and_their_mirrors_without_autogra
 
     from ichprep.store import open_store
     from ichprep.train.dataset import make_dataset, normalise
-    from ichprep.train.network import load_model
+    from ichprep.train.network import load_model, load_record
 
-    network, record = load_model(root / "run" / "model.pt", torch.device("cpu"))
+    record = load_record(root / "run" / "model.pt")
+    network = load_model(record, torch.device("cpu"))
     source = open_store(root / "img")
     loader = DataLoader(make_dataset(source, source.ids, None), batch_size=12)
     spy = Recorder(network)
-    probs = predict_loader(spy, loader, torch.device("cpu"), None, tta=True)
+    probs = predict_loader(spy, loader, torch.device("cpu"), None, record["mean"], record["std"], ("hflip",))
     assert spy.batches == [24, 24, 16] and all(spy.inference)
     with torch.no_grad():
         x = normalise(torch.cat([x for x, _ in loader]), record["mean"], record["std"])

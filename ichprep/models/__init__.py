@@ -1,0 +1,7 @@
+"""The networks: timm backbones with ichprep's six-label head, and where their starting weights come from.
+
+timm is the model zoo: its implementations are the reference ones, and its own loader fetches,
+caches and adapts ImageNet weights (the head dropped for six labels, the RGB stem tiled for more
+channels). ``backbones`` names, builds and groups them; ``pretrained`` decides where a run's
+starting weights come from and refuses, before any work, weights that cannot be had or do not fit.
+"""
