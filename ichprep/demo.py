@@ -5,9 +5,8 @@ The real data cannot be downloaded by the tool, so a newcomer sees the whole job
 head CTs (with the real data's header quirks) in a few minutes on a 2-core CPU. Sizes are chosen
 for that budget: 64 px images, which the phantoms' hemorrhages are drawn large enough for, and a
 short resnet18 from random weights (``NO_PRETRAINED_WHY``). The model is scored on phantoms it
-never saw, from another seed (new
-patients), given to it as raw DICOMs, so the demo also shows predict converting DICOMs with the
-model's own settings.
+never saw, from another seed (new patients), given to it as raw DICOMs, so the demo also shows
+predict converting DICOMs with the model's own settings.
 """
 
 from __future__ import annotations
