@@ -25,6 +25,8 @@ CODECS: tuple[str, ...] = ("zstd", "blosc", "lzf", "gzip", "jpeg", "png")
 """HDF5 codecs: lossless chunk compressors, then encoded JPEG or PNG bytes."""
 DEFAULT_WINDOWS = "brain,subdural,bone"
 MIN_SIZE, MAX_SIZE = 8, 4096
+DEFAULT_QUALITY = 95
+"""JPEG quality when neither ``--quality`` nor a ``--max-disk`` budget sets one."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,8 @@ class Settings:
     size: int = 256
     crop: bool = True
     format: str = "png"
-    quality: int = 95
+    quality: int | None = None
+    """JPEG quality; None in a request: the one ``--max-disk`` picks, else ``DEFAULT_QUALITY`` (always set once resolved)."""
     codec: str = "zstd"
     channels: tuple[dict, ...] = ()
 
@@ -53,7 +56,7 @@ class Settings:
             raise IchprepError(f"--format {self.format!r}: choose png, jpg or hdf5")
         if not MIN_SIZE <= self.size <= MAX_SIZE:
             raise IchprepError(f"--size {self.size}: choose {MIN_SIZE} to {MAX_SIZE} pixels")
-        if not 1 <= self.quality <= 100:
+        if self.quality is not None and not 1 <= self.quality <= 100:
             raise IchprepError(f"--quality {self.quality}: choose 1 to 100")
         if self.codec not in CODECS:
             raise IchprepError(f"--codec {self.codec!r}: choose one of {', '.join(CODECS)}")
