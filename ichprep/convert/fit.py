@@ -60,6 +60,8 @@ def fit(job: Job, todo: Sequence[Input], settings: Settings, scratch: Path, wher
     available = min(free - budget.MARGIN, limit) if limit is not None else free - budget.MARGIN
     pick = settings.lossy and settings.quality is None and limit is not None
     quality = settings.quality or DEFAULT_QUALITY
+    if not todo:
+        return Fit(quality, budget.Estimate(0, 0.0, free, limit), available=available)
     if not dry_run and limit is None and _surely_fits(len(todo), settings.size, len(job.channels), available):
         return Fit(quality, available=available)
     measured = None
