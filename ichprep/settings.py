@@ -70,7 +70,7 @@ class Settings:
     @property
     def encoding(self) -> str:
         """How stored pixels relate to rendered ones: ``lossless`` or the JPEG quality."""
-        return f"JPEG quality {self.quality}" if self.lossy else "lossless"
+        return f"JPEG quality {self.quality or DEFAULT_QUALITY}" if self.lossy else "lossless"
 
     def resolved(self, channels: list[dict]) -> Settings:
         """These settings with their windows resolved to channel descriptions."""
@@ -97,6 +97,7 @@ class Settings:
         """The JSON-ready record (the codec only for shards, as it means nothing for image files)."""
         record = asdict(self)
         record["channels"] = [dict(c) for c in self.channels]
+        record["quality"] = self.quality or DEFAULT_QUALITY
         if self.format != "hdf5":
             del record["codec"]
         return {**record, "ichprep_version": __version__}
@@ -126,19 +127,22 @@ class Settings:
 
 
 def _differences(old: Settings, new: Settings, keys: list[str]) -> list[str]:
-    """``name old -> new`` for each of ``keys`` whose value differs (channels by their descriptions)."""
+    """``name old -> new`` for each of ``keys`` whose value differs (the channels as ``--windows``, by their descriptions)."""
     changed = []
     for key in keys:
         before, after = getattr(old, key), getattr(new, key)
         if key == "channels":
-            before, after = _describe(old), _describe(new)
+            before, after, key = _describe(old), _describe(new), "--windows"
         if before != after:
             changed.append(f"{key} {before} -> {after}")
     return changed
 
 
 def _describe(settings: Settings) -> str:
-    """The channels as a short text: ``brain 40/80, ...`` or ``freqhist (101 breakpoints from -1024)``."""
+    """The channels as a short text: ``brain 40/80, 40/90, ...`` or ``freqhist (101 breakpoints from -1024)``.
+
+    A channel given as ``LEVEL/WIDTH`` is named by those numbers: it is shown once, not as ``40/90 40/90``.
+    """
     if not settings.channels:
         return settings.windows
     parts = []
@@ -147,5 +151,6 @@ def _describe(settings: Settings) -> str:
             breaks = c["breaks"]
             parts.append(f"{c['name']} ({len(breaks)} breakpoints {breaks[0]:g}..{breaks[-1]:g}, sum {sum(breaks):.6g})")
         else:
-            parts.append(f"{c['name']} {c['level']:g}/{c['width']:g}")
+            numbers = f"{c['level']:g}/{c['width']:g}"
+            parts.append(numbers if c["name"] == numbers else f"{c['name']} {numbers}")
     return ", ".join(parts)

@@ -129,7 +129,8 @@ def test_the_dry_run_prints_the_ladder_and_creates_nothing(images, measured, tmp
     assert res.exit_code == 0, res.output
     lines = res.stdout.splitlines()
     header = next(line for line in lines if line.split()[:1] == ["quality"])
-    assert lines[0].startswith("estimated output") and header.split() == ["quality", "KB/image", "total", "brain", "dB", "subdural", "dB", "bone", "dB", "fits"]
+    assert lines[0].startswith("estimated output")
+    assert header.split() == ["quality", "KB/image", "total", "brain", "dB", "subdural", "dB", "bone", "dB", "fits"]
     rows = {int(line.split()[0]): line.split() for line in lines if line.strip()[:2].isdigit()}
     assert sorted(rows) == sorted(ladder.LADDER)
     assert rows[95][-1] == "no" and rows[50][-1] == "yes"
