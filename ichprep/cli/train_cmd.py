@@ -158,13 +158,14 @@ def _predictions(
     prior: bool,
     quiet: bool,
     headers: Optional[list[str]],
+    scratch: Optional[Path] = None,
 ):
-    """The model's probabilities for DATA, after MODEL and DATA have been checked."""
+    """The model's probabilities for DATA, after MODEL and DATA have been checked (raw DICOMs converted in ``scratch``)."""
     existing(model, "MODEL", "file")
     existing_source(data, "DATA")
     from ichprep.train import predict
 
-    return predict(model, data, batch_size, workers, device, tta, prior, quiet, tuple(headers or ()))
+    return predict(model, data, batch_size, workers, device, tta, prior, quiet, tuple(headers or ()), scratch)
 
 
 @app.command()
@@ -188,7 +189,7 @@ def predict(
 ) -> None:
     """Write a competition submission for every image of DATA."""
     output_file(out, "--out", (".csv",))
-    pred = _predictions(model, data, batch_size, workers, device, tta, prior_correction, quiet, header)
+    pred = _predictions(model, data, batch_size, workers, device, tta, prior_correction, quiet, header, out.absolute().parent)
     from ichprep.atomic import replacing
     from ichprep.train import submission
 

@@ -75,13 +75,13 @@ def fit(job: Job, todo: Sequence[Input], settings: Settings, scratch: Path, wher
         estimate = budget.Estimate(images=len(todo), per_image=chosen.per_image, free=free, limit=limit)
         if not pick and not estimate.fits and not dry_run:
             raise BudgetError(f"at --quality {quality}, {estimate.describe()}: it would not fit; "
-                              f"{advice(measured, estimate.total / max(len(todo), 1), available, settings, 'quality')}")
+                              f"{advice(measured, estimate.total / max(len(todo), 1), available, settings, 'quality')}", estimate)
         return Fit(chosen.quality, estimate, measured, pick and measured.needs(chosen) <= available, available)
     estimate = budget.estimate(job, todo, scratch, where, limit)
     if not estimate.fits and not dry_run:
         alternative = ladder.measure(job, todo, scratch)
         raise BudgetError(f"{estimate.describe()}: it would not fit; "
-                          f"{advice(alternative, estimate.total / max(len(todo), 1), available, settings, 'format')}")
+                          f"{advice(alternative, estimate.total / max(len(todo), 1), available, settings, 'format')}", estimate)
     return Fit(quality, estimate, measured, False, available)
 
 

@@ -104,11 +104,11 @@ def watch_parent(parent: int) -> None:
         threading.Thread(target=watch, name="ichprep-parent-watch", daemon=True).start()
 
 
-def clear_stale(folders: Iterable[Path] | None = None) -> list[Path]:
-    """Remove this user's loky/joblib leftovers whose run is dead; returns what was removed.
+def clear_stale(folders: Iterable[Path] | None = None, pattern: re.Pattern[str] = STALE) -> list[Path]:
+    """Remove this user's loky/joblib leftovers (names ``pattern`` matches, its group 1 a pid) whose run is dead.
 
-    Only names that carry a pid no process has any more are touched: a live run's, or another
-    user's, are left alone.
+    Returns what was removed. Only names that carry a pid no process has any more are touched:
+    a live run's, or another user's, are left alone.
     """
     folders = folders if folders is not None else [Path("/dev/shm"), Path(tempfile.gettempdir())]
     removed = []
@@ -118,7 +118,7 @@ def clear_stale(folders: Iterable[Path] | None = None) -> list[Path]:
         except OSError:
             continue
         for entry in entries:
-            match = STALE.match(entry.name)
+            match = pattern.match(entry.name)
             try:
                 if not match or entry.lstat().st_uid != os.getuid() or _alive(int(match.group(1))):
                     continue

@@ -8,6 +8,9 @@ one still costs only 1e-4, about 0.2 % of the winning scores (0.044).
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -18,7 +21,7 @@ import pandas as pd
 from torch.utils.data import DataLoader
 
 from ichprep import LABELS, SUBTYPES, layout
-from ichprep.errors import IchprepError
+from ichprep.errors import BudgetError, IchprepError
 from ichprep.paths import is_local
 from ichprep.settings import Settings
 from ichprep.store import open_store
@@ -31,6 +34,9 @@ from ichprep.train.network import load_model
 
 CLIP: float = 1e-4
 """Submission probabilities are kept in [CLIP, 1 - CLIP] (see the module docstring for why)."""
+TEMP_PREFIX = ".ichprep-predict-"
+"""Raw DICOMs are converted into ``<TEMP_PREFIX><pid>-<random>``; a later predict removes one whose process is dead."""
+STALE_TEMP = re.compile(rf"^{re.escape(TEMP_PREFIX)}(\d+)-")
 
 
 @dataclass
@@ -49,10 +55,38 @@ def convert_dicoms(src: str | Path, out: Path, settings: Settings, quiet: bool =
     """
     from ichprep.convert import Options, convert
 
-    result = convert(src, out, settings, Options(quiet=quiet, headers=headers))
+    try:
+        result = convert(src, out, settings, Options(quiet=quiet, headers=headers))
+    except BudgetError as err:
+        if err.estimate is None:
+            raise
+        raise IchprepError(f"DATA's DICOMs are converted into a temporary folder in {out.parent} first and would not fit there "
+                           f"({err.estimate.describe()}); set TMPDIR to a folder with more room, or convert them with "
+                           "'ichprep convert' and give predict that folder") from None
     if not result.converted:
         raise IchprepError(f"DATA {src}: none of its DICOMs could be converted")
     return out
+
+
+def scratch_folder(near: Path | None = None) -> Path:
+    """Where predict converts raw DICOMs: ``$TMPDIR`` when set, else beside the submission (``near``), else the system's temporary folder.
+
+    Beside the submission is on a disk the user chose for output; the system's temporary folder
+    is often a small RAM disk, too small for a test set.
+    """
+    if os.environ.get("TMPDIR") or near is None:
+        return Path(tempfile.gettempdir())
+    return Path(near)
+
+
+def temporary_folder(stack: ExitStack, where: Path) -> Path:
+    """A new folder in ``where``, removed when ``stack`` closes however it closes; dead runs' ones are removed first."""
+    from ichprep.convert.parallel import clear_stale
+
+    clear_stale([where], STALE_TEMP)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=where))
+    stack.callback(shutil.rmtree, tmp, True)
+    return tmp
 
 
 def check_data(record: dict, data: Path, series: pd.DataFrame | None) -> None:
@@ -92,13 +126,15 @@ def predict(
     prior_correction: bool = False,
     quiet: bool = False,
     headers: tuple[str, ...] = (),
+    scratch: Path | None = None,
 ) -> Predictions:
     """Probabilities for every image of DATA (converted folder/shards, or DICOMs rendered on the fly).
 
     DICOMs may also be a zip's URL (with ``headers``), ``kaggle://COMPETITION`` or ``-``. A model
     trained at another size than its images were stored (``--sizes``) gets its batches resized on
     the device as training resized them (``inference.resize_batch``). ``batch_size`` and
-    ``workers`` default by device (CPU_BATCH or CUDA_BATCH; ``loaders.loader_workers``).
+    ``workers`` default by device (CPU_BATCH or CUDA_BATCH; ``loaders.loader_workers``). DICOMs
+    are converted into a temporary folder in ``scratch_folder(scratch)``, which every exit removes.
     """
     dev = pick_device(device)
     model, record = load_model(model_path, dev)
@@ -106,7 +142,7 @@ def predict(
         if is_local(data) and layout.is_converted(Path(data)):
             data = Path(data)
         else:
-            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ichprep-predict-")))
+            tmp = temporary_folder(stack, scratch_folder(scratch))
             data = convert_dicoms(data, tmp, Settings.from_dict(record["settings"]), quiet, headers)
         series = series_table(data)
         check_data(record, data, series)
