@@ -97,7 +97,8 @@ def test_data_made_with_other_settings_is_refused_naming_the_setting(images, tmp
 
 
 def test_a_window_refusal_shows_each_value_once(images, tmp_path):
-    model = write_model(tmp_path / "run" / "model.pt", _settings_folder(tmp_path / "trained", {"described": channels("40/80,80/200,600/2800")}))
+    trained = _settings_folder(tmp_path / "trained", {"described": channels("40/80,80/200,600/2800")})
+    model = write_model(tmp_path / "run" / "model.pt", trained)
     folder = images("data-numbers")
     made_with(folder, channels("40/90,80/200,600/2800"))
     done = ichprep("predict", model, folder, "--out", tmp_path / "sub.csv", "-q", "--workers", "0")
