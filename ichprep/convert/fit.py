@@ -112,7 +112,7 @@ def advice(measured: ladder.Ladder, per_image: float, available: int, settings: 
                 "format": "--format jpg" if settings.format != "hdf5" else "--codec jpeg"}[change]
         cost = f"{budget.human(measured.total(best))}, PSNR {measured.psnr_text(best)}"
         tips.append(f"{what} with --max-disk, which picks quality {best.quality} ({cost})" if change == "format" else f"{what} ({cost})")
-    ratio = available / max(per_image * measured.images, 1)
+    ratio = max(available, 0) / max(per_image * measured.images, 1)
     smaller = int(settings.size * math.sqrt(ratio)) // 16 * 16
     if MIN_SIZE <= smaller < settings.size:
         tips.append(f"--size {smaller} (about {(smaller / settings.size) ** 2:.0%} of the bytes per image)")

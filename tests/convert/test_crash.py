@@ -252,8 +252,12 @@ def tiny_disk(tmp_path: Path):
 
 def test_a_disk_that_really_fills_under_two_workers_stops_cleanly_and_resumes(slices: Path, tiny_disk: Path) -> None:
     out = tiny_disk / "out"
-    # The parent's free-space margin is set to 0 so the disk fills between checks, inside a worker.
-    code = "import ichprep.convert.budget as b; b.MARGIN = 0; from ichprep.cli import main; main()"
+    refused = subprocess.run(cli(str(slices), str(out), "--quiet", "--jobs", "2"), capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "would not fit" in refused.stderr and not out.exists(), "the free space is the budget"
+    # The up-front check is told the run fits, and the parent's free-space margin is set to 0, so the
+    # disk fills between checks, inside a worker.
+    code = ("import ichprep.convert.budget as b, ichprep.convert.fit as f; b.MARGIN = 0; f._surely_fits = lambda *a: True; "
+            "from ichprep.cli import main; main()")
     args = [sys.executable, "-c", code, "convert", str(slices), str(out), "--quiet"]
 
     full = subprocess.run(args + ["--jobs", "2"], capture_output=True, text=True, timeout=60)

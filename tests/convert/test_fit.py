@@ -147,3 +147,8 @@ def test_a_png_dry_run_shows_the_jpeg_ladder_as_the_alternative(images, tmp_path
 def test_advice_names_a_smaller_size_and_how_many_ids_fit(measured):
     text = fit.advice(measured, 1000.0, 20_000, Settings(format="jpg", size=256), "quality")
     assert "--size 176 (about 47% of the bytes per image)" in text and "--ids with at most 20 of the 40 images" in text
+
+
+def test_advice_on_a_disk_with_less_than_the_margin_free_says_to_free_space(measured):
+    text = fit.advice(measured, 1000.0, -5_000_000, Settings(format="jpg", size=256), "quality")
+    assert text == "free some space or choose another output folder"
