@@ -152,3 +152,11 @@ def test_advice_names_a_smaller_size_and_how_many_ids_fit(measured):
 def test_advice_on_a_disk_with_less_than_the_margin_free_says_to_free_space(measured):
     text = fit.advice(measured, 1000.0, -5_000_000, Settings(format="jpg", size=256), "quality")
     assert text == "free some space or choose another output folder"
+
+
+def test_the_cli_default_of_min_quality_is_the_librarys():
+    import inspect
+
+    from ichprep.cli.convert_cmd import convert as command
+
+    assert inspect.signature(command).parameters["min_quality"].default.default == ladder.MIN_QUALITY
