@@ -20,14 +20,10 @@ import numpy as np
 from slices import make_inputs
 
 from ichprep.convert import Options, convert
+from ichprep.convert.ladder import psnr
 
 QUALITIES = (75, 85, 90, 95, 100)
 CHANNELS = ("brain (R)", "subdural (G)", "bone (B)")
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def main() -> None:

@@ -26,7 +26,15 @@ class LabelsError(IchprepError):
 
 
 class BudgetError(IchprepError):
-    """The estimated output would not fit the disk or ``--max-disk``; nothing was converted."""
+    """The estimated output would not fit the disk or ``--max-disk``; nothing was converted.
+
+    ``estimate`` (a ``budget.Estimate``) lets a caller that converts on a user's behalf
+    (``predict`` on raw DICOMs) say what would not fit in its own words.
+    """
+
+    def __init__(self, message: str, estimate: object = None) -> None:
+        super().__init__(message)
+        self.estimate = estimate
 
 
 class DiskFullError(Exception):

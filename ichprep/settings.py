@@ -25,6 +25,8 @@ CODECS: tuple[str, ...] = ("zstd", "blosc", "lzf", "gzip", "jpeg", "png")
 """HDF5 codecs: lossless chunk compressors, then encoded JPEG or PNG bytes."""
 DEFAULT_WINDOWS = "brain,subdural,bone"
 MIN_SIZE, MAX_SIZE = 8, 4096
+DEFAULT_QUALITY = 95
+"""JPEG quality when neither ``--quality`` nor a ``--max-disk`` budget sets one."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,8 @@ class Settings:
     size: int = 256
     crop: bool = True
     format: str = "png"
-    quality: int = 95
+    quality: int | None = None
+    """JPEG quality; None in a request: the one ``--max-disk`` picks, else ``DEFAULT_QUALITY`` (always set once resolved)."""
     codec: str = "zstd"
     channels: tuple[dict, ...] = ()
 
@@ -53,7 +56,7 @@ class Settings:
             raise IchprepError(f"--format {self.format!r}: choose png, jpg or hdf5")
         if not MIN_SIZE <= self.size <= MAX_SIZE:
             raise IchprepError(f"--size {self.size}: choose {MIN_SIZE} to {MAX_SIZE} pixels")
-        if not 1 <= self.quality <= 100:
+        if self.quality is not None and not 1 <= self.quality <= 100:
             raise IchprepError(f"--quality {self.quality}: choose 1 to 100")
         if self.codec not in CODECS:
             raise IchprepError(f"--codec {self.codec!r}: choose one of {', '.join(CODECS)}")
@@ -67,7 +70,7 @@ class Settings:
     @property
     def encoding(self) -> str:
         """How stored pixels relate to rendered ones: ``lossless`` or the JPEG quality."""
-        return f"JPEG quality {self.quality}" if self.lossy else "lossless"
+        return f"JPEG quality {self.quality or DEFAULT_QUALITY}" if self.lossy else "lossless"
 
     def resolved(self, channels: list[dict]) -> Settings:
         """These settings with their windows resolved to channel descriptions."""
@@ -94,6 +97,7 @@ class Settings:
         """The JSON-ready record (the codec only for shards, as it means nothing for image files)."""
         record = asdict(self)
         record["channels"] = [dict(c) for c in self.channels]
+        record["quality"] = self.quality or DEFAULT_QUALITY
         if self.format != "hdf5":
             del record["codec"]
         return {**record, "ichprep_version": __version__}
@@ -123,19 +127,22 @@ class Settings:
 
 
 def _differences(old: Settings, new: Settings, keys: list[str]) -> list[str]:
-    """``name old -> new`` for each of ``keys`` whose value differs (channels by their descriptions)."""
+    """``name old -> new`` for each of ``keys`` whose value differs (the channels as ``--windows``, by their descriptions)."""
     changed = []
     for key in keys:
         before, after = getattr(old, key), getattr(new, key)
         if key == "channels":
-            before, after = _describe(old), _describe(new)
+            before, after, key = _describe(old), _describe(new), "--windows"
         if before != after:
             changed.append(f"{key} {before} -> {after}")
     return changed
 
 
 def _describe(settings: Settings) -> str:
-    """The channels as a short text: ``brain 40/80, ...`` or ``freqhist (101 breakpoints from -1024)``."""
+    """The channels as a short text: ``brain 40/80, 40/90, ...`` or ``freqhist (101 breakpoints from -1024)``.
+
+    A channel given as ``LEVEL/WIDTH`` is named by those numbers: it is shown once, not as ``40/90 40/90``.
+    """
     if not settings.channels:
         return settings.windows
     parts = []
@@ -144,5 +151,6 @@ def _describe(settings: Settings) -> str:
             breaks = c["breaks"]
             parts.append(f"{c['name']} ({len(breaks)} breakpoints {breaks[0]:g}..{breaks[-1]:g}, sum {sum(breaks):.6g})")
         else:
-            parts.append(f"{c['name']} {c['level']:g}/{c['width']:g}")
+            numbers = f"{c['level']:g}/{c['width']:g}"
+            parts.append(numbers if c["name"] == numbers else f"{c['name']} {numbers}")
     return ", ".join(parts)

@@ -9,6 +9,7 @@ would edit it, and every cell is executed in a fresh kernel.
 from __future__ import annotations
 
 import csv
+import json
 import zipfile
 from pathlib import Path
 
@@ -50,13 +51,16 @@ def test_the_notebook_goes_from_the_download_to_a_submission(tmp_path: Path) -> 
     parameters = next(c for c in notebook.cells if c.cell_type == "code" and c.source.startswith("# Parameters"))
     with ZipServer(zip_path) as server:
         parameters.source = (f"SOURCE = {server.url()!r}\nHEADERS = []\nWORK = {str(work)!r}\nMAX_DISK = '1GB'\nSIZE = 64\n"
-                             "FORMAT = 'hdf5'\nEPOCHS = 1\nBATCH_SIZE = 8\nMAX_IMAGES = None\nINSTALL = False\nICHPREP = ''\n")
+                             "FORMAT = 'jpg'\nEPOCHS = 1\nBATCH_SIZE = 8\nMAX_IMAGES = None\nINSTALL = False\nICHPREP = ''\n")
         nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
         served = server.served
 
     outputs = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
     assert f"{TRAIN} labelled training images, {TEST} test images" in outputs
     assert f"train: {TRAIN} converted, 0 failed" in outputs and f"test: {TEST} converted, 0 failed" in outputs
+    quality = json.loads((work / "train" / "ichprep.json").read_text())["quality"]
+    assert f"--max-disk 1.0 GB picks JPEG quality {quality}: estimated" in outputs and f"; JPEG quality {quality}\n" in outputs
+    assert json.loads((work / "test" / "ichprep.json").read_text())["quality"] == quality, "the test images are made as train's"
     images = [o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) == 2, "the contact sheet and the training curves are shown inline"
     sub = pd.read_csv(work / "submission.csv")

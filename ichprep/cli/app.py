@@ -1,10 +1,33 @@
 """The Typer application object the command modules register on, and its one global option, --version."""
 
+import re
+from typing import Any
+
 import typer
+from typer.core import TyperCommand
 
 from ichprep import __version__
 
-app = typer.Typer(
+
+class Command(TyperCommand):
+    """A command whose usage line names its arguments plainly: ``ichprep train [OPTIONS] DATA``.
+
+    Typer writes a required argument as ``{DATA}``, braces that read as a placeholder to fill in or
+    a set to choose from; the README and every error message name arguments without them.
+    """
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+        return [re.sub(r"\{([^{}]+)\}", r"\1", piece) for piece in super().collect_usage_pieces(ctx)]
+
+
+class App(typer.Typer):
+    """The Typer application whose commands are ``Command``s unless one asks for another class."""
+
+    def command(self, *args: Any, cls: type[TyperCommand] | None = None, **kwargs: Any) -> Any:
+        return super().command(*args, cls=cls or Command, **kwargs)
+
+
+app = App(
     name="ichprep",
     help="RSNA intracranial-hemorrhage DICOMs to a compact, clean, training-ready dataset.",
     add_completion=False,

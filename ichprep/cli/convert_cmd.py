@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from ichprep.cli.app import app
+
+if TYPE_CHECKING:
+    from ichprep.convert import Result
 
 HEADER_HELP = ("A request header 'Name: value' for a URL source, sent to its own host only (repeatable; "
                "also the lines of ICHPREP_HEADERS, which keeps a secret out of the shell history).")
@@ -26,14 +29,17 @@ def convert(
     size: int = typer.Option(256, help="Output side in pixels."),
     crop: bool = typer.Option(True, "--crop/--no-crop", help="Square crop around the head before resizing."),
     format: str = typer.Option("png", "--format", help="png, jpg, or hdf5 (shards)."),
-    quality: int = typer.Option(95, help="JPEG quality (written 4:4:4), also for --codec jpeg."),
+    quality: Optional[int] = typer.Option(
+        None, show_default=False, help="JPEG quality (written 4:4:4), also for --codec jpeg [default: what --max-disk affords, else 95]."
+    ),
+    min_quality: int = typer.Option(75, help="The lowest JPEG quality --max-disk may pick (below it a smaller --size loses less)."),
     codec: str = typer.Option("zstd", help="HDF5 codec: zstd, blosc (lz4), lzf, gzip (lossless chunks), jpeg or png (encoded bytes)."),
     shard_size: int = typer.Option(10000, help="HDF5: images per shard."),
     labels: Optional[Path] = typer.Option(None, help="HDF5: stage_1_train.csv whose labels are stored in the shards."),
     max_disk: Optional[str] = typer.Option(
-        None, help="Refuse to start if the estimated output exceeds this (e.g. 20GB); stop if it is spent."
+        None, help="Output budget (e.g. 20GB): picks the JPEG quality that fits, refuses a run that cannot; stops if it is spent."
     ),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the size estimate and convert nothing."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the size estimate and the JPEG quality ladder; convert nothing."),
     scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address (tcp://host:8786): convert on that cluster."),
     ids: Optional[Path] = typer.Option(None, help="Only these image ids: a text file, CSV or Parquet (e.g. clean-meta's train.parquet)."),
     header: Optional[list[str]] = typer.Option(None, "--header", "-H", help=HEADER_HELP),
@@ -59,13 +65,14 @@ def convert(
         labels=labels,
         shard_size=shard_size,
         max_disk=limit,
+        min_quality=min_quality,
         dry_run=dry_run,
         scheduler=scheduler,
         headers=tuple(header or ()),
     )
     result = convert(src, out, settings, options)
     if dry_run:
-        typer.echo(result.estimate.describe() + ("" if result.estimate.fits else ": it would NOT fit"))
+        typer.echo(dry_run_report(result))
         raise typer.Exit(0)
     if result.converted or result.failed:
         typer.echo(
@@ -90,3 +97,19 @@ def fetch(
     existing_source(src, "SRC")
     output_file(out, "--out")
     typer.echo(f"{fetch_member(src, name, out, tuple(header or ()))} ({out.stat().st_size:,} bytes)")
+
+
+def dry_run_report(result: Result) -> str:
+    """The estimate at the run's settings, and the ladder of JPEG qualities with what each costs and whether it fits."""
+    from ichprep.convert.ladder import MARGIN
+
+    fitted = result.fitted
+    lines = [result.estimate.describe() + ("" if result.estimate.fits else ": it would NOT fit")]
+    if fitted.ladder is not None:
+        what = "picked by --max-disk" if fitted.picked else "the output's" if result.settings.lossy else "with --format jpg"
+        lines.append(f"JPEG qualities (4:4:4, {what}; PSNR against the lossless render of {fitted.ladder.sampled} sampled slices, "
+                     f"median; fits: within the budget with a {MARGIN:.0%} margin):")
+        lines.append(fitted.ladder.table(fitted.available))
+        if fitted.picked:
+            lines.append(fitted.announce())
+    return "\n".join(lines)

@@ -217,15 +217,17 @@ def _predictions(
     prior: bool,
     quiet: bool,
     headers: Optional[list[str]],
+    scratch: Optional[Path] = None,
 ):
-    """The models' averaged probabilities for DATA, after every MODEL, DATA and option has been checked."""
+    """The models' averaged probabilities for DATA, after every MODEL, DATA and option has been checked (raw DICOMs
+    converted in ``scratch``)."""
     for model in models:
         existing(model, "MODEL", "file")
     existing_source(data, "DATA")
     views = _tta(tta)
     from ichprep.train import predict
 
-    return predict(models, data, batch_size, workers, device, views, prior, quiet, tuple(headers or ()))
+    return predict(models, data, batch_size, workers, device, views, prior, quiet, tuple(headers or ()), scratch=scratch)
 
 
 @app.command()
@@ -249,7 +251,7 @@ def predict(
 ) -> None:
     """Write a competition submission for every image of DATA."""
     output_file(out, "--out", (".csv",))
-    pred = _predictions(models, data, batch_size, workers, device, tta, prior_correction, quiet, header)
+    pred = _predictions(models, data, batch_size, workers, device, tta, prior_correction, quiet, header, out.absolute().parent)
     from ichprep.atomic import replacing
     from ichprep.train import submission
 

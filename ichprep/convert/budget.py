@@ -114,19 +114,6 @@ class Estimate:
                 f"free space {human(self.free)}{limit}")
 
 
-def advice(fmt: str, size: int) -> str:
-    """What to change to make a run smaller."""
-    tips = []
-    if fmt != "jpg":
-        tips.append("--format jpg (0.54x the size of PNG at quality 95, measured on the real slices)")
-    else:
-        tips.append("--quality 90")
-    if size > 128:
-        tips.append(f"--size {size * 3 // 4} (a {1 - (3 / 4) ** 2:.0%} smaller image)")
-    tips.append("--ids with clean-meta's train.parquet to convert only the cleaned sample")
-    return "try " + ", or ".join(tips)
-
-
 def estimate(job: Job, todo: Sequence[Input], scratch: Path, where: Path, limit: int | None) -> Estimate:
     """Convert a spread-out sample of ``todo`` into ``scratch`` with the run's own sink and measure it.
 

@@ -1,6 +1,6 @@
 """The manifest: one row per input with its outcome, header fields and pixel statistics.
 
-Rows are flushed to numbered part files as a run goes, so a crash or Ctrl-C loses at most the
+Rows are flushed to numbered part files as a run goes (by count and by time), so a crash or Ctrl-C loses at most the
 batches in flight, and the parent never holds 750,000 rows of dicts in memory. The final
 ``manifest.parquet`` is the previous manifest plus all parts, last word per input (its
 ``source``: two inputs with one id each keep their row), streamed file by file into one
@@ -11,6 +11,7 @@ seconds and a bounded amount of memory. A run that added nothing leaves the mani
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,9 @@ from ichprep.convert.header import scalar
 from ichprep.layout import MANIFEST, PARTS, STATE_DIR
 
 FLUSH_ROWS = 5000
+FLUSH_SECONDS = 30.0
+"""Pending rows are flushed every FLUSH_ROWS rows or FLUSH_SECONDS, whichever comes first: a slow run (a
+remote source, a big slice size) killed after minutes keeps the work of all but its last half minute."""
 ROW_GROUP = 50_000
 """Rows per Parquet row group of the manifest: the unit a merge or a column read holds in memory."""
 
@@ -236,14 +240,16 @@ class ManifestWriter:
         existing = sorted(self.parts_dir.glob("part-*.parquet"))
         self._next = 1 + max((int(p.stem.split("-")[1]) for p in existing), default=-1)
         self._pending: list[dict[str, Any]] = []
+        self._flushed = time.monotonic()
 
     def add(self, rows: Iterable[dict[str, Any]]) -> None:
         self._pending.extend(rows)
-        if len(self._pending) >= FLUSH_ROWS:
+        if len(self._pending) >= FLUSH_ROWS or (self._pending and time.monotonic() - self._flushed >= FLUSH_SECONDS):
             self.flush()
 
     def flush(self) -> None:
         """Persist pending rows as the next part file."""
+        self._flushed = time.monotonic()
         if not self._pending:
             return
         write_atomic(frame(self._pending), self.parts_dir / f"part-{self._next:06d}.parquet")

@@ -2,13 +2,24 @@
 
 Distributed runs go through joblib's existing backends rather than code of our own: the same
 tasks, the same results, only the executor changes.
+
+A run killed with SIGKILL (a notebook's restart, the out-of-memory killer) runs no cleanup of its
+own, so it must not need one: each local worker watches its parent and exits when it is gone, and
+every run first removes what dead runs left in shared memory and the temporary folder (loky's
+named semaphores, joblib's memmapping folders).
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import tempfile
+import threading
+import time
 from collections.abc import Iterable, Iterator, Sized
 from itertools import islice
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -56,11 +67,77 @@ def run_tasks(job: Job, tasks: Iterable[Task], jobs: int, scheduler: str | None 
         return
     from joblib import Parallel, delayed  # a one-process run never pays for joblib's import
     if scheduler is None:
-        yield from Parallel(n_jobs=jobs, return_as="generator_unordered", batch_size=1, pre_dispatch="n_jobs")(
-            delayed(run)(job, task) for task in tasks)
+        from joblib._parallel_backends import LokyBackend
+
+        clear_stale()
+        backend = LokyBackend(initializer=watch_parent, initargs=(os.getpid(),), idle_worker_timeout=IDLE_SECONDS)
+        yield from Parallel(n_jobs=jobs, backend=backend, return_as="generator_unordered", batch_size=1, pre_dispatch="n_jobs",
+                            max_nbytes=None)(delayed(run)(job, task) for task in tasks)
         return
     from dask.distributed import Client
     from joblib import parallel_config
 
     with Client(scheduler), parallel_config(backend="dask"):
         yield from Parallel(n_jobs=-1, return_as="generator_unordered", batch_size=1)(delayed(run)(job, task) for task in tasks)
+
+
+WATCH_SECONDS = 0.5
+"""How often a worker checks that its parent is alive: an orphan exits within about this long."""
+IDLE_SECONDS = 60
+"""Idle workers are kept this long for the next run of the same process (a notebook's next cell), not loky's 300 s."""
+STALE = re.compile(r"^(?:sem\.loky-|loky-|joblib_memmapping_folder_)(\d+)[-_]")
+"""Names of what loky and joblib leave in /dev/shm or the temporary folder, with the pid of the run that made them."""
+
+
+def watch_parent(parent: int) -> None:
+    """Worker initializer: exit as soon as ``parent`` (the run's process) is no longer this worker's parent.
+
+    A thread polling ``getppid`` works on every POSIX system and for any thread of the parent
+    having started the worker (Linux's ``PR_SET_PDEATHSIG`` fires when that *thread* ends).
+    """
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(WATCH_SECONDS)
+        os._exit(1)
+
+    if os.getppid() == parent:
+        threading.Thread(target=watch, name="ichprep-parent-watch", daemon=True).start()
+
+
+def clear_stale(folders: Iterable[Path] | None = None, pattern: re.Pattern[str] = STALE) -> list[Path]:
+    """Remove this user's loky/joblib leftovers (names ``pattern`` matches, its group 1 a pid) whose run is dead.
+
+    Returns what was removed. Only names that carry a pid no process has any more are touched:
+    a live run's, or another user's, are left alone.
+    """
+    folders = folders if folders is not None else [Path("/dev/shm"), Path(tempfile.gettempdir())]
+    removed = []
+    for folder in folders:
+        try:
+            entries = list(Path(folder).iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            match = pattern.match(entry.name)
+            try:
+                if not match or entry.lstat().st_uid != os.getuid() or _alive(int(match.group(1))):
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+            except OSError:
+                continue
+            removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (one of another user's counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -14,14 +14,14 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ichprep import LABELS, layout
-from ichprep.convert import budget, manifest, resume, sources
+from ichprep.convert import budget, fit, ladder, manifest, resume, sources
 from ichprep.convert.parallel import batches, chunks, default_jobs, run_tasks
 from ichprep.convert.windows import (
     FASTAI,
@@ -32,9 +32,9 @@ from ichprep.convert.windows import (
     parse_windows,
 )
 from ichprep.convert.worker import Job, Task
-from ichprep.errors import BudgetError, DiskFullError, IchprepError, StreamCutError
+from ichprep.errors import DiskFullError, IchprepError, StreamCutError
 from ichprep.paths import output_folder, removed_if_refused
-from ichprep.settings import Settings
+from ichprep.settings import DEFAULT_QUALITY, Settings
 from ichprep.store import ImageFiles, Shards, SinkSpec
 from ichprep.store.shards import DEFAULT_SHARD_SIZE, index_frame
 
@@ -55,6 +55,8 @@ class Options:
     """HDF5: the labels CSV whose rows are stored in the shards."""
     shard_size: int = DEFAULT_SHARD_SIZE
     max_disk: int | None = None
+    min_quality: int = ladder.MIN_QUALITY
+    """The lowest JPEG quality ``max_disk`` may pick for a lossy run given no quality."""
     dry_run: bool = False
     scheduler: str | None = None
     headers: tuple[str, ...] = field(default=(), repr=False)
@@ -66,12 +68,14 @@ class Options:
             raise IchprepError(f"--shard-size {self.shard_size}: must be at least 1")
         if self.jobs is not None and self.jobs < 1:
             raise IchprepError(f"--jobs {self.jobs}: must be at least 1")
+        if not 1 <= self.min_quality <= 100:
+            raise IchprepError(f"--min-quality {self.min_quality}: choose 1 to 100")
         return self
 
 
 @dataclass
 class Result:
-    """Counts of a run, where its manifest is, and the size estimate when one was made."""
+    """Counts of a run, where its manifest is, the size estimate when one was made, and the JPEG ladder when measured."""
 
     converted: int = 0
     failed: int = 0
@@ -81,6 +85,7 @@ class Result:
     failures: list[tuple[str, str]] = field(default_factory=list)
     estimate: budget.Estimate | None = None
     settings: Settings | None = None
+    fitted: fit.Fit | None = None
 
 
 def convert(
@@ -92,7 +97,8 @@ def convert(
 ) -> Result:
     """Convert every DICOM of ``src`` into ``out`` with ``settings``; resumable, one manifest row per input.
 
-    ``say`` receives one line per failed input (default: stderr above the progress bar).
+    ``say`` receives the quality ``--max-disk`` picked, before the run, and one line per failed
+    input (default: stderr above the progress bar).
     """
     if not isinstance(settings, Settings) or not isinstance(options, Options):
         raise TypeError(f"convert(src, out, settings: Settings, options: Options): got {type(settings).__name__}, {type(options).__name__}")
@@ -143,11 +149,10 @@ def _convert(
     say = say or (lambda line: tqdm.write(line, file=sys.stderr))
     done, recorded = resume.previous_runs(out)
     settings, job, triage, todo = _plan(source, inputs, out, settings, done)
-    result = Result(manifest=out / layout.MANIFEST, settings=settings)
-    if options.max_disk is not None:
-        result.estimate = budget.estimate(job, todo, out / layout.STATE_DIR / "sample", out, options.max_disk)
-        if not result.estimate.fits:
-            raise BudgetError(f"{result.estimate.describe()}: it would not fit; {budget.advice(settings.format, settings.size)}")
+    settings, job, fitted = _fit(settings, job, todo, out, out, options)
+    result = Result(manifest=out / layout.MANIFEST, settings=settings, estimate=fitted.estimate, fitted=fitted)
+    if fitted.picked:
+        say(fitted.announce())
     settings.save(out)
 
     writer = manifest.ManifestWriter(out)
@@ -184,6 +189,8 @@ def _write(rows: list[dict[str, Any]], writer: manifest.ManifestWriter, result: 
     """Count and report every row; add to the manifest those it does not already hold with the same failure."""
     for row in rows:
         _report(row, result, say)
+        if row["status"] == "ok" and result.settings is not None and result.settings.lossy:
+            row["quality"] = result.settings.quality
     writer.add(r for r in rows if r["status"] == "ok" or (r["source"], r["error"]) not in recorded)
 
 
@@ -199,12 +206,28 @@ def _dry_run(source: sources.Source, inputs: list[sources.Input], out: Path, set
     try:
         done = resume.done_ids(out, manifest.load(out, manifest.STATE_COLUMNS)) if out.exists() else set()
         settings, job, triage, todo = _plan(source, inputs, out, settings, done)
-        scratch = out / layout.STATE_DIR / "sample"
-        estimate = budget.estimate(job, todo, scratch, out if out.exists() else _existing_parent(out), options.max_disk)
+        where = out if out.exists() else _existing_parent(out)
+        settings, job, fitted = _fit(settings, job, todo, out, where, options)
     finally:
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)
-    return Result(skipped=triage.skipped, estimate=estimate, settings=settings)
+    return Result(skipped=triage.skipped, estimate=fitted.estimate, settings=settings, fitted=fitted)
+
+
+def _fit(settings: Settings, job: Job, todo: list[sources.Input] | Iterator[sources.Input], out: Path, where: Path,
+         options: Options) -> tuple[Settings, Job, fit.Fit]:
+    """The run's settings and job with the quality its budget affords (``BudgetError`` when nothing fits).
+
+    A stream cannot be sampled: its run keeps the quality given (or the default) and stops if the
+    disk fills.
+    """
+    if isinstance(todo, list):
+        fitted = fit.fit(job, todo, settings, out / layout.STATE_DIR / "sample", where, options.max_disk,
+                         options.min_quality, options.dry_run)
+    else:
+        fitted = fit.Fit(settings.quality or DEFAULT_QUALITY)
+    settings = replace(settings, quality=fitted.quality)
+    return settings, replace(job, sink=replace(job.sink, quality=fitted.quality)), fitted
 
 
 def _plan(source: sources.Source, inputs: list[sources.Input] | Iterator[sources.Input], out: Path, settings: Settings,
@@ -242,7 +265,10 @@ def _resolve(settings: Settings, source: sources.Source, inputs: Sequence[source
     if settings.format != "hdf5" and len(channels) not in (1, 3):
         raise IchprepError(f"{settings.format} images hold 1 or 3 channels; {len(channels)} windows given")
     windows = FASTAI if settings.windows.strip().lower() == FASTAI else ",".join(c.name for c in channels)
-    resolved = Settings(windows, settings.size, settings.crop, settings.format, settings.quality, settings.codec,
+    quality = settings.quality
+    if quality is None and previous is not None and previous.format == settings.format:
+        quality = previous.quality  # a resumed run keeps the quality its budget picked
+    resolved = Settings(windows, settings.size, settings.crop, settings.format, quality, settings.codec,
                         tuple(c.describe() for c in channels))
     changed = previous.output_differences(resolved) if previous is not None else []
     if changed:

@@ -8,6 +8,9 @@ one still costs only 1e-4, about 0.2 % of the winning scores (0.044).
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import tempfile
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -19,7 +22,7 @@ import pandas as pd
 from torch.utils.data import DataLoader
 
 from ichprep import LABELS, SUBTYPES, layout
-from ichprep.errors import IchprepError
+from ichprep.errors import BudgetError, IchprepError
 from ichprep.paths import is_local
 from ichprep.settings import Settings
 from ichprep.store import open_store
@@ -32,6 +35,9 @@ from ichprep.train.network import load_model, members
 
 CLIP: float = 1e-4
 """Submission probabilities are kept in [CLIP, 1 - CLIP] (see the module docstring for why)."""
+TEMP_PREFIX = ".ichprep-predict-"
+"""Raw DICOMs are converted into ``<TEMP_PREFIX><pid>-<random>``; a later predict removes one whose process is dead."""
+STALE_TEMP = re.compile(rf"^{re.escape(TEMP_PREFIX)}(\d+)-")
 
 
 @dataclass
@@ -50,10 +56,38 @@ def convert_dicoms(src: str | Path, out: Path, settings: Settings, quiet: bool =
     """
     from ichprep.convert import Options, convert
 
-    result = convert(src, out, settings, Options(quiet=quiet, headers=headers))
+    try:
+        result = convert(src, out, settings, Options(quiet=quiet, headers=headers))
+    except BudgetError as err:
+        if err.estimate is None:
+            raise
+        raise IchprepError(f"DATA's DICOMs are converted into a temporary folder in {out.parent} first and would not fit there "
+                           f"({err.estimate.describe()}); set TMPDIR to a folder with more room, or convert them with "
+                           "'ichprep convert' and give predict that folder") from None
     if not result.converted:
         raise IchprepError(f"DATA {src}: none of its DICOMs could be converted")
     return out
+
+
+def scratch_folder(near: Path | None = None) -> Path:
+    """Where predict converts raw DICOMs: ``$TMPDIR`` when set, else beside the submission (``near``), else the system's temporary folder.
+
+    Beside the submission is on a disk the user chose for output; the system's temporary folder
+    is often a small RAM disk, too small for a test set.
+    """
+    if os.environ.get("TMPDIR") or near is None:
+        return Path(tempfile.gettempdir())
+    return Path(near)
+
+
+def temporary_folder(stack: ExitStack, where: Path) -> Path:
+    """A new folder in ``where``, removed when ``stack`` closes however it closes; dead runs' ones are removed first."""
+    from ichprep.convert.parallel import clear_stale
+
+    clear_stale([where], STALE_TEMP)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=where))
+    stack.callback(shutil.rmtree, tmp, True)
+    return tmp
 
 
 def check_data(record: dict, data: Path, series: pd.DataFrame | None, model: Path | None = None) -> None:
@@ -79,7 +113,7 @@ def check_data(record: dict, data: Path, series: pd.DataFrame | None, model: Pat
 
 CPU_BATCH: int = 64
 CUDA_BATCH: int = 256
-"""Default images per batch of predict (twice as many go through the network with --tta). Inference
+"""Default images per batch of predict (with --tta, each view adds as many to one forward pass). Inference
 holds the activations of a layer or two at a time, where training holds every layer's for the
 backward pass, so a GPU that trains batches of 64 predicts larger ones; lower --batch-size if not."""
 
@@ -95,13 +129,15 @@ def predict(
     quiet: bool = False,
     headers: tuple[str, ...] = (),
     ids: Sequence[str] | None = None,
+    scratch: Path | None = None,
 ) -> Predictions:
     """Probabilities for every image of DATA (or its ``ids``), averaged over every model given.
 
     ``models`` are model.pt files; a fold ensemble's model.pt stands for its folds, and models of
     different archs, sizes or stacks average alike, one network in memory at a time. DATA is
     convert's output, or DICOMs (a path, a zip's URL with ``headers``, ``kaggle://COMPETITION`` or
-    ``-``) rendered with the first model's settings. ``tta`` names test-time views
+    ``-``) rendered with the first model's settings into a temporary folder in
+    ``scratch_folder(scratch)``, which every exit removes. ``tta`` names test-time views
     (``inference.TTA``). A model trained at another size than its images were stored (``--sizes``)
     gets its batches resized on the device as training resized them. ``batch_size`` and
     ``workers`` default by device (CPU_BATCH or CUDA_BATCH; ``loaders.loader_workers``).
@@ -113,7 +149,7 @@ def predict(
         if is_local(data) and layout.is_converted(Path(data)):
             data = Path(data)
         else:
-            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ichprep-predict-")))
+            tmp = temporary_folder(stack, scratch_folder(scratch))
             data = convert_dicoms(data, tmp, Settings.from_dict(singles[0][1]["settings"]), quiet, headers)
         series = series_table(data)
         for path, record in singles:

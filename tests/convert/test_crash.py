@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import pandas as pd
 import pytest
 from cli_run import ichprep
 
+from ichprep.convert import parallel
 from ichprep.store import ImageFiles
 
 N_SLICES = 200
@@ -250,8 +252,12 @@ def tiny_disk(tmp_path: Path):
 
 def test_a_disk_that_really_fills_under_two_workers_stops_cleanly_and_resumes(slices: Path, tiny_disk: Path) -> None:
     out = tiny_disk / "out"
-    # The parent's free-space margin is set to 0 so the disk fills between checks, inside a worker.
-    code = "import ichprep.convert.budget as b; b.MARGIN = 0; from ichprep.cli import main; main()"
+    refused = subprocess.run(cli(str(slices), str(out), "--quiet", "--jobs", "2"), capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "would not fit" in refused.stderr and not out.exists(), "the free space is the budget"
+    # The up-front check is told the run fits, and the parent's free-space margin is set to 0, so the
+    # disk fills between checks, inside a worker.
+    code = ("import ichprep.convert.budget as b, ichprep.convert.fit as f; b.MARGIN = 0; f._surely_fits = lambda *a: True; "
+            "from ichprep.cli import main; main()")
     args = [sys.executable, "-c", code, "convert", str(slices), str(out), "--quiet"]
 
     full = subprocess.run(args + ["--jobs", "2"], capture_output=True, text=True, timeout=60)
@@ -265,3 +271,43 @@ def test_a_disk_that_really_fills_under_two_workers_stops_cleanly_and_resumes(sl
     assert rerun.returncode == 0, rerun.stderr
     assert_one_ok_row_per_input(out, ids_of(slices))
     assert temporaries(out) == []
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of process group ``pgid``, from /proc."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            members.append(int(stat.parent.name))
+    return members
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_a_parent_killed_with_sigkill_leaves_nothing_running_and_the_next_run_clears_its_leftovers(slices: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = cli(str(slices), str(out), "--quiet")
+    proc = start(args + ["--jobs", "2"])
+    try:
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and (written_since(out, "*.png", 0) < 10 or len(group_members(proc.pid)) < 3):
+            assert time.monotonic() < deadline, "the run never started its workers"
+            time.sleep(0.01)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while group_members(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert group_members(proc.pid) == [], "workers of a killed run are still running"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    subprocess.run(args + ["--jobs", "2"], check=True, capture_output=True, timeout=120)
+    leftovers = [p for folder in (Path("/dev/shm"), Path(tempfile.gettempdir())) if folder.is_dir() for p in folder.iterdir()
+                 if parallel.STALE.match(p.name) and parallel.STALE.match(p.name).group(1) == str(proc.pid)]
+    assert leftovers == []
+    assert_one_ok_row_per_input(out, ids_of(slices))

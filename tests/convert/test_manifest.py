@@ -66,6 +66,23 @@ def test_writer_flushes_parts_that_load_sees_before_finalize(tmp_path, monkeypat
     assert not (tmp_path / manifest.MANIFEST).exists()
 
 
+def test_writer_flushes_by_time_as_well_as_by_count(tmp_path, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(manifest.time, "monotonic", lambda: clock[0])
+    writer = ManifestWriter(tmp_path)
+    parts = tmp_path / manifest.STATE_DIR / manifest.PARTS
+    writer.add([row("a")])
+    clock[0] += manifest.FLUSH_SECONDS - 1
+    writer.add([row("b")])
+    assert not list(parts.glob("part-*.parquet")), "a few rows within half a minute wait for more"
+    clock[0] += 1
+    writer.add([row("c")])
+    assert manifest.load(tmp_path)["id"].tolist() == ["a", "b", "c"], "half a minute after the last flush they are on disk"
+    clock[0] += 5
+    writer.add([row("d")])
+    assert len(list(parts.glob("part-*.parquet"))) == 1, "the clock restarts at each flush"
+
+
 def test_finalize_merges_with_the_previous_manifest_last_word_per_input(tmp_path):
     first = ManifestWriter(tmp_path)
     first.add([row("a", "failed"), row("b")])

@@ -216,3 +216,83 @@ def test_tta_is_one_forward_pass_of_the_images_and_their_mirrors_without_autogra
         x = normalise(torch.cat([x for x, _ in loader]), record["mean"], record["std"])
         expected = (torch.sigmoid(network(x)) + torch.sigmoid(network(torch.flip(x, dims=[3])))) / 2
     assert np.allclose(probs, expected.double().numpy(), atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def raw_dicoms(tmp_path_factory):
+    from ichprep.synth import IMAGES_DIR, generate
+
+    return generate(tmp_path_factory.mktemp("raw"), n=6, seed=2, size=64) / IMAGES_DIR
+
+
+def spy_on_conversions(monkeypatch) -> list[Path]:
+    """The folders predict converts raw DICOMs into, each checked to exist while it is used."""
+    module = sys.modules["ichprep.train.predict"]
+
+    seen, real = [], module.convert_dicoms
+
+    def convert_dicoms(src, out, *args, **kwargs):
+        seen.append(out)
+        assert out.is_dir()
+        return real(src, out, *args, **kwargs)
+
+    monkeypatch.setattr(module, "convert_dicoms", convert_dicoms)
+    return seen
+
+
+def temporaries(folder: Path) -> list[Path]:
+    from ichprep.train.predict import TEMP_PREFIX
+
+    return [p for p in folder.iterdir() if p.name.startswith(TEMP_PREFIX)]
+
+
+def test_raw_dicoms_are_converted_beside_the_submission_and_the_folder_removed(trained, raw_dicoms, tmp_path, monkeypatch):
+    root = trained[0]
+    monkeypatch.delenv("TMPDIR", raising=False)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / f".ichprep-predict-{dead.pid}-left").mkdir()
+    (tmp_path / ".ichprep-predict-1-init").mkdir()
+    seen = spy_on_conversions(monkeypatch)
+    pred = predict(root / "run" / "model.pt", raw_dicoms, workers=0, quiet=True, scratch=tmp_path)
+    assert len(pred.ids) >= 1 and len(seen) == 1 and seen[0].parent == tmp_path
+    assert [p.name for p in temporaries(tmp_path)] == [".ichprep-predict-1-init"], "its own folder and a dead run's are gone"
+
+
+def test_tmpdir_when_set_is_where_raw_dicoms_are_converted(trained, raw_dicoms, tmp_path, monkeypatch):
+    import tempfile
+
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    seen = spy_on_conversions(monkeypatch)
+    predict(trained[0] / "run" / "model.pt", raw_dicoms, workers=0, quiet=True, scratch=tmp_path / "elsewhere")
+    assert seen[0].parent == tmp_path / "tmp" and temporaries(tmp_path / "tmp") == []
+
+
+def test_the_temporary_folder_is_removed_when_predict_fails(trained, raw_dicoms, tmp_path, monkeypatch):
+    module = sys.modules["ichprep.train.predict"]
+
+    monkeypatch.delenv("TMPDIR", raising=False)
+    seen = spy_on_conversions(monkeypatch)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of GPU memory")
+
+    monkeypatch.setattr(module, "predict_loader", broken)
+    with pytest.raises(RuntimeError):
+        predict(trained[0] / "run" / "model.pt", raw_dicoms, workers=0, quiet=True, scratch=tmp_path)
+    assert len(seen) == 1 and temporaries(tmp_path) == []
+
+
+def test_no_room_for_the_temporary_folder_is_refused_in_one_line_before_converting(trained, raw_dicoms, tmp_path, monkeypatch):
+    from cli_run import ichprep
+
+    from ichprep.convert import budget
+
+    monkeypatch.delenv("TMPDIR", raising=False)
+    monkeypatch.setattr(budget, "free_bytes", lambda path: budget.MARGIN + 1000)
+    done = ichprep("predict", trained[0] / "run" / "model.pt", raw_dicoms, "--out", tmp_path / "sub.csv", "-q", "--workers", "0")
+    assert done.exit_code == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert f"temporary folder in {tmp_path} first and would not fit there" in done.stderr and "set TMPDIR" in done.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -58,14 +58,15 @@ REFUSED = [
         "windows",
         {},
         {"described": channels("brain,subdural,soft")},
-        "channels brain 40/80, subdural 80/200, bone 600/2800 -> brain 40/80, subdural 80/200, soft 40/380",
+        "--windows brain 40/80, subdural 80/200, bone 600/2800 -> brain 40/80, subdural 80/200, soft 40/380",
     ),
-    ("one level/width", {}, {"described": channels("40/90,subdural,bone")}, "-> 40/90 40/90, subdural 80/200"),
+    ("one level/width", {}, {"described": channels("40/90,subdural,bone")},
+     "--windows brain 40/80, subdural 80/200, bone 600/2800 -> 40/90, subdural 80/200, bone 600/2800)"),
     (
         "fastai breakpoints",
         {"described": [c.describe() for c in fastai_channels(BREAKS_A)]},
         {"described": [c.describe() for c in fastai_channels(BREAKS_B)]},
-        "channels brain 40/80, fastai_subdural 100/254, freqhist (40 breakpoints -1000..1500",
+        "--windows brain 40/80, fastai_subdural 100/254, freqhist (40 breakpoints -1000..1500",
     ),
     ("size", {}, {"size": 48}, "size 32 -> 48"),
     ("crop", {}, {"crop": True}, "crop False -> True"),
@@ -95,6 +96,17 @@ def test_data_made_with_other_settings_is_refused_naming_the_setting(images, tmp
     assert not (tmp_path / "sub.csv").exists()
 
 
+def test_a_window_refusal_shows_each_value_once(images, tmp_path):
+    trained = _settings_folder(tmp_path / "trained", {"described": channels("40/80,80/200,600/2800")})
+    model = write_model(tmp_path / "run" / "model.pt", trained)
+    folder = images("data-numbers")
+    made_with(folder, channels("40/90,80/200,600/2800"))
+    done = ichprep("predict", model, folder, "--out", tmp_path / "sub.csv", "-q", "--workers", "0")
+    assert done.exit_code == 2 and done.stderr.count("\n") == 1
+    assert "(--windows 40/80, 80/200, 600/2800 -> 40/90, 80/200, 600/2800)" in done.stderr, done.stderr
+    assert done.stderr.count("40/90") == 1 and done.stderr.count("40/80") == 1
+
+
 def _settings_folder(folder: Path, values: dict) -> Path:
     """A folder holding only an ichprep.json, for a model to take its settings from."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -108,7 +120,7 @@ def test_every_difference_is_named_in_the_one_line(images, tmp_path):
     made_with(folder, channels("brain,subdural,soft"), size=64, crop=True)
     done = ichprep("predict", model, folder, "--out", tmp_path / "sub.csv", "-q", "--workers", "0")
     assert done.exit_code == 2 and done.stderr.count("\n") == 1
-    assert "channels brain 40/80" in done.stderr and "size 32 -> 64" in done.stderr and "crop False -> True" in done.stderr
+    assert "--windows brain 40/80" in done.stderr and "size 32 -> 64" in done.stderr and "crop False -> True" in done.stderr
 
 
 def test_png_files_and_lossless_shards_of_the_same_settings_are_accepted(images, tmp_path):
@@ -171,4 +183,4 @@ def test_fastai_breakpoints_of_new_dicoms_differ_from_the_models(phantoms, tmp_p
     trained_on, new = phantoms
     convert(trained_on, tmp_path / "a", Settings(windows="fastai", size=32), Options(jobs=1, quiet=True))
     convert(new, tmp_path / "b", Settings(windows="fastai", size=32), Options(jobs=1, quiet=True))
-    assert Settings.load(tmp_path / "a").pixel_differences(Settings.load(tmp_path / "b"))[0].startswith("channels")
+    assert Settings.load(tmp_path / "a").pixel_differences(Settings.load(tmp_path / "b"))[0].startswith("--windows")

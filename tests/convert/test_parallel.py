@@ -1,0 +1,66 @@
+"""Local workers and what a killed run leaves: orphans exit, the next run clears dead runs' leftovers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ichprep.convert import parallel
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_clear_stale_removes_only_what_dead_runs_left(tmp_path: Path) -> None:
+    dead, alive = dead_pid(), os.getpid()
+    left = [tmp_path / f"sem.loky-{dead}-abc", tmp_path / f"joblib_memmapping_folder_{dead}_0a1b_2c3d", tmp_path / f"loky-{dead}-x1"]
+    kept = [tmp_path / f"sem.loky-{alive}-abc", tmp_path / f"joblib_memmapping_folder_{alive}_0a1b", tmp_path / f"sem.mp-{dead}-x",
+            tmp_path / "unrelated"]
+    for path in left[:1] + kept[::2]:
+        path.write_bytes(b"x")
+    for path in left[1:] + kept[1::2]:
+        path.mkdir()
+        (path / "inner.pkl").write_bytes(b"x")
+    removed = parallel.clear_stale([tmp_path, tmp_path / "missing"])
+    assert sorted(removed) == sorted(left)
+    assert sorted(tmp_path.iterdir()) == sorted(kept)
+
+
+ORPHAN = """
+import os, sys, time
+from ichprep.convert.parallel import watch_parent
+child = os.fork()
+if child == 0:
+    watch_parent(os.getppid())
+    time.sleep(60)
+    os._exit(0)
+print(child, flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_worker_exits_soon_after_its_parent_is_killed() -> None:
+    parent = subprocess.Popen([sys.executable, "-c", ORPHAN], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    assert parallel._alive(child)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10 * parallel.WATCH_SECONDS + 5
+    while parallel._alive(child) and not _zombie_or_gone(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _zombie_or_gone(child), "the orphan still runs"
+
+
+def _zombie_or_gone(pid: int) -> bool:
+    """An orphan that exited is reaped by init (or a subreaper) soon; until then it is a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
