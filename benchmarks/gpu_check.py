@@ -4,17 +4,19 @@ It needs nothing but this repository. On phantoms it makes itself (``ichprep.syn
 then ``convert`` to HDF5 shards with their labels) it
 
 1. names the device, its compute capability and the precision the trainer picks for it;
-2. measures images/s of the loader alone, the model step alone and both (``train_speed.measure``);
-3. trains --arch for about --steps steps as ``ichprep train`` does (autocast, channels_last,
-   the device's loader workers), stopping half-way and resuming with ``--resume``, and checks
-   that the resumed run ends on the learning rate an uninterrupted one-cycle run ends on;
-4. predicts every image with TTA and checks the probabilities;
-5. reports peak GPU memory.
+2. for each timm arch of --archs (random weights: nothing is downloaded), measures images/s of
+   the loader alone, the model step alone and both (``train_speed.measure``), then trains it for
+   about --steps steps as ``ichprep train`` does (autocast, channels_last, the device's loader
+   workers), stopping half-way and resuming with ``--resume``, and checks that the resumed run
+   ends on the learning rate an uninterrupted one-cycle run ends on;
+3. trains a --folds 2 run of the first arch (one epoch a fold), and predicts every image with
+   the fold ensemble and hflip + transpose TTA, checking the probabilities;
+4. reports peak GPU memory.
 
 It exits non-zero when a check fails.
 
-    python benchmarks/gpu_check.py                      # on a GPU: 256 px, about 300 steps, a few minutes
-    python benchmarks/gpu_check.py --device cpu --n 96 --dicom-size 128 --size 64 --batch-size 8 --steps 6
+    python benchmarks/gpu_check.py                      # on a GPU: 256 px, about 300 steps an arch, under 6 minutes
+    python benchmarks/gpu_check.py --device cpu --n 96 --dicom-size 128 --size 64 --batch-size 8 --steps 6 --archs resnet18
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from train_speed import measure
 
 from ichprep.convert import Options, Settings, convert
 from ichprep.synth import IMAGES_DIR, LABELS_CSV, generate
-from ichprep.train import TrainConfig, predict, train
+from ichprep.train import TrainConfig, predict, train, train_folds
 from ichprep.train.distributed import pick_device
 from ichprep.train.inference import amp_dtype, precision_name
 from ichprep.train.loaders import usable_cores
@@ -91,7 +93,7 @@ def train_and_resume(cfg: TrainConfig, steps_per_epoch: int) -> list[str]:
     for row in history:
         print(f"  epoch {row['epoch']}: lr {row['lr']:.2e} train_loss {row['train_loss']:.4f} val_wll {row.get('val_wll', math.nan):.4f}")
     last = torch.load(cfg.out / "last.pt", map_location="cpu", weights_only=True)
-    final, expected = last["optimizer"]["param_groups"][0]["lr"], expected_final_lr(cfg.lr, cfg.epochs * steps_per_epoch)
+    final, expected = last["optimizer"]["param_groups"][-1]["lr"], expected_final_lr(cfg.lr, cfg.epochs * steps_per_epoch)
     failed = []
     if [row["epoch"] for row in history] != list(range(1, cfg.epochs + 1)):
         failed.append(f"resume: epochs {[row['epoch'] for row in history]}")
@@ -103,11 +105,12 @@ def train_and_resume(cfg: TrainConfig, steps_per_epoch: int) -> list[str]:
 
 
 def check_predict(model: Path, data: Path, n: int, device: str) -> list[str]:
-    """Predict every image with TTA; returns the failed checks."""
+    """Predict every image with the fold ensemble and two TTA views; returns the failed checks."""
     start = time.perf_counter()
-    pred = predict(model, data, device=device, tta=True, quiet=True)
+    pred = predict(model, data, device=device, tta=("hflip", "transpose"), quiet=True)
     seconds = time.perf_counter() - start
-    print(f"predict: {len(pred.ids)} images with TTA in {seconds:.1f} s ({len(pred.ids) / seconds:.0f} img/s including start-up)")
+    print(f"predict: {len(pred.ids)} images, 2-fold ensemble x 3 views, in {seconds:.1f} s "
+          f"({len(pred.ids) / seconds:.0f} img/s including start-up)")
     ok = pred.probs.shape == (n, 6) and np.isfinite(pred.probs).all() and ((pred.probs >= 0) & (pred.probs <= 1)).all()
     return [] if ok else [f"predict: probabilities of shape {pred.probs.shape} outside [0, 1] or not finite"]
 
@@ -118,7 +121,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2048, help="phantom slices to generate")
     parser.add_argument("--dicom-size", type=int, default=512, help="side of the phantom DICOMs")
     parser.add_argument("--size", type=int, default=256, help="side of the converted images the network sees")
-    parser.add_argument("--arch", default="resnet18")
+    parser.add_argument("--archs", default="efficientnet_b0,seresnext50_32x4d", help="comma-separated timm archs")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=300, help="training steps, rounded up to whole epochs (at least 2)")
     parser.add_argument("--workers", type=int, default=None, help="loader processes (default: as ichprep train picks them)")
@@ -132,18 +135,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
         root = args.keep or Path(tmp)
         data = phantoms(root, args.n, args.dicom_size, args.size)
-        rates = measure(data, args.arch, args.batch_size, args.speed_batches, args.workers, device)
-        print(f"speed: {rates.pop('setup')}")
-        for name, rate in rates.items():
-            print(f"  {name:<18}{rate:>9.0f} img/s")
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
+        archs = [a for a in args.archs.split(",") if a]
         steps_per_epoch = len(prepare(data, None, VAL_FRAC, 42).train_ids) // args.batch_size
         epochs = max(2, math.ceil(args.steps / steps_per_epoch))
-        cfg = TrainConfig(data=data, out=root / "run", arch=args.arch, epochs=epochs, batch_size=args.batch_size,
-                          val_frac=VAL_FRAC, workers=args.workers, device=str(device), quiet=True, compile=args.compile)
-        failed = train_and_resume(cfg, steps_per_epoch)
-        failed += check_predict(cfg.out / "model.pt", data, args.n, str(device))
+        failed: list[str] = []
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        for arch in archs:
+            rates = measure(data, arch, args.batch_size, args.speed_batches, args.workers, device)
+            print(f"speed: {rates.pop('setup')}")
+            for name, rate in rates.items():
+                print(f"  {name:<18}{rate:>9.0f} img/s")
+            cfg = TrainConfig(data=data, out=root / arch, arch=arch, pretrained=False, epochs=epochs, batch_size=args.batch_size,
+                              val_frac=VAL_FRAC, workers=args.workers, device=str(device), quiet=True, compile=args.compile)
+            failed += train_and_resume(cfg, steps_per_epoch)
+        folds = TrainConfig(data=data, out=root / "folds", arch=archs[0], pretrained=False, epochs=1, folds=2,
+                            batch_size=args.batch_size, workers=args.workers, device=str(device), quiet=True)
+        start = time.perf_counter()
+        scores = train_folds(folds, say=lambda _m: None)
+        print(f"folds: 2 folds of {archs[0]} in {time.perf_counter() - start:.1f} s, "
+              f"out-of-fold weighted log loss {scores['oof_weighted_log_loss']:.4f}")
+        failed += check_predict(folds.out / "model.pt", data, args.n, str(device))
     if device.type == "cuda":
         print(f"GPU memory: peak {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB allocated, "
               f"{torch.cuda.max_memory_reserved(device) / 2**30:.2f} GiB reserved (training and predict)")

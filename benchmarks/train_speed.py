@@ -10,6 +10,11 @@ temporary folder. --workers defaults as `ichprep train` chooses them on the devi
 
     python benchmarks/train_speed.py                      # CPU, small defaults, < 1 minute
     python benchmarks/train_speed.py --data OUT --arch resnet50 --batch-size 64 --device cuda
+    python benchmarks/train_speed.py --curated            # every curated arch at 256 px: the README's table
+
+``--curated`` measures, for each arch of ``models.backbones.CURATED``, its parameters with the
+six-label head, the forward pass (predict) and the training step (forward, backward, AdamW) in
+images per second on one resident batch at --size (default 256 there), and the loader once.
 """
 
 from __future__ import annotations
@@ -25,13 +30,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from ichprep import LABELS
+from ichprep.models.backbones import CURATED, create
 from ichprep.store import open_store
 from ichprep.train.augment import augment
 from ichprep.train.dataset import make_dataset
 from ichprep.train.distributed import pick_device
 from ichprep.train.inference import amp_dtype, model_input, precision_name
 from ichprep.train.loaders import loader_workers, usable_cores
-from ichprep.train.models import build
 from ichprep.train.step import Step, make_step
 
 
@@ -62,7 +67,8 @@ def trainer_step(model: torch.nn.Module, device: torch.device) -> Step:
 
 def batch_input(x: torch.Tensor, device: torch.device, g: torch.Generator) -> torch.Tensor:
     """A loader's uint8 batch as the trainer feeds it: on the device, normalised, augmented, channels_last on CUDA."""
-    return model_input(x, device, None, 0.6, 0.25, lambda b: augment(b, g))
+    channels = x.shape[1]
+    return model_input(x, device, None, (0.6,) * channels, (0.25,) * channels, lambda b: augment(b, g))
 
 
 def step_rate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, device: torch.device) -> float:
@@ -109,7 +115,7 @@ def measure(data: Path, arch: str, batch_size: int, batches: int, workers: int |
     loader = DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers, prefetch_factor=prefetch,
                         drop_last=True, pin_memory=device.type == "cuda", persistent_workers=workers > 0)
     batches = min(batches, len(loader) - 1)
-    model = build(arch, in_channels=ds.channels).to(device).train()
+    model = create(arch, ds.channels).to(device).train()
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     x, y = next(iter(loader))
@@ -122,6 +128,37 @@ def measure(data: Path, arch: str, batch_size: int, batches: int, workers: int |
     }
 
 
+@torch.inference_mode()
+def forward_rate(model: torch.nn.Module, x: torch.Tensor, steps: int, device: torch.device) -> float:
+    """Images per second of the forward pass alone (what predict pays per image and view), after one warm-up."""
+    model.eval()
+    x = x.to(device).float()
+    model(x)
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        model(x)
+    _sync(device)
+    return steps * len(x) / (time.perf_counter() - start)
+
+
+def curated(size: int, batch_size: int, steps: int, device: torch.device) -> list[dict]:
+    """Parameters, forward and training-step images/s of every curated arch on random batches of ``size`` px."""
+    x = torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8)
+    y = torch.randint(0, 2, (batch_size, len(LABELS))).float()
+    rows = []
+    for backbone in CURATED:
+        torch.manual_seed(0)
+        model = create(backbone.arch, 3).to(device)
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        forward = forward_rate(model, x, steps, device)
+        train = step_rate(model.train(), x, y, steps, device)
+        rows.append({"arch": backbone.arch, "params_m": params, "forward": forward, "train": train})
+        print(f"{backbone.arch:<40}{params:>8.1f}{forward:>10.2f}{train:>10.2f}", flush=True)
+        del model
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, help="convert's output to read (default: generated PNGs)")
@@ -132,9 +169,17 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=6, help="timed batches per measurement")
     parser.add_argument("--workers", type=int, default=None, help="loader processes (default: as ichprep train picks them)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--curated", action="store_true", help="time every curated arch (--size defaults to 256, batch to 4)")
     args = parser.parse_args()
 
     device = pick_device(args.device)
+    if args.curated:
+        size = args.size if args.size != 64 else 256
+        batch = args.batch_size if args.batch_size != 32 else 4
+        print(f"{size} px, batch {batch}, {args.batches} timed batches, {device}, {torch.get_num_threads()} torch threads")
+        print(f"{'arch':<40}{'params M':>8}{'fwd im/s':>10}{'train im/s':>10}")
+        curated(size, batch, args.batches, device)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or write_images(Path(tmp), args.n, args.size)
         rates = measure(data, args.arch, args.batch_size, args.batches, args.workers, device)

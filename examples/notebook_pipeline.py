@@ -37,13 +37,13 @@ def main(work: Path, n: int) -> None:
     from torch.utils.data import DataLoader
 
     from ichprep.store import open_store
-    from ichprep.train.dataset import load_labels, make_dataset, normalise
+    from ichprep.train.dataset import MEAN, STD, load_labels, make_dataset, normalise
 
     source = open_store(work / "shards")
     ids = train.loc[train["fold"] == "train", "SOPInstanceUID"].tolist()
     dataset = make_dataset(source, ids, load_labels(work / "meta" / "train.parquet"))
     images, labels = next(iter(DataLoader(dataset, batch_size=16, shuffle=True)))
-    batch = normalise(images)
+    batch = normalise(images, (MEAN,) * images.shape[1], (STD,) * images.shape[1])  # the data's normalisation, per channel
     print(f"batch {tuple(batch.shape)} {batch.dtype}, labels {tuple(labels.shape)}, mean {batch.mean():.2f}")
     assert torch.isfinite(batch).all()
 

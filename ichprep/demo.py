@@ -34,8 +34,7 @@ The phantoms are made at 4 x SIZE (the real slices are 512 px): a quarter of the
 EPOCHS = 6
 BATCH_SIZE = 32
 LEARNING_RATE = 5e-4
-NO_PRETRAINED_WHY = ("from random weights: ImageNet weights need a download, and these cartoon phantoms "
-                     "do not need them (`ichprep train` on real data starts from them by default)")
+NO_PRETRAINED_WHY = "from random weights: phantoms need no ImageNet features (real runs start from them, downloaded once)"
 """The one line the demo prints about its starting weights."""
 TRAIN_TABLE = "train.parquet"
 """clean-meta's table of the kept images with their labels and folds."""

@@ -74,10 +74,13 @@ def link_real_sample(scratch: Path, _section: list[str]) -> None:
 
 
 def run_setup_block(scratch: Path, section: list[str]) -> None:
-    """Run the section's first code block without a ``$`` prompt: the commands that make its data."""
+    """Run the section's first code block without a ``$`` prompt that makes phantoms (``ichprep synth``): its data.
+
+    Other prompt-less blocks show commands on the real data, which are not run here.
+    """
     for block in blocks(section):
         body = section[block[0] + 1:block[1]]
-        if not any(line.startswith("$ ") for line in body):
+        if not any(line.startswith("$ ") for line in body) and body and body[0].startswith("ichprep synth"):
             for command in body:
                 run(command, scratch, activated=True, check=True)
             return

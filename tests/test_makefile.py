@@ -46,14 +46,14 @@ def test_test_reinstalls_nothing_once_installed(tmp_path):
 def test_a_fresh_environment_installs_the_pinned_torch_first(tmp_path):
     venv = fake_venv(tmp_path / "venv", installed=False)
     steps = planned("setup", venv)
-    assert "pip install torch==2.13.0" in steps[0] and "--index-url" not in steps[0]
+    assert "pip install torch==2.14.1 torchvision==0.29.1" in steps[0] and "--index-url" not in steps[0]
     assert steps[1] == f'{venv}/bin/pip install -e ".[dev]"'
 
 
 def test_torch_index_chooses_where_torch_comes_from(tmp_path):
     venv = fake_venv(tmp_path / "venv", installed=False)
     steps = planned("setup", venv, "TORCH_INDEX=https://example.org/whl/cpu")
-    assert steps[0].endswith("pip install torch==2.13.0 --index-url https://example.org/whl/cpu")
+    assert steps[0].endswith("pip install torch==2.14.1 torchvision==0.29.1 --index-url https://example.org/whl/cpu")
 
 
 @pytest.mark.parametrize("changed", INSTALL_INPUTS)

@@ -43,9 +43,11 @@ def _print_version(value: bool) -> None:
     C compiler, and without it a cropped slice takes about 0.4 ms longer.
     """
     if value:
-        from ichprep.convert.render import resampler
+        from ichprep.convert.resample import BACKENDS, ORDER, pick
 
-        typer.echo(f"ichprep {__version__}\nresampler: {resampler()}")
+        chosen = pick()
+        others = [BACKENDS[n].describe() for n in ORDER if BACKENDS[n] is not chosen and BACKENDS[n].available()]
+        typer.echo(f"ichprep {__version__}\nresampler: {chosen.describe()}" + (f" (also available: {', '.join(others)})" if others else ""))
         raise typer.Exit()
 
 

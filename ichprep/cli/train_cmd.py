@@ -44,7 +44,7 @@ WORKERS = typer.Option(None, min=0, help="DataLoader worker processes (default: 
                        "of the cores less one).")
 DEVICE = typer.Option("auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
-MODELS = typer.Argument(..., metavar="MODEL...", help="RUN/model.pt from ichprep train (a --folds run's stands for its folds); "
+MODELS = typer.Argument(..., metavar="MODEL", help="RUN/model.pt from ichprep train (a --folds run's stands for its folds); "
                         "several are averaged.")
 TTA = typer.Option(None, "--tta", help="Test-time views to average with, comma-separated: hflip, vflip, transpose "
                    "(all in one forward pass).")

@@ -12,60 +12,29 @@ Why not 8-bit lanes when resampling: averaging grey levels that were already rou
 94 to 96 % of pixels equal to the float reference on the real slices, under the 99 % the output
 promises (8.8: 99.7 %).
 
-Why a C kernel for a downscale (every cropped slice): OpenCV's area resize for a non-integer
-factor is a scalar loop over a gathered copy of the crop, 0.6 ms of a slice's 1.2 ms. ``_area``
-(``_area.c``, compiled at install where a C compiler exists) looks up, resamples and rounds in
-one pass over rows that stay in cache: 0.16 ms. Without it, or off x86 where it has no SIMD
-form, OpenCV resamples the gathered 8.8 words (four 16-bit lanes are its fastest area resize).
-Both agree with the float reference within one grey level; the tests hold each to it.
+The resampling of a cropped slice goes to one of two backends (``resample``: the compiled
+kernel or OpenCV), both within one grey level of the float reference.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from functools import lru_cache
 
-import cv2
 import numpy as np
 
 from ichprep.convert import geometry
 from ichprep.convert.dicom import Slice, hu_of
+from ichprep.convert.resample import BACKENDS, SLOTS, Resampler, Scratch, first_channels, pick, shrink, unpack
 from ichprep.convert.windows import (
     Channel,
     channel_stack,
-    fixed16_to_uint8,
     to_fixed16,
     to_uint8,
 )
 
-try:
-    from ichprep.convert import _area
-except ImportError:  # not compiled: the install found no C compiler (see pyproject.toml)
-    _area = None
-
-KERNEL_ISAS = {1: "SSE2", 2: "AVX2"}
-"""The kernel's instruction sets by ``_area.best_isa()``; 0 (plain C) is slower than OpenCV."""
-
-SLOTS = 4
-"""Channels packed per pixel word: up to four windows."""
 TABLE_DTYPES = frozenset({np.dtype(np.uint16), np.dtype(np.int16), np.dtype(np.uint8), np.dtype(np.int8)})
 """Stored-pixel dtypes rendered through a lookup table: few enough values to tabulate them all."""
-
-
-def resampler() -> str:
-    """What resamples a cropped slice here: the compiled kernel and its instruction set, or OpenCV."""
-    return f"compiled kernel ({KERNEL_ISAS[_isa()]})" if _kernel() else "OpenCV (no compiled kernel)"
-
-
-def _isa() -> int:
-    """The compiled kernel's best instruction set on this CPU (0 where it has none or was not compiled)."""
-    return _area.best_isa() if _area is not None else 0
-
-
-def _kernel() -> bool:
-    """Whether downscales go to the compiled kernel: it is there, with a SIMD form for this CPU."""
-    return _isa() in KERNEL_ISAS
 
 
 def _table_domain(dtype: np.dtype) -> np.ndarray:
@@ -92,46 +61,13 @@ def _pack(unit: np.ndarray, exact: bool) -> np.ndarray:
     return padded.view(np.uint32 if exact else np.uint64)[..., 0]
 
 
-def _unpack(words: np.ndarray, exact: bool) -> np.ndarray:
-    """Words back to (H, W, SLOTS) lanes."""
-    return words.view(np.uint8 if exact else np.uint16).reshape(words.shape + (SLOTS,))
+class Renderer:
+    """Renders slices with fixed channels, size and crop; caches the HU and channel tables per HU mapping.
 
-
-def _first_channels(lanes: np.ndarray, count: int) -> np.ndarray:
-    """The first ``count`` lanes as a new contiguous image (OpenCV's channel drop is several times numpy's speed)."""
-    if count == 4:
-        return lanes.copy()
-    if count == 3:
-        return cv2.cvtColor(lanes, cv2.COLOR_BGRA2BGR)
-    return np.ascontiguousarray(lanes[..., :count])
-
-
-class _Scratch(threading.local):
-    """Buffers a thread reuses from slice to slice for the renderer's intermediate images.
-
-    Why: a slice's intermediates are megabytes (the gathered words of a 512 x 512 slice are
-    2 MB, and ``np.take`` makes as large an index copy). Allocating and freeing them for every
-    slice lets the C allocator hand that memory back to the system and fault it in again, which
-    measured 1.5 ms a slice on the no-crop path, more than the rendering itself.
+    Downscales of table-looked-up slices go to ``resampler`` (``resample.pick()`` when not given).
     """
 
-    def __init__(self) -> None:
-        self.buffers: dict[str, np.ndarray] = {}
-
-    def array(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        """An uninitialised ``shape`` array of ``dtype`` over the buffer called ``name``, grown as needed."""
-        dtype = np.dtype(dtype)
-        nbytes = int(np.prod(shape)) * dtype.itemsize
-        buffer = self.buffers.get(name)
-        if buffer is None or buffer.size < nbytes:
-            buffer = self.buffers[name] = np.empty(nbytes, dtype=np.uint8)
-        return buffer[:nbytes].view(dtype).reshape(shape)
-
-
-class Renderer:
-    """Renders slices with fixed channels, size and crop; caches the HU and channel tables per HU mapping."""
-
-    def __init__(self, channels: Sequence[Channel], size: int = 256, crop: bool = True) -> None:
+    def __init__(self, channels: Sequence[Channel], size: int = 256, crop: bool = True, resampler: Resampler | None = None) -> None:
         if not 1 <= len(channels) <= SLOTS:
             raise ValueError(f"{len(channels)} channels: 1 to {SLOTS} are supported")
         if size < 1:
@@ -141,7 +77,8 @@ class Renderer:
         self.crop = crop
         self._hu_tables = lru_cache(maxsize=16)(self._hu_table)
         self._word_tables = lru_cache(maxsize=32)(self._word_table)
-        self._scratch = _Scratch()
+        self._scratch = Scratch()
+        self.resampler = resampler or pick()
 
     @staticmethod
     def _hu_table(dtype: str, slope: float, intercept: float, fix: bool) -> tuple[np.ndarray, int]:
@@ -184,10 +121,9 @@ class Renderer:
             _, lowest = self._hu_tables(raw.dtype.str, sl.slope, sl.intercept, sl.fix)
             table = self._word_tables(raw.dtype.str, sl.slope, sl.intercept, sl.fix, exact, bgr)
             index = _index_view(raw)
-            if square.side > self.size and _kernel():
-                image = np.empty((self.size, self.size, len(self.channels)), dtype=np.uint8)
-                _area.area(np.ascontiguousarray(index), table, int(table[lowest]), *square, self.size, len(self.channels), image)
-                return image
+            if not exact:
+                backend = self.resampler if square.side > self.size else BACKENDS["opencv"]
+                return backend.resample(index, table, lowest, square, self.size, len(self.channels))
             index = geometry.crop_pad(index, square, lowest, out=scratch.array("index", (square.side, square.side), index.dtype))
             words = scratch.array("words", index.shape, table.dtype)
             np.take(table, index, out=words, mode="clip")  # every index is in the table: 'clip' is only numpy's fast path
@@ -196,8 +132,7 @@ class Renderer:
             hu = sl.hu()
             packed = _pack(channel_stack(channels, hu), exact)
             words = geometry.crop_pad(packed, square, packed.flat[int(np.argmin(hu))])
-        lanes = _unpack(words, exact)
+        lanes = unpack(words, exact)
         if not exact:
-            resized = geometry.resize_area(lanes, self.size, out=scratch.array("resized", (self.size, self.size, SLOTS), lanes.dtype))
-            lanes = fixed16_to_uint8(resized, out=scratch.array("lanes", resized.shape, np.uint8))
-        return _first_channels(lanes, len(self.channels))
+            return shrink(lanes, self.size, len(self.channels), scratch)
+        return first_channels(lanes, len(self.channels))

@@ -16,30 +16,28 @@ from ichprep.errors import IchprepError
 
 @dataclass(frozen=True)
 class Backbone:
-    """One of the curated architectures: what it is and who used it in 2019."""
+    """One of the curated architectures, and who used it in the 2019 competition."""
 
     arch: str
-    params_m: float
-    cpu_images_s: float
     used_by: str
 
 
 CURATED: tuple[Backbone, ...] = (
-    Backbone("resnet18", 11.2, 0.0, "fastai notebooks (Jeremy Howard's starter)"),
-    Backbone("resnet34", 21.3, 0.0, "fastai notebooks; many top-50 kernels"),
-    Backbone("resnet50", 23.5, 0.0, "fastai notebooks; 2nd place's early baselines"),
-    Backbone("densenet121", 7.0, 0.0, "1st place (SeuTao), 2.5D stage-1 CNN"),
-    Backbone("densenet169", 12.5, 0.0, "1st place (SeuTao), 2.5D stage-1 CNN"),
-    Backbone("efficientnet_b0", 4.0, 0.0, "3rd-10th place ensembles"),
-    Backbone("efficientnet_b1", 6.5, 0.0, "3rd-10th place ensembles"),
-    Backbone("efficientnet_b2", 7.7, 0.0, "3rd-10th place ensembles"),
-    Backbone("efficientnet_b3", 10.7, 0.0, "3rd-10th place ensembles"),
-    Backbone("seresnext50_32x4d", 25.5, 0.0, "1st place (SeuTao) and 3rd place"),
-    Backbone("resnext101_32x8d.fb_wsl_ig1b_ft_in1k", 86.8, 0.0, "2nd place (NoBrainer), ResNeXt101 32x8d WSL"),
-    Backbone("convnext_tiny", 27.8, 0.0, "none (2022): a modern baseline of the same cost as resnet50"),
+    Backbone("resnet18", "fastai notebooks (Jeremy Howard's starter kernels)"),
+    Backbone("resnet34", "fastai notebooks; many public kernels"),
+    Backbone("resnet50", "fastai notebooks; public kernels"),
+    Backbone("densenet121", "1st place (SeuTao et al.), 2.5D stage-1 CNN"),
+    Backbone("densenet169", "1st place (SeuTao et al.), 2.5D stage-1 CNN"),
+    Backbone("efficientnet_b0", "several top-placed 2019 ensembles"),
+    Backbone("efficientnet_b1", "several top-placed 2019 ensembles"),
+    Backbone("efficientnet_b2", "several top-placed 2019 ensembles"),
+    Backbone("efficientnet_b3", "several top-placed 2019 ensembles"),
+    Backbone("seresnext50_32x4d", "1st place (SE-ResNeXt50/101 stage-1 CNNs)"),
+    Backbone("resnext101_32x8d.fb_wsl_ig1b_ft_in1k", "2nd place (NoBrainer team), ResNeXt101 32x8d WSL"),
+    Backbone("convnext_tiny", "none (2022): a modern baseline at about resnet50's cost"),
 )
-"""The short list `--help` and the README show; parameter counts are with the six-label head,
-images/s a forward pass at 256 px on a 2-core CPU (``benchmarks/train_speed.py --curated``)."""
+"""The short list `--help` and the README show; the README's table adds each one's parameters and
+CPU speed, measured by ``benchmarks/train_speed.py --curated``."""
 
 
 def split_arch(arch: str) -> tuple[str, str | None]:

@@ -10,6 +10,7 @@ machines can share a run's folds; whichever finishes the last one assembles it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -63,6 +64,8 @@ def train_folds(cfg: TrainConfig, say: Callable[[str], None] = print) -> dict | 
             continue
         say(f"fold {fold} of {cfg.folds} -> {sub.out}")
         train(sub, say)
+    if os.environ.get("RANK", "0") != "0":
+        return None  # under torchrun the folds train on every process; one assembles
     missing = [f for f in range(cfg.folds) if not finished(fold_config(cfg, f))]
     if missing:
         say(f"folds {', '.join(map(str, missing))} still to train (--fold I): the run is assembled when all {cfg.folds} are")

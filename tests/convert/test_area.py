@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ichprep.convert import render
+from ichprep.convert import render, resample
 
 _area = pytest.importorskip("ichprep.convert._area", reason="the kernel is compiled at install where a C compiler exists")
 ISAS = list(range(_area.best_isa() + 1))
@@ -143,6 +143,7 @@ def test_wrong_arguments_raise_instead_of_reading_or_writing_out_of_bounds(raw, 
 def test_the_renderer_resamples_a_cropped_slice_with_the_kernel_where_it_has_simd(monkeypatch, make_ct):
     if _area.best_isa() == 0:
         pytest.skip("no SIMD form of the kernel for this CPU: the renderer uses OpenCV")
+    monkeypatch.delenv(resample.ENV, raising=False)
     calls = []
 
     class Spy:
@@ -153,7 +154,7 @@ def test_the_renderer_resamples_a_cropped_slice_with_the_kernel_where_it_has_sim
             calls.append(args[3:8])
             return _area.area(*args)
 
-    monkeypatch.setattr(render, "_area", Spy)
+    monkeypatch.setattr(resample, "_area", Spy)
     from ichprep.convert import dicom
     from ichprep.convert.windows import parse_windows
 
@@ -161,5 +162,6 @@ def test_the_renderer_resamples_a_cropped_slice_with_the_kernel_where_it_has_sim
     sl = dicom.decode(dicom.parse(make_ct(raw, bits_stored=12, intercept=-1024.0)))
     renderer = render.Renderer(parse_windows("brain,subdural,bone"), size=48)
     image = renderer.render(sl)
+    assert renderer.resampler is resample.BACKENDS["kernel"]
     assert image.shape == (48, 48, 3) and calls == [(*renderer.square(sl), 48, 3)]
-    assert render.resampler().startswith("compiled kernel")
+    assert resample.pick().describe().startswith("compiled kernel")

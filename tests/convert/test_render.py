@@ -9,7 +9,7 @@ import pydicom
 import pytest
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian, RLELossless
 
-from ichprep.convert import dicom, render
+from ichprep.convert import dicom, resample
 from ichprep.convert.render import Renderer
 from ichprep.convert.windows import FreqHist, Window, parse_windows
 
@@ -17,18 +17,17 @@ DEFAULT = parse_windows("brain,subdural,bone")
 RNG = np.random.default_rng(11)
 
 
-@pytest.fixture(autouse=True, params=["compiled kernel", "OpenCV"])
+@pytest.fixture(autouse=True, params=list(resample.ORDER))
 def resampler(request, monkeypatch):
-    """Every test runs with each way of resampling: the compiled kernel (where built) and OpenCV."""
-    if request.param == "OpenCV":
-        monkeypatch.setattr(render, "_area", None)
-    elif not render.resampler().startswith("compiled"):
-        pytest.skip("the compiled kernel is not built here (no C compiler at install, or no SIMD form for this CPU)")
+    """Every test runs with each backend, chosen by name as a user would (``ICHPREP_RESAMPLER``)."""
+    if not resample.BACKENDS[request.param].available():
+        pytest.skip(f"{request.param} is not available here (no C compiler at install, or no SIMD form for this CPU)")
+    monkeypatch.setenv(resample.ENV, request.param)
     return request.param
 
 
-def test_the_resampler_named_by_version_is_the_one_in_use(resampler):
-    assert render.resampler().startswith(resampler)
+def test_the_renderer_uses_the_backend_named(resampler):
+    assert Renderer(DEFAULT).resampler is resample.BACKENDS[resampler]
 
 
 def noisy_head(shape: tuple[int, int], intercept: float, dtype, seed: int = 0) -> np.ndarray:

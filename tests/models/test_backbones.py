@@ -57,3 +57,13 @@ def test_layer_groups_ramp_the_rate_from_stem_to_head_and_spare_norms_the_decay(
 def test_from_random_weights_every_group_learns_at_the_full_rate():
     groups = layer_groups(create("resnet18", 3), weight_decay=0.01, lr_mult=1)
     assert {g["lr_scale"] for g in groups} == {1.0} and any(g["head"] for g in groups)
+
+
+def test_the_readme_lists_the_curated_archs_in_order():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = [line.split("|")[1].strip().strip("`") for line in readme.splitlines()
+            if line.startswith("| `") and line.count("|") == 6 and "img/s" not in line]
+    listed = [r for r in rows if split_arch(r)[0] in {split_arch(b.arch)[0] for b in CURATED}]
+    assert listed == [b.arch for b in CURATED]

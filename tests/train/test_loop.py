@@ -366,7 +366,7 @@ def test_synth_convert_clean_train_predict_beats_the_prior(tmp_path):
     y_val = table.loc[table["fold"] == "valid", list(LABELS)].to_numpy()
     assert y_val[:, 0].sum() > 0, "the synthetic validation patients must include hemorrhages for this test to mean anything"
     cfg = TrainConfig(data=data, out=tmp_path / "run", labels=table_path, epochs=6, batch_size=16, workers=0,
-                      lr=1e-3, quiet=True)
+                      lr=1e-3, quiet=True, pretrained=False)
     history = train(cfg, say=lambda _m: None)
     prior_wll = weighted_log_loss(y_val, np.tile(prior, (len(y_val), 1)))
     best = min(row["val_wll"] for row in history)
