@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ichprep.convert.sources.base import ReadError
@@ -34,6 +34,8 @@ RANGE_MOST = 16 * 1024 * 1024
 """A range holds a round trip's worth of bytes (its round trip then costs at most half its time), within these bounds."""
 WINDOW_MOST = 256 * 1024 * 1024
 """The most bytes held ahead of the consumer, however fast and far the link."""
+RECENT = 2.0
+"""Seconds over which the progress bar judges what limits the run."""
 SPAN = 0.5
 """Seconds over which the link rate is measured."""
 FIRST = 64
@@ -113,6 +115,21 @@ class Limits:
         if trips + link < WAITING * seconds:
             return "CPU"
         return "round trips" if trips > link else "link"
+
+
+class Watch:
+    """What limited a run over its last few seconds, from its ``Limits``: for the progress bar."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits, self.before, self.since, self.last = limits, replace(limits), time.monotonic(), ""
+
+    def bound(self) -> str:
+        """``CPU``, ``link`` or ``round trips`` (empty in the run's first seconds)."""
+        now = time.monotonic()
+        if now - self.since >= RECENT:
+            self.last = self.limits.bound(self.before, now - self.since)
+            self.before, self.since = replace(self.limits), now
+        return self.last
 
 
 class InFlight:

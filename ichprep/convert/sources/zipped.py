@@ -188,12 +188,12 @@ class ZipArchive:
         for item, data in self._in_flight(items, meter, window):
             yield item, _unpacked(data)
 
-    def ahead(self, items: list[Input], batch: int) -> Ahead:
-        """``items`` with their stored bytes, fetched ahead of the consumer by about ``batch`` members and a round trip."""
+    def ahead(self, items: list[Input], members: int) -> Ahead:
+        """``items`` with their stored bytes, fetched ahead of the consumer by about ``members`` and two round trips."""
         meter = self.reader.meter()
         assert meter is not None, "only an archive over HTTP is fetched ahead"
         typical = sum(i.ref.end - i.ref.offset for i in items) // max(1, len(items))
-        return Ahead(self, items, meter, _window(meter, batch * typical))
+        return Ahead(self, items, meter, _window(meter, members * typical))
 
     def _in_flight(self, items: Iterable[Input], meter: Meter, window: Callable[[], int],
                    limits: Limits | None = None) -> Iterator[tuple[Input, Packed | Exception]]:
