@@ -102,7 +102,13 @@ class ZipServer:
 
 
 class _Quiet(ThreadingHTTPServer):
-    """A server that does not print a traceback when a client it serves is killed mid-answer."""
+    """A server that does not print a traceback when a client it serves is killed mid-answer.
+
+    Its listen queue holds as many connections as a client opens at once (socketserver's 5
+    would drop the rest of a burst of connects, each then retried a second later).
+    """
+
+    request_queue_size = 128
 
     def handle_error(self, request: object, client_address: object) -> None:
         if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
