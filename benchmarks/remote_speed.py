@@ -10,14 +10,21 @@
    directory.
 3. Inflate: ms per member for zlib, isal, zlib-ng and libdeflate (those installed) on the slices deflated
    at level 6, and the speed-up over zlib.
+4. Round trips: --far phantom slices (JPEG, 2 jobs) from a server in its own process that waits
+   --latency ms before each answer and shares one --link MB/s among its connections, the whole
+   zip and a 30 % --ids subset spread through it. Efficiency = best possible time / actual, where
+   best = max(bytes the run needs / link rate, the local zip's own conversion time); and the
+   bytes fetched as a share of the zip.
 
     python benchmarks/remote_speed.py --n 1000 --repeats 3
+    python benchmarks/remote_speed.py --skip throughput listing inflate --far 1500 --latency 0 40 100
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import shutil
 import statistics
 import subprocess
@@ -31,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from slices import make_inputs
+from slices import make_inputs, make_zip
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from zipserver import ZipServer  # noqa: E402
@@ -41,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "convert"
 from test_listing_scale import LISTING, MEMBERS  # noqa: E402
 
 from ichprep.convert import Options, convert  # noqa: E402
+from ichprep.convert.sources import ZipArchive, open_source  # noqa: E402
 from ichprep.settings import Settings  # noqa: E402
 
 
@@ -146,12 +154,78 @@ def inflate_speed(files: list[Path], repeats: int) -> None:
         print(f"  {name:8s} {ms:.2f} ms  {best['zlib'] / ms:.2f}x zlib")
 
 
+def _serve(archive: Path, latency: float, rate: float, pipe: Any) -> None:
+    """A ZipServer in its own process (its threads must not share the converting parent's GIL): port out, bytes served on request."""
+    with ZipServer(archive, latency=latency, rate=rate) as server:
+        pipe.send(server.port)
+        while pipe.recv() == "served":
+            pipe.send(server.served)
+            server.served = 0
+
+
+def needed_bytes(archive: Path, ids: set[str] | None) -> int:
+    """Bytes a run must download: the directory's tail and the records of the members it converts."""
+    source = open_source(archive)
+    assert isinstance(source, ZipArchive)
+    records = sum(i.ref.end - i.ref.offset for i in source.inputs(ids))
+    return records + source.fetched
+
+
+def far(files: list[Path], work: Path, latencies: list[float], link: float, repeats: int) -> None:
+    archive = make_zip(files, work / "far.zip")
+    size = archive.stat().st_size
+    rng = __import__("numpy").random.default_rng(0)
+    subset = sorted(str(s) for s in rng.choice([p.stem for p in files], size=int(0.3 * len(files)), replace=False))
+    ids = work / "subset.txt"
+    ids.write_text("\n".join(subset))
+    settings = Settings(format="jpg")
+    kinds = {"whole zip": None, "30 % subset": subset}
+
+    def timed(src: str | Path, chosen: list[str] | None) -> float:
+        out = work / "far-out"
+        start = time.perf_counter()
+        convert(src, out, settings, Options(jobs=2, quiet=True, ids=chosen))
+        seconds = time.perf_counter() - start
+        shutil.rmtree(out)
+        return seconds
+
+    timed(archive, subset[:8])
+    need = {kind: needed_bytes(archive, set(chosen) if chosen else None) for kind, chosen in kinds.items()}
+    print(f"\n{len(files)} phantom slices, zip {size / 1e6:.0f} MB, JPEG 256 px, 2 jobs, link {link / 1e6:.0f} MB/s shared, "
+          f"median of {repeats}, each URL run beside a run of the local zip (the machine's load drifts)")
+    print("  round trip  run           local s  URL s   best s  efficiency  fetched (of the zip)")
+    context = multiprocessing.get_context("spawn")
+    for latency in latencies:
+        ours, theirs = context.Pipe()
+        server = context.Process(target=_serve, args=(archive, latency / 1e3, link, theirs), daemon=True)
+        server.start()
+        url = f"http://127.0.0.1:{ours.recv()}/{archive.name}"
+        try:
+            for kind, chosen in kinds.items():
+                local, runs, served = [], [], []
+                for k in range(repeats):
+                    for src in (archive, url)[:: 1 if k % 2 == 0 else -1]:
+                        (local if src == archive else runs).append(timed(src, chosen))
+                    ours.send("served")
+                    served.append(ours.recv())
+                seconds = statistics.median(runs)
+                best = max(need[kind] / link, statistics.median(local))
+                print(f"  {latency:5.0f} ms    {kind:12s} {statistics.median(local):7.2f} {seconds:7.2f}  {best:6.2f}  "
+                      f"{best / seconds:8.2f}     {statistics.median(served) / size:5.2f}")
+        finally:
+            ours.send("stop")
+            server.join(timeout=10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1000, help="slices of the throughput runs")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sample", type=int, default=2000, help="members converted out of the 750,000-member zip")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["throughput", "listing", "inflate"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["throughput", "listing", "inflate", "far"])
+    parser.add_argument("--far", type=int, default=1500, help="phantom slices of the round-trip runs")
+    parser.add_argument("--latency", type=float, nargs="*", default=[0, 40, 100], help="round trips (ms) of the far server")
+    parser.add_argument("--link", type=float, default=44, help="MB/s of the far server's link, shared by its connections")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ichprep-bench-remote-"))
     try:
@@ -162,6 +236,8 @@ def main() -> None:
             throughput(files, work, args.repeats)
         if "listing" not in args.skip:
             listing(files, work, args.sample)
+        if "far" not in args.skip:
+            far(make_inputs(work / "far", args.far, phantoms=True), work, args.latency, args.link * 1e6, args.repeats)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

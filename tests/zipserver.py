@@ -8,7 +8,9 @@ connection) or ``("stall", s)`` (wait ``s`` seconds before the body). ``redirect
 to the URL it answers 302 with (another host name: ``localhost`` is not ``127.0.0.1``), and
 ``guard`` decides per request whether it is served. Every request's host and headers are
 recorded and every body byte sent is counted, so tests can check which headers went where and
-how much of the archive was downloaded.
+how much of the archive was downloaded. ``latency`` (seconds) is waited before each answer, a
+round trip, and ``rate`` (bytes/s) is one link shared by every connection: a distant server
+without leaving the machine. ``busiest`` is the most answers that were ever under way at once.
 """
 
 from __future__ import annotations
@@ -48,10 +50,15 @@ class ZipServer:
     redirects: dict[str, str] = field(default_factory=dict)
     requests: list[Seen] = field(default_factory=list)
     served: int = 0
+    latency: float = 0.0
+    rate: float | None = None
+    busiest: int = 0
 
     def __post_init__(self) -> None:
         self.faults = deque(self.faults)
         self.lock = threading.Lock()
+        self.busy = 0
+        self.link_free = 0.0
         self.size = self.path.stat().st_size
         self.httpd = _Quiet(("127.0.0.1", 0), _handler(self))
         self.httpd.daemon_threads = True
@@ -74,13 +81,34 @@ class ZipServer:
         with self.lock:
             self.served += n
 
+    def pace(self, n: int) -> None:
+        """Wait for ``n`` bytes' turn on the shared link: each piece of every answer has its slot, one after another."""
+        if not self.rate:
+            return
+        with self.lock:
+            now = time.monotonic()
+            self.link_free = max(now, self.link_free) + n / self.rate
+            until = self.link_free
+        time.sleep(max(0.0, until - now))
+
+    def answering(self, delta: int) -> None:
+        with self.lock:
+            self.busy += delta
+            self.busiest = max(self.busiest, self.busy)
+
     def next_fault(self):
         with self.lock:
             return self.faults.popleft() if self.faults else None
 
 
 class _Quiet(ThreadingHTTPServer):
-    """A server that does not print a traceback when a client it serves is killed mid-answer."""
+    """A server that does not print a traceback when a client it serves is killed mid-answer.
+
+    Its listen queue holds as many connections as a client opens at once (socketserver's 5
+    would drop the rest of a burst of connects, each then retried a second later).
+    """
+
+    request_queue_size = 128
 
     def handle_error(self, request: object, client_address: object) -> None:
         if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
@@ -90,11 +118,20 @@ class _Quiet(ThreadingHTTPServer):
 def _handler(server: ZipServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
 
         def log_message(self, *args: object) -> None:
             """Quiet."""
 
         def do_GET(self) -> None:
+            server.answering(1)
+            try:
+                time.sleep(server.latency)
+                self._get()
+            finally:
+                server.answering(-1)
+
+        def _get(self) -> None:
             seen = Seen(self.headers.get("Host", "").rsplit(":", 1)[0], self.path, dict(self.headers.items()))
             with server.lock:
                 server.requests.append(seen)
@@ -146,6 +183,7 @@ def _handler(server: ZipServer) -> type[BaseHTTPRequestHandler]:
                     piece = fh.read(min(CHUNK, last + 1 - first - sent))
                     if drop_after is not None and sent + len(piece) > drop_after:
                         piece = piece[: drop_after - sent]
+                    server.pace(len(piece))
                     server.count(len(piece))
                     try:
                         self.wfile.write(piece)

@@ -43,8 +43,12 @@ STREAM_BATCH = 64
 
 def batches(items: Iterable[T], jobs: int) -> Iterator[list[T]]:
     """Batches big enough to amortise dispatch, small enough for a lively progress bar."""
-    size = int(np.clip(len(items) // (jobs * 8) or 1, 8, 256)) if isinstance(items, Sized) else STREAM_BATCH
-    return chunks(items, size)
+    return chunks(items, batch_size(len(items), jobs) if isinstance(items, Sized) else STREAM_BATCH)
+
+
+def batch_size(n: int, jobs: int) -> int:
+    """Inputs per batch when there are ``n`` of them: about eight batches per process, 8 to 256 inputs each."""
+    return int(np.clip(n // (jobs * 8) or 1, 8, 256))
 
 
 def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:

@@ -22,7 +22,9 @@ import numpy as np
 
 from ichprep import LABELS, layout
 from ichprep.convert import budget, fit, ladder, manifest, resume, sources
-from ichprep.convert.parallel import batches, chunks, default_jobs, run_tasks
+from ichprep.convert.parallel import batch_size, batches, chunks, default_jobs, run_tasks
+from ichprep.convert.sources.inflight import Watch
+from ichprep.convert.sources.zipped import Ahead, ZipArchive
 from ichprep.convert.windows import (
     FASTAI,
     Channel,
@@ -162,13 +164,15 @@ def _convert(
     bar = tqdm(total=len(todo) if isinstance(todo, list) else None, disable=options.quiet, unit="img", desc="convert",
                file=sys.stderr, dynamic_ncols=True)
     started = time.monotonic()
+    fetching = _ahead(source, todo, job, jobs, options)
+    watch = Watch(fetching.limits) if fetching is not None else None
     try:
         _write(triage.take_refused(), writer, result, say, recorded)
-        for done_task in run_tasks(job, _tasks(todo, job, out, jobs, options, labels), jobs, options.scheduler):
+        for done_task in run_tasks(job, _tasks(fetching or todo, job, out, jobs, options, labels), jobs, options.scheduler):
             _write(triage.take_refused() + done_task.rows, writer, result, say, recorded)
             result.fetched += done_task.fetched
             bar.update(len(done_task.rows))
-            _show_fetched(bar, source.fetched + result.fetched, started)
+            _show_fetched(bar, source.fetched + result.fetched, started, watch)
             _check_space(out, options, result)
         _write(triage.take_refused(), writer, result, say, recorded)
     finally:
@@ -194,10 +198,32 @@ def _write(rows: list[dict[str, Any]], writer: manifest.ManifestWriter, result: 
     writer.add(r for r in rows if r["status"] == "ok" or (r["source"], r["error"]) not in recorded)
 
 
-def _show_fetched(bar: Any, fetched: int, started: float) -> None:
-    """Bytes read from the source so far and the rate, after the bar's slice count."""
+def _show_fetched(bar: Any, fetched: int, started: float, watch: Watch | None = None) -> None:
+    """Bytes read from the source so far and the rate, after the bar's slice count; and what limits the run, when known.
+
+    ``CPU``: the workers never wait for bytes, so more ``--jobs`` would help; ``link``: they wait
+    for a link that is busy; ``round trips``: they wait with every request slot busy.
+    """
     rate = fetched / max(time.monotonic() - started, 1e-3)
-    bar.set_postfix_str(f"{budget.human(fetched)} fetched, {budget.human(rate)}/s", refresh=False)
+    bound = watch.bound() if watch is not None else ""
+    limit = f", limit: {bound}" if bound else ""
+    bar.set_postfix_str(f"{budget.human(fetched)} fetched, {budget.human(rate)}/s{limit}", refresh=False)
+
+
+def _ahead(source: sources.Source, todo: list[sources.Input] | Iterator[sources.Input], job: Job, jobs: int,
+           options: Options) -> Ahead | None:
+    """A URL's members fetched by the parent ahead of its workers, so that no task starts with a round trip.
+
+    A batch for each worker is held ahead (and two round trips' worth of the link on top): when
+    every worker finishes at once, each finds its next batch fetched.
+
+    Only for image batches on this machine: a shard's members would all sit in its task, and a
+    Dask worker fetches its own ranges (the cluster may be far from this machine).
+    """
+    if (not isinstance(source, ZipArchive) or source.reader.meter() is None or not isinstance(todo, list) or not todo
+            or options.scheduler is not None or isinstance(job.sink, Shards)):
+        return None
+    return source.ahead(todo, batch_size(len(todo), jobs) * jobs)
 
 
 def _dry_run(source: sources.Source, inputs: list[sources.Input], out: Path, settings: Settings, options: Options) -> Result:

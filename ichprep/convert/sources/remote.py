@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -21,6 +22,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from ichprep.convert.sources.base import ReadError
+from ichprep.convert.sources.inflight import IN_FLIGHT, Meter
 from ichprep.convert.sources.zipformat import TAIL
 from ichprep.errors import IchprepError
 
@@ -121,24 +123,28 @@ def _reason(err: Exception) -> str:
 
 @dataclass
 class Session:
-    """What a process keeps of a URL from one task to the next: its connections, and where it last redirected."""
+    """What a process keeps of a URL from one task to the next: its connections, where it last redirected, its link's measure."""
 
     pool: Any
     location: str | None = None
+    meter: Meter = field(default_factory=Meter)
 
 
 @lru_cache(maxsize=8)
 def session(url: str, connect: float, read: float) -> Session:
-    """The process's one session for ``url``: a worker reuses its connections and redirect target for every batch."""
+    """The process's one session for ``url``: a worker reuses its connections and redirect target for every batch.
+
+    A connection for each request in flight is kept open: a new one costs another round trip (two more for TLS).
+    """
     import urllib3
 
     timeout = urllib3.Timeout(connect=connect, read=read)
-    return Session(urllib3.PoolManager(num_pools=4, maxsize=2, retries=False, timeout=timeout))
+    return Session(urllib3.PoolManager(num_pools=4, maxsize=IN_FLIGHT, retries=False, timeout=timeout))
 
 
 @dataclass
 class Http:
-    """A zip archive at a URL, read by byte ranges. Picklable: workers open their own connections."""
+    """A zip archive at a URL, read by byte ranges, several at once. Picklable: workers open their own connections."""
 
     url: str
     headers: dict[str, str] = field(default_factory=dict, repr=False)
@@ -147,9 +153,18 @@ class Http:
     patience: Patience = field(default_factory=lambda: PATIENCE)
     fetched: int = 0
     _tail: tuple[int, bytes] | None = field(default=None, repr=False, compare=False)
+    _counting: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_tail": None}
+        return {**self.__dict__, "_tail": None, "_counting": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _counting=threading.Lock())
+
+    def count(self, n: int) -> None:
+        """Add ``n`` bytes to ``fetched`` (ranges are read on several threads)."""
+        with self._counting:
+            self.fetched += n
 
     @property
     def name(self) -> str:
@@ -175,6 +190,9 @@ class Http:
 
     def open_range(self, start: int, end: int | None) -> Body:
         return Body(self, start, end)
+
+    def meter(self) -> Meter:
+        return self._session().meter
 
     def _session(self) -> Session:
         return session(self.url, self.patience.connect, self.patience.read)
@@ -277,7 +295,7 @@ class Body:
                 parts.append(data)
                 got += len(data)
                 self.at += len(data)
-                self.http.fetched += len(data)
+                self.http.count(len(data))
                 failures = 0
                 continue
             self.close()
@@ -304,13 +322,19 @@ class Body:
                 _drop(response)
                 raise NetworkError(f"the body ended at byte {skipped}, before byte {self.at}")
             skipped += len(data)
-            self.http.fetched += len(data)
+            self.http.count(len(data))
         return response
 
     def close(self) -> None:
-        if self.response is not None:
+        """Let go of the response: its connection goes back to the pool when the range was read to its end."""
+        if self.response is None:
+            return
+        if self.end is not None and self.at >= self.end:
+            self.response.drain_conn()
+            self.response.release_conn()
+        else:
             _drop(self.response)
-            self.response = None
+        self.response = None
 
 
 def _drop(response) -> None:
