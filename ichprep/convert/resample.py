@@ -7,8 +7,9 @@ what is left is the area downscale of the crop to the output size, the one step 
 resamples and rounds in one pass over rows that stay in cache. OpenCV's area resize for a
 non-integer factor is a scalar loop over a gathered copy of the crop: 0.6 ms of a slice's
 1.2 ms, where the kernel takes 0.16 ms. The kernel picks its instruction set at run time; AVX2 is
-kept beside SSE2 because it pays (``benchmarks/resample_isa.py``: 10 to 30 % faster a slice), and
-its plain-C form is slower than OpenCV, so without SSE2 the kernel counts as unavailable.
+kept beside SSE2 because it pays (``benchmarks/resample_isa.py``: 5 to 30 % faster a slice on
+the loaded 2-core development machine), and its plain-C form is slower than OpenCV, so without
+SSE2 the kernel counts as unavailable.
 
 ``opencv``: gathers the 8.8 fixed-point words of the crop and area-resizes them as four 16-bit
 lanes (OpenCV's fastest area resize), then rounds to uint8.
