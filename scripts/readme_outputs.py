@@ -1,6 +1,6 @@
-"""Refresh the printed outputs in README.md from real runs of the current code.
+"""Refresh the printed outputs in README.md and docs/ from real runs of the current code.
 
-    python scripts/readme_outputs.py            # rerun the examples, rewrite README.md
+    python scripts/readme_outputs.py            # rerun the examples, rewrite the pages
     python scripts/readme_outputs.py --check    # rerun them, print a diff, exit 1 if an output changed
     python scripts/readme_outputs.py --section clean-meta    # only the sections whose heading says so
 
@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-README = REPO / "README.md"
 VENV_BIN = REPO / ".venv" / "bin"
 RSNA = REPO.parent / "shared" / "data" / "rsna"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -45,7 +44,7 @@ class Unavailable(Exception):
 
 @dataclass(frozen=True)
 class Section:
-    """The README section under ``heading``, how to prepare its scratch folder, and its shell's PATH.
+    """The section under ``heading`` of ``page``, how to prepare its scratch folder, and its shell's PATH.
 
     ``activated``: PATH holds the environment, as after ``source .venv/bin/activate``; else it is a
     fresh shell's, as right after ``make demo``. ``until``: the heading that ends the section, where
@@ -54,6 +53,7 @@ class Section:
 
     heading: str
     prepare: Callable[[Path, list[str]], None]
+    page: str = "README.md"
     activated: bool = True
     until: str | None = None
 
@@ -87,10 +87,11 @@ def run_setup_block(scratch: Path, section: list[str]) -> None:
 
 
 SECTIONS = (
-    Section("### `ichprep demo`", link_environment, activated=False),
-    Section("### Clean the metadata: `ichprep clean-meta`", link_real_sample, until="### Training, predicting"),
-    Section("### Training, predicting and evaluating", run_setup_block),
+    Section("## The main job: `ichprep demo`", link_environment, activated=False),
+    Section("# Cleaning the metadata", link_real_sample, page="docs/clean-meta.md"),
+    Section("# Training, predicting and evaluating", run_setup_block, page="docs/train.md"),
 )
+"""A page's H1 heading stands for the whole page, whose later examples go on with the earlier ones' files."""
 
 
 def blocks(lines: list[str]) -> list[tuple[int, int]]:
@@ -184,13 +185,13 @@ def refresh_section(lines: list[str], section: Section) -> list[str]:
     return lines[:start] + part + lines[stop:]
 
 
-def refreshed(text: str, only: list[str]) -> str:
-    """README text with the examples of every section (or of those whose heading holds one of ``only``) rerun.
+def refreshed(page: str, text: str, only: list[str]) -> str:
+    """``page``'s text with the examples of its sections (or of those whose heading holds one of ``only``) rerun.
 
     Sections that cannot run here are left as they are.
     """
     lines = text.splitlines()
-    for section in (s for s in SECTIONS if not only or any(word in s.heading for word in only)):
+    for section in (s for s in SECTIONS if s.page == page and (not only or any(word in s.heading for word in only))):
         try:
             lines = refresh_section(lines, section)
         except Unavailable as why:
@@ -203,13 +204,17 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="only show what would change; exit 1 if anything would")
     parser.add_argument("--section", action="append", default=[], help="only the sections whose heading holds this (repeatable)")
     args = parser.parse_args()
-    before = README.read_text()
-    after = refreshed(before, args.section)
-    if args.check:
-        sys.stdout.writelines(difflib.unified_diff(before.splitlines(True), after.splitlines(True), "README.md", "README.md (now)"))
-        return int(before != after)
-    README.write_text(after)
-    return 0
+    changed = False
+    for page in dict.fromkeys(s.page for s in SECTIONS):
+        path = REPO / page
+        before = path.read_text()
+        after = refreshed(page, before, args.section)
+        changed |= before != after
+        if args.check:
+            sys.stdout.writelines(difflib.unified_diff(before.splitlines(True), after.splitlines(True), page, f"{page} (now)"))
+        else:
+            path.write_text(after)
+    return int(changed) if args.check else 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""The README's commands are ones the project has: every `ichprep ...` line parses with the current
-command line (each command, option and value exists), and every script, test file and make target
-it names is there.
+"""The commands of the README and of docs/ are ones the project has: every `ichprep ...` line parses
+with the current command line (each command, option and value exists), and every script, test file
+and make target they name is there.
 
 Parsing is click's own, without running anything; the commands that are cheap to run are run by
 the tests of what they show (tests/test_demo.py, tests/test_examples.py).
@@ -19,6 +19,8 @@ from ichprep.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
+PAGES = [README, *sorted((REPO / "docs").glob("*.md"))]
+"""The front page and the pages it links to: one set of commands, wherever each is explained."""
 SHELL_WORDS = ("ichprep", "python", "make", "torchrun", "pip", "head", "source", ".venv/")
 
 
@@ -61,7 +63,14 @@ def _block_commands(body: list[str]) -> list[str]:
     return [c for c in found if not c.lstrip().startswith("#")]
 
 
-ALL = commands(README.read_text())
+ALL = [command for page in PAGES for command in commands(page.read_text())]
+
+
+def test_the_front_page_links_every_page_and_its_first_command_is_within_one_screen():
+    text = README.read_text()
+    assert all(f"(docs/{page.name})" in text for page in PAGES[1:])
+    first = next(k for k, line in enumerate(text.splitlines()) if line.startswith("make demo"))
+    assert first < 40
 
 
 def test_the_readme_has_commands_to_check():
