@@ -16,8 +16,8 @@ HEADER_HELP = ("A request header 'Name: value' for a URL source, sent to its own
                "also the lines of ICHPREP_HEADERS, which keeps a secret out of the shell history).")
 
 
-@app.command()
-def convert(
+@app.command("convert")
+def convert_cmd(
     src: str = typer.Argument(
         ...,
         metavar="SRC",
@@ -83,8 +83,8 @@ def convert(
     raise typer.Exit(1 if result.failed else 0)
 
 
-@app.command()
-def fetch(
+@app.command("fetch")
+def fetch_cmd(
     src: str = typer.Argument(..., metavar="SRC", help="A zip source: a .zip file, a URL of one, or kaggle://COMPETITION."),
     name: str = typer.Argument(..., metavar="NAME", help="The member to fetch: its path in the zip, or a file name only one member has."),
     out: Path = typer.Option(..., "--out", "-o", help="The file to write."),

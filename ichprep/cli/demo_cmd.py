@@ -88,8 +88,8 @@ def summary(made: DemoResult, n: int) -> list[str]:
     ]
 
 
-@app.command()
-def demo(
+@app.command("demo")
+def demo_cmd(
     out: Path = typer.Argument(Path("demo-out"), metavar="OUT", help="Folder for everything the demo makes."),
     n: int = typer.Option(1000, "--n", "-n", min=200, help="Phantom slices to train on (a quarter as many more are made to test on)."),
     seed: int = typer.Option(0, help="Random seed of the phantoms, the cleaning and the training."),

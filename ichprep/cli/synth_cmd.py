@@ -9,8 +9,8 @@ import typer
 from ichprep.cli.app import app
 
 
-@app.command()
-def synth(
+@app.command("synth")
+def synth_cmd(
     out: Path = typer.Argument(..., metavar="OUT", help="Output folder: stage_1_train_images/, stage_1_train.csv, synth_quirks.csv."),
     n: int = typer.Option(200, "--n", "-n", min=1, help="Number of images (grouped into series of 10-20 slices)."),
     seed: int = typer.Option(0, "--seed", help="Seed: the same seed writes byte-identical files."),

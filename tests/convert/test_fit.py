@@ -157,6 +157,6 @@ def test_advice_on_a_disk_with_less_than_the_margin_free_says_to_free_space(meas
 def test_the_cli_default_of_min_quality_is_the_librarys():
     import inspect
 
-    from ichprep.cli.convert_cmd import convert as command
+    from ichprep.cli.convert_cmd import convert_cmd as command
 
     assert inspect.signature(command).parameters["min_quality"].default.default == ladder.MIN_QUALITY
