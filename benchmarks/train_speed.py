@@ -13,8 +13,9 @@ temporary folder. --workers defaults as `ichprep train` chooses them on the devi
     python benchmarks/train_speed.py --curated            # every curated arch at 256 px: the README's table
 
 ``--curated`` measures, for each arch of ``models.backbones.CURATED``, its parameters with the
-six-label head, the forward pass (predict) and the training step (forward, backward, AdamW) in
-images per second on one resident batch at --size (default 256 there), and the loader once.
+six-label head, and the forward pass (predict) and the training step (forward, backward, AdamW)
+in images per second on one resident batch at --size (default 256 there): the archs take turns,
+--batches turns, medians.
 """
 
 from __future__ import annotations
@@ -142,20 +143,27 @@ def forward_rate(model: torch.nn.Module, x: torch.Tensor, steps: int, device: to
     return steps * len(x) / (time.perf_counter() - start)
 
 
-def curated(size: int, batch_size: int, steps: int, device: torch.device) -> list[dict]:
-    """Parameters, forward and training-step images/s of every curated arch on random batches of ``size`` px."""
+def curated(size: int, batch_size: int, repeats: int, device: torch.device) -> list[dict]:
+    """Parameters, and the median forward and training-step images/s of every curated arch on random batches of ``size`` px.
+
+    The archs take turns within each repeat, so a machine whose load drifts slows them alike and
+    their ratios hold.
+    """
     x = torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8)
     y = torch.randint(0, 2, (batch_size, len(LABELS))).float()
+    torch.manual_seed(0)
+    models = {b.arch: create(b.arch, 3).to(device) for b in CURATED}
+    rates: dict[str, dict[str, list[float]]] = {arch: {"forward": [], "train": []} for arch in models}
+    for _ in range(repeats):
+        for arch, model in models.items():
+            rates[arch]["forward"].append(forward_rate(model, x, 1, device))
+            rates[arch]["train"].append(step_rate(model.train(), x, y, 1, device))
     rows = []
-    for backbone in CURATED:
-        torch.manual_seed(0)
-        model = create(backbone.arch, 3).to(device)
+    for arch, model in models.items():
         params = sum(p.numel() for p in model.parameters()) / 1e6
-        forward = forward_rate(model, x, steps, device)
-        train = step_rate(model.train(), x, y, steps, device)
-        rows.append({"arch": backbone.arch, "params_m": params, "forward": forward, "train": train})
-        print(f"{backbone.arch:<40}{params:>8.1f}{forward:>10.2f}{train:>10.2f}", flush=True)
-        del model
+        forward, train = float(np.median(rates[arch]["forward"])), float(np.median(rates[arch]["train"]))
+        rows.append({"arch": arch, "params_m": params, "forward": forward, "train": train})
+        print(f"{arch:<40}{params:>8.1f}{forward:>10.2f}{train:>10.2f}", flush=True)
     return rows
 
 
@@ -169,14 +177,15 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=6, help="timed batches per measurement")
     parser.add_argument("--workers", type=int, default=None, help="loader processes (default: as ichprep train picks them)")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--curated", action="store_true", help="time every curated arch (--size defaults to 256, batch to 4)")
+    parser.add_argument("--curated", action="store_true",
+                        help="time every curated arch, taking turns (--size defaults to 256, batch to 4, --batches counts the turns)")
     args = parser.parse_args()
 
     device = pick_device(args.device)
     if args.curated:
         size = args.size if args.size != 64 else 256
         batch = args.batch_size if args.batch_size != 32 else 4
-        print(f"{size} px, batch {batch}, {args.batches} timed batches, {device}, {torch.get_num_threads()} torch threads")
+        print(f"{size} px, batch {batch}, median of {args.batches} turns, {device}, {torch.get_num_threads()} torch threads")
         print(f"{'arch':<40}{'params M':>8}{'fwd im/s':>10}{'train im/s':>10}")
         curated(size, batch, args.batches, device)
         return
