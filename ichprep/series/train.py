@@ -191,7 +191,7 @@ def _epoch(model: torch.nn.Module, stage: Stage, train_idx: np.ndarray, cfg: Ser
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         scheduler.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     return float(np.mean(losses))
 
 
