@@ -21,6 +21,8 @@ def train_series(
                              "model.pt (the fold CNNs and the sequence model), scores.json."),
     recipe: Optional[str] = typer.Option(None, "--recipe", help="Set every option of a published configuration "
                                          "(nobrainer-2019, seutao-2019, fastai-2019); options given explicitly win."),
+    scale: str = typer.Option("full", help="With --recipe: full (as published) or tiny (a tiny network, a few epochs: "
+                              "minutes on a CPU)."),
     cell: str = typer.Option("gru", help="gru or lstm: the bidirectional recurrent layer."),
     hidden: int = typer.Option(64, min=1, help="Units per direction of the recurrent layers."),
     layers: int = typer.Option(2, min=1, help="Recurrent layers."),
@@ -47,8 +49,8 @@ def train_series(
     if recipe is not None:
         from ichprep.series.recipes import apply, show
 
-        options = apply(ctx, recipe, "series", options)
-        typer.echo(show(recipe, "series", options), err=True)
+        options = apply(ctx, recipe, "series", options, scale)
+        typer.echo(show(recipe, "series", options, scale), err=True)
     existing(run, "RUN", "folder")
     output_folder(out, "--out")
     if options["cell"] not in ("gru", "lstm"):
