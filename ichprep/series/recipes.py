@@ -32,7 +32,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     },
     "fastai-2019": {
         "about": "the fastai notebooks of the competition: a resnet, progressive resizing, freeze then unfreeze",
-        "source": "https://www.kaggle.com/code/jhoward/some-dicom-gotchas-to-be-aware-of-fastai (and the notebooks it links)",
+        "source": "Jeremy Howard's fastai notebooks for the competition on Kaggle",
         "convert": "ichprep convert DICOMS OUT --windows fastai",
         "train": {"arch": "resnet34", "sizes": "128,192,256", "freeze_epochs": 1, "folds": 5},
         "series": {"cell": "gru", "layers": 2},
