@@ -98,6 +98,7 @@ def _config(data: Path, out: Path, **options):
 
 @app.command()
 def train(
+    ctx: typer.Context,
     data: Path = DATA,
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: last.pt, best.pt, model.pt, metrics.csv, curves.png."),
     labels: Optional[Path] = LABELS,
@@ -140,8 +141,22 @@ def train(
     compile_model: bool = typer.Option(
         False, "--compile", help="torch.compile the network: compiling takes a while before the first step."
     ),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="Set every option of a published configuration "
+                                         "(nobrainer-2019, seutao-2019, fastai-2019), printed first; options given explicitly win."),
+    scale: str = typer.Option("full", help="With --recipe: full (as published) or tiny (a tiny network, a few epochs: "
+                              "minutes on a CPU)."),
 ) -> None:
     """Train a classifier of the six labels; the same command runs under torchrun for several GPUs."""
+    if recipe is not None:
+        from ichprep.series.recipes import apply, show
+
+        chosen = dict(arch=arch, pretrained=pretrained, epochs=epochs, freeze_epochs=freeze_epochs, batch_size=batch_size,
+                      sizes=sizes, stack=stack, folds=folds, workers=workers)
+        chosen = apply(ctx, recipe, "train", chosen, scale)
+        typer.echo(show(recipe, "train", chosen, scale), err=True)
+        arch, pretrained, epochs, freeze_epochs, batch_size = (chosen[k] for k in ("arch", "pretrained", "epochs", "freeze_epochs",
+                                                                                    "batch_size"))
+        sizes, stack, folds, workers = chosen["sizes"], chosen["stack"], chosen["folds"], chosen["workers"]
     if stage_epochs and not sizes:
         raise IchprepError("--stage-epochs needs --sizes")
     cfg = _config(

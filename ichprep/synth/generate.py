@@ -19,6 +19,7 @@ import pydicom
 from ichprep import SUBTYPES
 from ichprep.paths import output_folder
 from ichprep.synth.encode import write_slice
+from ichprep.synth.phantom import NOISE_HU
 from ichprep.synth.plan import SliceSpec, plan
 
 IMAGES_DIR = "stage_1_train_images"
@@ -55,10 +56,14 @@ def _lenient_uids() -> Iterator[None]:
         settings.reading_validation_mode, settings.writing_validation_mode = modes
 
 
-def generate(out: Path, n: int, seed: int = 0, size: int = 512, progress: bool = False) -> Path:
-    """Write a synthetic stage-1-train set of ``n`` images under ``out`` and return ``out``."""
+def generate(out: Path, n: int, seed: int = 0, size: int = 512, progress: bool = False, noise: float = NOISE_HU) -> Path:
+    """Write a synthetic stage-1-train set of ``n`` images under ``out`` and return ``out``.
+
+    ``noise`` (HU) above the default makes slices hard to read alone while each lesion still spans
+    contiguous slices: the data a model over the whole series is tested on.
+    """
     out = output_folder(Path(out), "OUT")
-    specs = plan(n, seed, size)
+    specs = plan(n, seed, size, noise)
     images = out / IMAGES_DIR
     images.mkdir(parents=True, exist_ok=True)
     iterator = specs

@@ -102,6 +102,8 @@ class Section:
     lesions: tuple[Lesion, ...] = ()
     blank: bool = False
     """An empty slice (all air), as scanners write above the vertex."""
+    noise_hu: float = NOISE_HU
+    """Standard deviation of the pixel noise inside the head, HU: a heavy one makes a slice hard to read alone."""
 
 
 @dataclass
@@ -313,7 +315,7 @@ def render(rng: np.random.Generator, head: Head, section: Section) -> Phantom:
         lesions[lesion.subtype] = lesions.get(lesion.subtype, np.zeros(shape, bool)) | mask
 
     body = head_mask | table
-    hu[body] += rng.standard_normal(int(body.sum()), dtype=np.float32) * NOISE_HU
+    hu[body] += rng.standard_normal(int(body.sum()), dtype=np.float32) * np.float32(section.noise_hu)
     np.clip(hu, BONE_RANGE[0], BONE_RANGE[1], out=hu, where=skull)
     blood = np.logical_or.reduce(list(lesions.values())) if lesions else np.zeros(shape, bool)
     np.clip(hu, BLOOD_RANGE[0], BLOOD_RANGE[1], out=hu, where=blood)

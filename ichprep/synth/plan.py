@@ -15,6 +15,7 @@ import numpy as np
 from ichprep import SUBTYPES
 from ichprep.errors import IchprepError
 from ichprep.synth.phantom import (
+    NOISE_HU,
     Head,
     Lesion,
     Phantom,
@@ -280,8 +281,11 @@ def _encoding(rng: np.random.Generator, base: Encoding, quirks: tuple[str, ...])
     return base
 
 
-def plan(n: int, seed: int = 0, size: int = 512) -> list[SliceSpec]:
-    """Every image of a synthetic set, in series order (bottom slice first), from ``seed`` alone."""
+def plan(n: int, seed: int = 0, size: int = 512, noise: float = NOISE_HU) -> list[SliceSpec]:
+    """Every image of a synthetic set, in series order (bottom slice first), from ``seed`` alone.
+
+    ``noise`` is the pixel noise in HU (``Section.noise_hu``); it changes the pixels only, never the plan.
+    """
     if n < 1 or size < 16:
         raise IchprepError(f"need n >= 1 and size >= 16, got n={n}, size={size}")
     rng = np.random.default_rng(seed)
@@ -312,7 +316,7 @@ def plan(n: int, seed: int = 0, size: int = 512) -> list[SliceSpec]:
             hemorrhages = set() if blank else {lesion.subtype for lesion in cuts}
             labels = [int(m in hemorrhages) for m in HEMORRHAGES]
             padding = -1000.0 if encoding.signed_as_unsigned else encoding.intercept + encoding.padding_raw
-            section = Section(float(t), (rows, cols), spacing, padding, fov, () if blank else cuts, blank)
+            section = Section(float(t), (rows, cols), spacing, padding, fov, () if blank else cuts, blank, noise)
             specs.append(
                 SliceSpec(
                     image_id=image_ids[index],

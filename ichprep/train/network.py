@@ -17,6 +17,7 @@ from torch import nn
 from ichprep import LABELS, __version__
 from ichprep.errors import IchprepError
 from ichprep.models.pretrained import RANDOM, Start, build, resolve
+from ichprep.series.network import SERIES_FORMAT
 from ichprep.settings import Settings
 from ichprep.train.checkpoint import load_plain, seed_everything
 from ichprep.train.config import TrainConfig
@@ -90,7 +91,7 @@ def model_record(cfg: TrainConfig, state: dict, ts: TrainSet, in_channels: int, 
 def load_record(path: str | Path) -> dict:
     """The record of an ichprep model.pt, loaded without unpickling arbitrary objects."""
     record = load_plain(path, f"MODEL {path} is not a model.pt written by `ichprep train`")
-    if not isinstance(record, dict) or record.get("format") not in (MODEL_FORMAT, ENSEMBLE_FORMAT):
+    if not isinstance(record, dict) or record.get("format") not in (MODEL_FORMAT, ENSEMBLE_FORMAT, SERIES_FORMAT):
         older = isinstance(record, dict) and str(record.get("format", "")).startswith("ichprep-model/")
         raise IchprepError(f"MODEL {path} is not a model.pt this ichprep can use"
                            + ("; it was made by an older ichprep: train it again" if older else f" (no {MODEL_FORMAT} marker)"))
@@ -117,10 +118,13 @@ def ensemble_record(members: list[str]) -> dict:
 
 
 def members(path: str | Path) -> list[tuple[Path, dict]]:
-    """The single models of a model.pt, (path, record) each: itself, or an ensemble's members (nested ones too)."""
+    """The single models of a model.pt, (path, record) each: itself, or an ensemble's members (nested ones too).
+
+    A two-stage model (``SERIES_FORMAT``) is one member: its CNNs only make sense with its sequence model.
+    """
     path = Path(path)
     record = load_record(path)
-    if record["format"] == MODEL_FORMAT:
+    if record["format"] in (MODEL_FORMAT, SERIES_FORMAT):
         return [(path, record)]
     out = []
     for name in record["members"]:

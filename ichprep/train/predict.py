@@ -133,7 +133,8 @@ def predict(
 ) -> Predictions:
     """Probabilities for every image of DATA (or its ``ids``), averaged over every model given.
 
-    ``models`` are model.pt files; a fold ensemble's model.pt stands for its folds, and models of
+    ``models`` are model.pt files; a fold ensemble's model.pt stands for its folds, a two-stage one
+    (`train-series`) predicts series by series (``series.predict``), and models of
     different archs, sizes or stacks average alike, one network in memory at a time. DATA is
     convert's output, or DICOMs (a path, a zip's URL with ``headers``, ``kaggle://COMPETITION`` or
     ``-``) rendered with the first model's settings into a temporary folder in
@@ -153,23 +154,29 @@ def predict(
             data = convert_dicoms(data, tmp, Settings.from_dict(singles[0][1]["settings"]), quiet, headers)
         series = series_table(data)
         for path, record in singles:
-            check_data(record, data, series, path)
+            for cnn in record.get("cnns", [record]):
+                check_data(cnn, data, series, path)
         store = open_store(data)
         chosen = list(store.ids) if ids is None else list(ids)
         batch = batch_size or (CUDA_BATCH if dev.type == "cuda" else CPU_BATCH)
         num_workers, prefetch = loader_workers(workers, dev, 1, usable_cores())
         total = np.zeros((len(chosen), len(LABELS)))
         for _, record in singles:
-            ds = make_dataset(store, chosen, None, series, record["neighbours"], record["stack"])
-            loader = DataLoader(ds, batch_size=batch, num_workers=num_workers, prefetch_factor=prefetch,
-                                pin_memory=dev.type == "cuda")
-            model = load_model(record, dev)
-            probs = _to_labels_order(predict_loader(model, loader, dev, record["size"], record["mean"], record["std"], tta, quiet),
-                                     record["labels"])
+            if "cnns" in record:
+                from ichprep.series.predict import predict_series
+
+                probs = predict_series(record, store, data, chosen, dev, tta, batch, num_workers, prefetch, quiet)
+            else:
+                ds = make_dataset(store, chosen, None, series, record["neighbours"], record["stack"])
+                loader = DataLoader(ds, batch_size=batch, num_workers=num_workers, prefetch_factor=prefetch,
+                                    pin_memory=dev.type == "cuda")
+                model = load_model(record, dev)
+                probs = _to_labels_order(predict_loader(model, loader, dev, record["size"], record["mean"], record["std"], tta,
+                                                        quiet), record["labels"])
+                del model
             if prior_correction:
                 probs = prior_correct(probs, np.asarray(record["true_pos_rate"]), np.asarray(record["train_pos_rate"]))
             total += probs
-            del model
     return Predictions(chosen, total / len(singles))
 
 
