@@ -1,5 +1,6 @@
-"""The built-in main job on phantom CTs: synth -> convert -> clean-meta -> contact sheet -> train ->
-evaluate and predict on new phantoms -> submission.
+"""The built-in main job on phantom CTs: synth -> convert -> clean-meta -> contact sheet -> train
+(FOLDS patient-grouped folds) -> train-series (the second stage over each series) -> evaluate both
+on new phantoms -> the two-stage submission.
 
 The real data cannot be downloaded by the tool, so a newcomer sees the whole job work on synthetic
 head CTs (with the real data's header quirks) in a few minutes on a 2-core CPU. Sizes are chosen
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ichprep import atomic, strict_json
 from ichprep.convert.pipeline import Options, Result, convert
@@ -25,13 +26,13 @@ from ichprep.settings import Settings
 from ichprep.synth import generate
 from ichprep.synth.generate import IMAGES_DIR, LABELS_CSV
 
-if TYPE_CHECKING:
-    from ichprep.train import TrainConfig
-
 SIZE = 64
 """Side of the converted images and of the model's input: enough for the phantoms, fast on a CPU.
 The phantoms are made at 4 x SIZE (the real slices are 512 px): a quarter of the pixels to write and read."""
-EPOCHS = 6
+EPOCHS = 10
+FOLDS = 2
+"""The fewest folds that give every training image an out-of-fold prediction for the second stage."""
+SERIES_EPOCHS = 10
 BATCH_SIZE = 32
 LEARNING_RATE = 5e-4
 NO_PRETRAINED_WHY = "from random weights: phantoms need no ImageNet features (real runs start from them, downloaded once)"
@@ -45,7 +46,7 @@ TEST_SHARE = 4
 PLACES = {
     "raw": "raw", "test": "test", "test_dicoms": f"test/{IMAGES_DIR}", "test_labels": f"test/{LABELS_CSV}",
     "images": "images", "meta": "meta", "sheet": "sheet.png", "run": "run", "model": "run/model.pt",
-    "scores": "test_scores.json", "submission": "submission.csv",
+    "srun": "srun", "series_model": "srun/model.pt", "scores": "test_scores.json", "submission": "submission.csv",
 }
 """Each output of the demo and where it goes, relative to the demo's folder."""
 
@@ -64,12 +65,14 @@ class DemoPaths:
 
 @dataclass
 class DemoResult:
-    """What each stage made: the paths, convert's counts, the cleaning report, the training and test scores."""
+    """What each stage made: the paths, convert's counts, the cleaning report, the folds' and the second
+    stage's validation scores, and the test scores of the fold ensemble and of the two stages."""
 
     paths: DemoPaths
     converted: Result
     report: dict[str, Any]
-    history: list[dict]
+    folds: dict[str, Any]
+    series: dict[str, Any]
     arch: str
     device: str
     test_images: int
@@ -89,32 +92,29 @@ def run_demo(out: Path, n: int = 1000, seed: int = 0, jobs: int | None = None, q
     converted = convert(paths.raw / IMAGES_DIR, paths.images, Settings(size=SIZE), Options(jobs=jobs, quiet=quiet))
     report = clean_meta(paths.images, paths.raw / LABELS_CSV, paths.meta, jobs=jobs, quiet=quiet)
     contact_sheet(paths.images, paths.meta / TRAIN_TABLE, paths.sheet, per_subtype=4, seed=seed)
-    from ichprep.train import TrainConfig
-
-    cfg = TrainConfig(data=paths.images, out=paths.run, labels=paths.meta / TRAIN_TABLE, epochs=EPOCHS,
-                      batch_size=BATCH_SIZE, lr=LEARNING_RATE, seed=seed, workers=0, quiet=quiet, pretrained=False)
-    say(f"training {cfg.arch} {NO_PRETRAINED_WHY}")
-    history, device = _train(cfg, say)
-    test_images, scores = _test(paths, quiet)
-    return DemoResult(paths, converted, report, history, cfg.arch, device, test_images, scores)
-
-
-def _train(cfg: TrainConfig, say: Callable[[str], None]) -> tuple[list[dict], str]:
-    """Train per ``cfg``; the metric rows and the device it ran on."""
-    from ichprep.train import train
+    from ichprep.series.train import SeriesConfig, train_series
+    from ichprep.train import TrainConfig, train_folds
     from ichprep.train.distributed import pick_device
 
-    return train(cfg, say=say), str(pick_device(cfg.device))
+    cfg = TrainConfig(data=paths.images, out=paths.run, labels=paths.meta / TRAIN_TABLE, epochs=EPOCHS, folds=FOLDS,
+                      batch_size=BATCH_SIZE, lr=LEARNING_RATE, seed=seed, workers=0, quiet=quiet, pretrained=False)
+    say(f"training {FOLDS} folds of {cfg.arch} {NO_PRETRAINED_WHY}")
+    folds = train_folds(cfg, say=say)
+    series = train_series(SeriesConfig(run=paths.run, out=paths.srun, epochs=SERIES_EPOCHS, seed=seed, workers=0, quiet=quiet),
+                          say=say)
+    test_images, scores = _test(paths, quiet)
+    return DemoResult(paths, converted, report, folds, series, cfg.arch, str(pick_device(cfg.device)), test_images, scores)
 
 
 def _test(paths: DemoPaths, quiet: bool) -> tuple[int, dict[str, Any]]:
-    """Predict the test DICOMs, score them against their labels, write the submission and the scores."""
+    """Predict the test DICOMs with the fold ensemble and with the two stages, score both, write the two-stage submission."""
     from ichprep.train import evaluate, predict, submission
 
-    pred = predict(paths.model, paths.test_dicoms, workers=0, quiet=quiet)
-    scores, _ = evaluate(pred, paths.test_labels)
+    scores = {}
+    for name, model in (("fold_ensemble", paths.model), ("two_stage", paths.series_model)):
+        pred = predict(model, paths.test_dicoms, workers=0, quiet=quiet)
+        scores[name], _ = evaluate(pred, paths.test_labels)
     with atomic.replacing(paths.submission) as tmp:
         submission(pred).to_csv(tmp, index=False)
     atomic.write_bytes(paths.scores, strict_json.dumps(scores, indent=2).encode())
     return len(pred.ids), scores
-

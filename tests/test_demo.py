@@ -71,26 +71,31 @@ def test_demo_runs_the_whole_job_and_says_where_each_output_went(demo):
     train = pd.read_parquet(out / "meta" / "train.parquet")
     assert set(train["SOPInstanceUID"]) <= set(raw) and set(train["fold"]) == {"train", "valid"}
     assert cv2.imread(str(out / "sheet.png")) is not None
-    for name in ("model.pt", "metrics.csv", "curves.png"):
+    for name in ("model.pt", "oof.csv", "fold0/metrics.csv", "fold1/curves.png"):
         assert (out / "run" / name).is_file()
+    for name in ("model.pt", "metrics.csv", "scores.json"):
+        assert (out / "srun" / name).is_file()
     submission = pd.read_csv(out / "submission.csv")
     assert len(submission) == 6 * len(test)
     assert set(submission["ID"].str.rsplit("_", n=1).str[0]) == set(test)
-    for path in ("raw", "test", "images", "meta", "sheet.png", "run/model.pt", "test_scores.json", "submission.csv"):
+    for path in ("raw", "test", "images", "meta", "sheet.png", "run", "srun", "test_scores.json", "submission.csv"):
         assert str(out / path) in done.stdout, path
 
 
 def test_the_model_learns_and_is_scored_on_new_patients(demo):
     out, done = demo
     assert done.returncode == 0, done.stderr[-3000:]
-    scores = strict_json((out / "test_scores.json").read_text())
-    assert scores["auc"]["any"] >= 0.9, scores
+    both = strict_json((out / "test_scores.json").read_text())
+    scores = both["two_stage"]
+    assert scores["auc"]["any"] >= 0.9 and both["fold_ensemble"]["auc"]["any"] >= 0.9, both
     assert re.search(rf"^any +{scores['log_loss']['any']:.4f} +{scores['auc']['any']:.3f} ", done.stdout, re.M), done.stdout
+    assert (f"weighted log loss {both['fold_ensemble']['weighted_log_loss']:.4f} with the fold ensemble, "
+            f"{scores['weighted_log_loss']:.4f} with both stages") in done.stdout
     test_patients = {
         pydicom.dcmread(f, stop_before_pixels=True, force=True).PatientID for f in (out / "test" / "stage_1_train_images").glob("*.dcm")
     }
     assert not test_patients & set(pd.read_parquet(out / "images" / "manifest.parquet")["PatientID"])
-    history = pd.read_csv(out / "run" / "metrics.csv")
+    history = pd.read_csv(out / "run" / "fold0" / "metrics.csv")
     # The patient split holds positives of every label, so each validation AUC is defined every epoch.
     assert history[[f"val_auc_{label}" for label in LABELS]].notna().all().all()
     assert np.isfinite(history["val_wll"]).all()

@@ -51,7 +51,8 @@ def test_the_notebook_goes_from_the_download_to_a_submission(tmp_path: Path) -> 
     parameters = next(c for c in notebook.cells if c.cell_type == "code" and c.source.startswith("# Parameters"))
     with ZipServer(zip_path) as server:
         parameters.source = (f"SOURCE = {server.url()!r}\nHEADERS = []\nWORK = {str(work)!r}\nMAX_DISK = '1GB'\nSIZE = 64\n"
-                             "FORMAT = 'jpg'\nEPOCHS = 1\nBATCH_SIZE = 8\nMAX_IMAGES = None\nINSTALL = False\nICHPREP = ''\n")
+                             "FORMAT = 'jpg'\nARCH = 'resnet18'\nFOLDS = 2\nEPOCHS = 1\nSERIES_EPOCHS = 2\nBATCH_SIZE = 8\n"
+                             "MAX_IMAGES = None\nINSTALL = False\nICHPREP = ''\n")
         nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
         served = server.served
 
@@ -61,6 +62,8 @@ def test_the_notebook_goes_from_the_download_to_a_submission(tmp_path: Path) -> 
     quality = json.loads((work / "train" / "ichprep.json").read_text())["quality"]
     assert f"--max-disk 1.0 GB picks JPEG quality {quality}: estimated" in outputs and f"; JPEG quality {quality}\n" in outputs
     assert json.loads((work / "test" / "ichprep.json").read_text())["quality"] == quality, "the test images are made as train's"
+    assert "out-of-fold weighted log loss" in outputs and "series model" in outputs, "both stages train"
+    assert (work / "srun" / "model.pt").is_file() and len(pd.read_csv(work / "run" / "oof.csv")) > 0
     images = [o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) == 2, "the contact sheet and the training curves are shown inline"
     sub = pd.read_csv(work / "submission.csv")

@@ -53,8 +53,9 @@ def _arg(path: Path) -> str:
 def next_commands(paths: DemoPaths, command: str) -> list[str]:
     """What to run next on the demo's outputs, each a complete command line for ``command`` = ``invocation()``."""
     lines = [
-        f"{command} evaluate {_arg(paths.model)} {_arg(paths.test_dicoms)} --labels {_arg(paths.test_labels)} --tta hflip -q",
-        f"{command} predict {_arg(paths.model)} {_arg(paths.test_dicoms)} --out {_arg(paths.root / 'submission-tta.csv')} --tta hflip -q",
+        f"{command} evaluate {_arg(paths.series_model)} {_arg(paths.test_dicoms)} --labels {_arg(paths.test_labels)} --tta hflip -q",
+        f"{command} predict {_arg(paths.series_model)} {_arg(paths.test_dicoms)} --out {_arg(paths.root / 'submission-tta.csv')} "
+        "--tta hflip -q",
     ]
     mine = script()
     if command != "ichprep" and mine is not None and (mine.parent / "activate").is_file():
@@ -65,7 +66,7 @@ def next_commands(paths: DemoPaths, command: str) -> list[str]:
 def summary(made: DemoResult, n: int) -> list[str]:
     """Where each output went, with what it holds, and the scores on the test phantoms."""
     from ichprep.cli.train_cmd import scores_table
-    from ichprep.demo import SIZE
+    from ichprep.demo import EPOCHS, FOLDS, SIZE
 
     paths, converted, report = made.paths, made.converted, made.report
     folds = report["folds"]
@@ -80,11 +81,15 @@ def summary(made: DemoResult, n: int) -> list[str]:
         f"clean tables:  {_from_here(paths.meta)}  ({report['rows_kept']} of {report['rows_in']} images kept: "
         f"{folds['train']['rows']} train / {folds['valid']['rows']} validation, split by patient; train.parquet, report.png)",
         f"contact sheet: {_from_here(paths.sheet)}",
-        f"model:         {_from_here(paths.model)}  ({made.arch} from scratch, {len(made.history)} epochs on {made.device}; "
-        "metrics.csv, curves.png)",
-        f"test scores:   {_from_here(paths.scores)}  ({made.test_images} new phantoms, predicted from their DICOMs)",
-        scores_table(made.scores),
-        f"submission:    {_from_here(paths.submission)}  ({made.test_images} images x 6 rows)",
+        f"models:        {_from_here(paths.run)}  ({FOLDS} folds of {made.arch} from scratch, {EPOCHS} epochs each on {made.device}; "
+        f"out-of-fold weighted log loss {made.folds['oof_weighted_log_loss']:.4f}; model.pt averages fold0/ and fold1/)",
+        f"               {_from_here(paths.srun)}  (a bidirectional GRU over each series of the folds' out-of-fold outputs; "
+        f"validation {made.series['val_cnn_wll']:.4f} -> {made.series['val_series_wll']:.4f})",
+        f"test scores:   {_from_here(paths.scores)}  ({made.test_images} new phantoms, predicted from their DICOMs): weighted log loss "
+        f"{made.scores['fold_ensemble']['weighted_log_loss']:.4f} with the fold ensemble, "
+        f"{made.scores['two_stage']['weighted_log_loss']:.4f} with both stages:",
+        scores_table(made.scores["two_stage"]),
+        f"submission:    {_from_here(paths.submission)}  ({made.test_images} images x 6 rows, both stages)",
     ]
 
 

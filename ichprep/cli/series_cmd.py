@@ -14,7 +14,7 @@ from ichprep.paths import existing, output_file, output_folder
 
 
 @app.command("train-series")
-def train_series(
+def train_series_cmd(
     ctx: typer.Context,
     run: Path = typer.Argument(..., metavar="RUN", help="A finished `ichprep train --folds K` run folder."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder: oof_embeddings.parquet, metrics.csv, curves.png, last.pt, "
@@ -69,8 +69,8 @@ def train_series(
         typer.echo(f"model: {out / 'model.pt'}")
 
 
-@app.command()
-def embed(
+@app.command("embed")
+def embed_cmd(
     model: Path = typer.Argument(..., metavar="MODEL", help="A model.pt of `ichprep train` (a fold ensemble: each fold's "
                                  "features side by side, the logits averaged)."),
     data: Path = typer.Argument(..., metavar="DATA", help="convert's output."),

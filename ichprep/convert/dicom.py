@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ichprep.convert import elements
 from ichprep.convert.header import flatten, flatten_elements
@@ -75,14 +76,16 @@ def hu_of(raw: np.ndarray, slope: float, intercept: float, fix: bool) -> np.ndar
     return (np.float32(slope) * values.astype(np.float32) + np.float32(intercept)).astype(np.float32)
 
 
-def needs_fix(pixel_representation: int, bits_stored: int, intercept: float) -> bool:
+def needs_fix(pixel_representation: ArrayLike, bits_stored: ArrayLike, intercept: ArrayLike) -> bool | np.ndarray:
     """The signed-as-unsigned bug: unsigned 12-bit pixels with an intercept above -100.
 
     Jeremy's check is PixelRepresentation 0 and intercept > -100; we also require
     BitsStored 12 (as the popular kernels do) because the mod-4096 repair is only
     meaningful for 12-bit data. On the competition data both rules pick the same files.
+    The one place the rule lives: it takes a file's numbers or a table's columns (pandas or
+    numpy, where a missing value never needs the fix) alike.
     """
-    return pixel_representation == 0 and bits_stored == 12 and intercept > -100
+    return (pixel_representation == 0) & (bits_stored == 12) & (intercept > -100)
 
 
 def parse(data: bytes) -> Dataset:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ichprep.convert.dicom import needs_fix
 from ichprep.convert.manifest import MANIFEST, plain_column
 from ichprep.labels import ID_COLUMN, read_labels
 from ichprep.meta.cleaning import CleanOptions, clean, format_report
@@ -25,7 +26,7 @@ SERIES_COLUMNS: tuple[str, ...] = ("slice_index", "series_len", "prev_id", "next
 
 
 def fix_mask(table: pd.DataFrame) -> pd.Series:
-    """Vectorised ``ichprep.convert.dicom.needs_fix``: rows with the signed-as-unsigned header bug.
+    """``ichprep.convert.dicom.needs_fix`` of every row: the signed-as-unsigned header bug.
 
     Used only when a manifest lacks ``header_fix`` (convert records it per file).
     """
@@ -33,8 +34,7 @@ def fix_mask(table: pd.DataFrame) -> pd.Series:
         column = table[name] if name in table else pd.Series(np.nan, index=table.index)
         return pd.to_numeric(column, errors="coerce")
 
-    return ((number("PixelRepresentation") == 0) & (number("BitsStored") == 12)
-            & (number("RescaleIntercept") > -100))
+    return needs_fix(number("PixelRepresentation"), number("BitsStored"), number("RescaleIntercept"))
 
 
 def series_position(table: pd.DataFrame) -> pd.DataFrame:

@@ -22,22 +22,20 @@ import torch
 
 from ichprep import LABELS, atomic, strict_json
 from ichprep.errors import IchprepError
-from ichprep.meta.cleaning import patient_folds
 from ichprep.series import embed
 from ichprep.series.network import build, series_record
 from ichprep.series.order import series_order
 from ichprep.series.smooth import smoothed
+from ichprep.splits import patient_folds
 from ichprep.store import open_store
 from ichprep.train.checkpoint import epoch_seed, load_plain, save_atomic, seed_everything
 from ichprep.train.folds import fold_dir
 from ichprep.train.loss import weighted_bce
-from ichprep.train.metrics import weighted_log_loss
+from ichprep.train.metrics import LABEL_WEIGHTS, weighted_log_loss
 from ichprep.train.trainset import prepare, resolve_labels
 
 SERIES_CHECKPOINT = "ichprep-series-checkpoint/1"
 OOF_EMBEDDINGS = "oof_embeddings.parquet"
-WEIGHTS = (2.0, 1.0, 1.0, 1.0, 1.0, 1.0)
-"""The competition's label weights in LABELS order (any first)."""
 RESUME_KEYS: tuple[str, ...] = ("run", "tta", "cell", "hidden", "layers", "conv", "features", "epochs", "batch_size", "lr", "wd",
                                 "dropout", "val_frac", "seed")
 
@@ -176,7 +174,7 @@ def _epoch(model: torch.nn.Module, stage: Stage, train_idx: np.ndarray, cfg: Ser
 
     seed_everything(epoch_seed(cfg.seed, epoch, 0))
     model.train()
-    weights = torch.tensor(WEIGHTS, device=device)
+    weights = torch.tensor(LABEL_WEIGHTS, device=device)
     order = train_idx[torch.randperm(len(train_idx)).numpy()]
     losses = []
     for k in range(0, len(order), cfg.batch_size):

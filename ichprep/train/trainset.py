@@ -13,8 +13,7 @@ import pandas as pd
 
 from ichprep import LABELS
 from ichprep.errors import IchprepError
-from ichprep.meta.cleaning import patient_folds
-from ichprep.splits import patient_kfold
+from ichprep.splits import patient_folds, patient_kfold
 from ichprep.store import ShardStore, Store, open_store
 from ichprep.train.dataset import load_labels, series_table
 

@@ -12,9 +12,9 @@ from ichprep.meta.cleaning import (
     CleanOptions,
     clean,
     format_report,
-    patient_folds,
     sample_negatives,
 )
+from ichprep.splits import patient_folds
 
 
 def make_table(rows: list[dict]) -> pd.DataFrame:
