@@ -117,11 +117,11 @@ def test_every_printed_command_runs_as_pasted_from_the_repository_root(demo):
 
 def test_a_second_run_says_everything_was_already_converted(tmp_path, monkeypatch, one_torch_thread):
     """Conversion resumes; the training is the full demo's business (above), so one epoch of each stage does here."""
-    import ichprep.demo
+    from ichprep import demo as the_demo
 
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
-    monkeypatch.setattr(ichprep.demo, "EPOCHS", 1)
-    monkeypatch.setattr(ichprep.demo, "SERIES_EPOCHS", 1)
+    monkeypatch.setattr(the_demo, "EPOCHS", 1)
+    monkeypatch.setattr(the_demo, "SERIES_EPOCHS", 1)
     out = tmp_path / "demo-out"
     first = ichprep("demo", out, "-n", "200", "--jobs", "1", "-q")
     assert first.exit_code == 0, first.output
