@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ichprep import atomic, strict_json
+from ichprep import atomic, layout, strict_json
 from ichprep.convert.pipeline import Options, Result, convert
 from ichprep.meta.table import clean_meta
 from ichprep.paths import output_folder
@@ -37,8 +37,6 @@ BATCH_SIZE = 32
 LEARNING_RATE = 5e-4
 NO_PRETRAINED_WHY = "from random weights: phantoms need no ImageNet features (real runs start from them, downloaded once)"
 """The one line the demo prints about its starting weights."""
-TRAIN_TABLE = "train.parquet"
-"""clean-meta's table of the kept images with their labels and folds."""
 TEST_SHARE = 4
 """One test phantom for every TEST_SHARE training phantoms."""
 
@@ -91,12 +89,12 @@ def run_demo(out: Path, n: int = 1000, seed: int = 0, jobs: int | None = None, q
     generate(paths.test, n=max(1, n // TEST_SHARE), seed=seed + 1, size=4 * SIZE, progress=not quiet)
     converted = convert(paths.raw / IMAGES_DIR, paths.images, Settings(size=SIZE), Options(jobs=jobs, quiet=quiet))
     report = clean_meta(paths.images, paths.raw / LABELS_CSV, paths.meta, jobs=jobs, quiet=quiet)
-    contact_sheet(paths.images, paths.meta / TRAIN_TABLE, paths.sheet, per_subtype=4, seed=seed)
+    contact_sheet(paths.images, paths.meta / layout.TRAIN_TABLE, paths.sheet, per_subtype=4, seed=seed)
     from ichprep.series.train import SeriesConfig, train_series
     from ichprep.train import TrainConfig, train_folds
     from ichprep.train.distributed import pick_device
 
-    cfg = TrainConfig(data=paths.images, out=paths.run, labels=paths.meta / TRAIN_TABLE, epochs=EPOCHS, folds=FOLDS,
+    cfg = TrainConfig(data=paths.images, out=paths.run, labels=paths.meta / layout.TRAIN_TABLE, epochs=EPOCHS, folds=FOLDS,
                       batch_size=BATCH_SIZE, lr=LEARNING_RATE, seed=seed, workers=0, quiet=quiet, pretrained=False)
     say(f"training {FOLDS} folds of {cfg.arch} {NO_PRETRAINED_WHY}")
     folds = train_folds(cfg, say=say)

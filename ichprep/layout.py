@@ -1,4 +1,4 @@
-"""The names of the files in an output folder, and how to recognise one: defined once for every stage.
+"""The names of the files in the folders ichprep writes, and how to recognise one: defined once for every stage.
 
 convert writes these names, the readers in ``ichprep.store`` and the training side look for them,
 and ``predict`` uses ``is_converted`` to tell convert's output from a folder of DICOMs.
@@ -8,6 +8,9 @@ and ``predict`` uses ``is_converted`` to tell convert's output from a folder of 
     OUT/<id>.png | <id>.jpg   one image per slice, or
     OUT/shard-00000.h5 ...    HDF5 shards, with OUT/index.parquet (id -> shard, row)
     OUT/.ichprep/             run state: the lock and the manifest parts of an unfinished run
+
+    META/train.parquet        clean-meta's kept images with labels and folds; META/labels.parquet every image's labels
+    RUN/model.pt, last.pt     what predict needs, and the checkpoint a run resumes from (train, train-series)
 """
 
 from __future__ import annotations
@@ -23,6 +26,11 @@ LOCK = "lock"
 SHARD_PATTERN = "shard-{:05d}.h5"
 SHARD_GLOB = "shard-*.h5"
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")
+TRAIN_TABLE = "train.parquet"
+LABELS_TABLE = "labels.parquet"
+MODEL = "model.pt"
+LAST = "last.pt"
+BEST = "best.pt"
 
 
 def shard_name(number: int) -> str:

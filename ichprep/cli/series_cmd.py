@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from ichprep import layout
 from ichprep.cli.app import app
 from ichprep.cli.train_cmd import DEVICE, QUIET, SEED, TTA, WORKERS, _tta
 from ichprep.errors import IchprepError
@@ -65,7 +66,7 @@ def train_series_cmd(
     cfg = SeriesConfig(run=run, out=out, workers=workers, device=device, quiet=quiet, resume=resume, stop_after=stop_after,
                        **options)
     fit(cfg, say=lambda m: typer.echo(m, err=True))
-    if (out / "model.pt").exists() and not stop_after:
+    if (out / layout.MODEL).exists() and not stop_after:
         typer.echo(f"model: {out / 'model.pt'}")
 
 

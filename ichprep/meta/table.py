@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ichprep import layout
 from ichprep.convert.dicom import needs_fix
 from ichprep.convert.manifest import MANIFEST, plain_column
 from ichprep.labels import ID_COLUMN, read_labels
@@ -117,11 +118,11 @@ def write_outputs(out: Path, meta: pd.DataFrame, train: pd.DataFrame, labels: pd
 
     out.mkdir(parents=True, exist_ok=True)
     meta.to_parquet(out / "meta.parquet", index=False)
-    train.to_parquet(out / "train.parquet", index=False)
+    train.to_parquet(out / layout.TRAIN_TABLE, index=False)
     feather_ready(train).to_feather(out / "df_trn.fth")
     feather_ready(meta).to_feather(out / "comb.fth")
     if labels is not None:
-        labels.to_parquet(out / "labels.parquet", index=False)
+        labels.to_parquet(out / layout.LABELS_TABLE, index=False)
         feather_ready(labels.rename(columns={ID_COLUMN: "ID"})).to_feather(out / "labels.fth")
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     plot_report(meta, report, out / "report.png")

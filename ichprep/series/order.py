@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ichprep import layout
+
 POSITION = [f"ImagePositionPatient{s}" for s in ("", "1", "2")]
 ORIENTATION = [f"ImageOrientationPatient{s}" for s in ("", "1", "2", "3", "4", "5")]
 
@@ -60,7 +62,7 @@ def series_order(data: str | Path, ids: list[str] | None = None) -> tuple[pd.Dat
     back as ``along_normal`` says. ``ids`` restricts the table to those images (others unknown to
     the manifest are single slices). The notes say how many series used each fallback.
     """
-    manifest = Path(data) / "manifest.parquet"
+    manifest = Path(data) / layout.MANIFEST
     table = pd.read_parquet(manifest) if manifest.exists() else pd.DataFrame({"id": [] if ids is None else list(ids)})
     if "status" in table.columns:
         table = table[table["status"].fillna("ok") == "ok"]

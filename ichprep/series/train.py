@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ichprep import LABELS, atomic, strict_json
+from ichprep import LABELS, atomic, layout, strict_json
 from ichprep.errors import IchprepError
 from ichprep.series import embed
 from ichprep.series.network import build, series_record
@@ -69,7 +69,7 @@ class SeriesConfig:
 
 def run_config(run: Path) -> dict:
     """The options a `--folds` RUN was trained with (from its first fold's last.pt); refuses anything else."""
-    first = fold_dir(run, 0) / "last.pt"
+    first = fold_dir(run, 0) / layout.LAST
     if not first.exists() or not (run / "oof.csv").exists():
         raise IchprepError(f"RUN {run} is not a finished `ichprep train --folds` run (no {first.name} in fold0/ or no oof.csv)")
     config = load_plain(first, f"RUN {run}: {first} is not a checkpoint of this ichprep")["config"]
@@ -108,7 +108,7 @@ def oof_embeddings(cfg: SeriesConfig, rc: dict, device: torch.device, say: Calla
     parts = []
     for fold in range(int(rc["folds"])):
         ts = prepare(data, rc["labels"], None, rc["seed"], rc["max_images"], rc["folds"], fold)
-        record = load_record(fold_dir(cfg.run, fold) / "model.pt")
+        record = load_record(fold_dir(cfg.run, fold) / layout.MODEL)
         model = load_model(record, device)
         emb = embed.embed_ids(model, record, store, data, ts.val_ids, device, cfg.tta, batch, workers, prefetch, cfg.quiet)
         say(f"fold {fold}: embedded its {len(emb.ids)} held-out images ({emb.features.shape[1]} features"
@@ -129,7 +129,7 @@ def _patients(data: Path, labels: pd.DataFrame, table: pd.DataFrame) -> pd.Serie
     """PatientID per image (labels, else the manifest), else its series: a validation never splits a series."""
     ids = table["id"].tolist()
     patients = labels["PatientID"].reindex(ids) if "PatientID" in labels else pd.Series(np.nan, index=ids, dtype=object)
-    manifest = data / "manifest.parquet"
+    manifest = data / layout.MANIFEST
     if patients.isna().any() and manifest.exists():
         m = pd.read_parquet(manifest)
         if "PatientID" in m:
@@ -220,8 +220,8 @@ def train_series(cfg: SeriesConfig, say: Callable[[str], None] = print) -> dict:
     from ichprep.train.network import load_record
 
     device = pick_device(cfg.device)
-    if cfg.resume and not (cfg.out / "last.pt").exists():
-        raise IchprepError(f"--resume: no {cfg.out / 'last.pt'} to continue from")
+    if cfg.resume and not (cfg.out / layout.LAST).exists():
+        raise IchprepError(f"--resume: no {cfg.out / layout.LAST} to continue from")
     rc = run_config(cfg.run)
     cfg.out.mkdir(parents=True, exist_ok=True)
     stage = stage_data(cfg, rc, oof_embeddings(cfg, rc, device, say))
@@ -234,10 +234,11 @@ def train_series(cfg: SeriesConfig, say: Callable[[str], None] = print) -> dict:
     steps = math.ceil(len(train_idx) / cfg.batch_size)
     ckpt = {"epoch": -1, "history": [], "best": math.inf}
     if cfg.resume:
-        ckpt = load_plain(cfg.out / "last.pt", f"--resume: {cfg.out / 'last.pt'} is not a train-series checkpoint", SERIES_CHECKPOINT)
+        last = cfg.out / layout.LAST
+        ckpt = load_plain(last, f"--resume: {last} is not a train-series checkpoint", SERIES_CHECKPOINT)
         changed = [k for k in RESUME_KEYS if ckpt["config"].get(k) != _plain(cfg)[k]]
         if changed:
-            raise IchprepError(f"--resume: {cfg.out / 'last.pt'} was made with other settings ({', '.join(changed)}); use the same options")
+            raise IchprepError(f"--resume: {last} was made with other settings ({', '.join(changed)}); use the same options")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
     start, history, best = int(ckpt["epoch"]) + 1, list(ckpt["history"]), float(ckpt["best"])
@@ -262,7 +263,7 @@ def train_series(cfg: SeriesConfig, say: Callable[[str], None] = print) -> dict:
         pd.DataFrame(history).to_csv(cfg.out / "metrics.csv", index=False)
         plot_curves(pd.DataFrame(history), cfg.out / "curves.png")
         save_atomic({"format": SERIES_CHECKPOINT, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "epoch": epoch, "best": best, "history": history, "config": _plain(cfg)}, cfg.out / "last.pt")
+                     "epoch": epoch, "best": best, "history": history, "config": _plain(cfg)}, cfg.out / layout.LAST)
         say(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
                      if k in ("epoch", "train_loss", "val_wll")))
     if len(history) < cfg.epochs:
@@ -273,8 +274,8 @@ def train_series(cfg: SeriesConfig, say: Callable[[str], None] = print) -> dict:
     if len(val_idx):
         scores.update(baselines(stage, val_idx))
     scores = {f"val_{k}_wll": v for k, v in scores.items()}
-    cnns = [load_record(fold_dir(cfg.run, f) / "model.pt") for f in range(int(rc["folds"]))]
-    save_atomic(series_record(cnns, model.state_dict(), shape, list(cfg.tta), scores), cfg.out / "model.pt")
+    cnns = [load_record(fold_dir(cfg.run, f) / layout.MODEL) for f in range(int(rc["folds"]))]
+    save_atomic(series_record(cnns, model.state_dict(), shape, list(cfg.tta), scores), cfg.out / layout.MODEL)
     atomic.write_bytes(cfg.out / "scores.json", strict_json.dumps(scores, indent=2).encode())
     if len(val_idx):
         say(f"validation weighted log loss: fold CNNs {scores['val_cnn_wll']:.4f}, smoothed along the series "

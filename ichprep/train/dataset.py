@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from ichprep import LABELS
+from ichprep import LABELS, layout
 from ichprep.labels import ID_COLUMN, load_table
 from ichprep.store import Store
 
@@ -47,7 +47,7 @@ def series_table(data: str | Path, labels: pd.DataFrame | None = None) -> pd.Dat
     rebalanced training table left out.
     """
     cols = ["SeriesInstanceUID", "ImagePositionPatient2"]
-    manifest = Path(data) / "manifest.parquet"
+    manifest = Path(data) / layout.MANIFEST
     if manifest.exists():
         table = pd.read_parquet(manifest)
         if set(cols) <= set(table.columns):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ichprep import LABELS, atomic, strict_json
+from ichprep import LABELS, atomic, layout, strict_json
 from ichprep.train.checkpoint import load_checkpoint, save_atomic
 from ichprep.train.config import TrainConfig
 from ichprep.train.metrics import summary, weighted_log_loss
@@ -38,14 +38,14 @@ def fold_dir(out: Path, fold: int) -> Path:
 
 def finished(cfg: TrainConfig) -> bool:
     """Whether the run of ``cfg`` has trained its last epoch (its last.pt says so)."""
-    last = cfg.out / "last.pt"
-    return last.exists() and (cfg.out / "model.pt").exists() and int(load_checkpoint(last)["epoch"]) + 1 >= len(cfg.stages())
+    last = cfg.out / layout.LAST
+    return last.exists() and (cfg.out / layout.MODEL).exists() and int(load_checkpoint(last)["epoch"]) + 1 >= len(cfg.stages())
 
 
 def fold_config(cfg: TrainConfig, fold: int) -> TrainConfig:
     """The single run of fold ``fold``: its folder, its validation, resuming wherever it left off."""
     out = fold_dir(cfg.out, fold)
-    return replace(cfg, out=out, fold=fold, resume=(out / "last.pt").exists())
+    return replace(cfg, out=out, fold=fold, resume=(out / layout.LAST).exists())
 
 
 def train_folds(cfg: TrainConfig, say: Callable[[str], None] = print) -> dict | None:
@@ -81,7 +81,7 @@ def assemble(cfg: TrainConfig, say: Callable[[str], None] = print) -> dict:
     parts, rows = [], []
     for fold in range(cfg.folds):
         ts = prepare(cfg.data, cfg.labels, None, cfg.seed, cfg.max_images, cfg.folds, fold)
-        pred = predict(fold_dir(cfg.out, fold) / "model.pt", cfg.data, workers=cfg.workers, device=cfg.device,
+        pred = predict(fold_dir(cfg.out, fold) / layout.MODEL, cfg.data, workers=cfg.workers, device=cfg.device,
                        quiet=cfg.quiet, ids=ts.val_ids)
         y = ts.labels.loc[pred.ids, list(LABELS)].to_numpy(dtype=np.float64)
         s = summary(y, pred.probs)
@@ -99,7 +99,7 @@ def assemble(cfg: TrainConfig, say: Callable[[str], None] = print) -> dict:
     with atomic.replacing(cfg.out / FOLD_SCORES) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
     atomic.write_bytes(cfg.out / OOF_SCORES, strict_json.dumps(scores, indent=2).encode())
-    save_atomic(ensemble_record([f"{FOLD_DIR.format(f)}/model.pt" for f in range(cfg.folds)]), cfg.out / "model.pt")
+    save_atomic(ensemble_record([f"{FOLD_DIR.format(f)}/{layout.MODEL}" for f in range(cfg.folds)]), cfg.out / layout.MODEL)
     say(f"out-of-fold weighted log loss {scores['oof_weighted_log_loss']:.4f} over {len(oof)} images "
-        f"({cfg.folds} folds); fold ensemble: {cfg.out / 'model.pt'}")
+        f"({cfg.folds} folds); fold ensemble: {cfg.out / layout.MODEL}")
     return scores

@@ -29,6 +29,7 @@ from torch import nn
 from torch.optim.lr_scheduler import OneCycleLR
 from torch.utils.data import DataLoader
 
+from ichprep import layout
 from ichprep.errors import IchprepError
 from ichprep.models.backbones import layer_groups
 from ichprep.models.pretrained import RANDOM
@@ -132,7 +133,7 @@ def schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch
 
 def _resume(cfg: TrainConfig, model: nn.Module, step: Step) -> dict[str, Any]:
     """Load RUN/last.pt into the model, optimizer and scaler; returns the checkpoint for the rest."""
-    path = cfg.out / "last.pt"
+    path = cfg.out / layout.LAST
     ckpt = load_checkpoint(path)
     changed = [k for k in RESUME_KEYS if ckpt["config"].get(k) != _plain(asdict(cfg))[k]]
     if changed:
@@ -208,9 +209,9 @@ def _write_epoch(run: Run, epoch: int, record: Callable[[], dict], is_best: bool
         "world": run.dist.world,
     }
     if is_best:
-        save_atomic(ckpt, out / "best.pt")
-        save_atomic(record(), out / "model.pt")
-    save_atomic(ckpt, out / "last.pt")
+        save_atomic(ckpt, out / layout.BEST)
+        save_atomic(record(), out / layout.MODEL)
+    save_atomic(ckpt, out / layout.LAST)
 
 
 def train(cfg: TrainConfig, say: Callable[[str], None] = print) -> list[dict]:
@@ -244,8 +245,8 @@ def _processes(n: int) -> str:
 
 
 def _train(cfg: TrainConfig, d: Dist, say: Callable[[str], None]) -> list[dict]:
-    if cfg.resume and not (cfg.out / "last.pt").exists():
-        raise IchprepError(f"--resume: no {cfg.out / 'last.pt'} to continue from")
+    if cfg.resume and not (cfg.out / layout.LAST).exists():
+        raise IchprepError(f"--resume: no {cfg.out / layout.LAST} to continue from")
     torch.backends.cudnn.benchmark = d.device.type == "cuda"
     ts = prepare(cfg.data, cfg.labels, cfg.val_frac, cfg.seed, cfg.max_images, cfg.folds, cfg.fold)
     train_ds, val_ds = datasets(cfg, ts)

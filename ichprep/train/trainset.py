@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ichprep import LABELS
+from ichprep import LABELS, layout
 from ichprep.errors import IchprepError
 from ichprep.splits import patient_folds, patient_kfold
 from ichprep.store import ShardStore, Store, open_store
@@ -34,7 +34,7 @@ class TrainSet:
 
 def default_labels(data: Path) -> Path | None:
     """Where labels live when --labels is not given: clean-meta's train.parquet beside or inside DATA."""
-    for candidate in (data / "train.parquet", data.parent / "train.parquet"):
+    for candidate in (data / layout.TRAIN_TABLE, data.parent / layout.TRAIN_TABLE):
         if candidate.exists():
             return candidate
     return None
@@ -62,8 +62,8 @@ def true_rates(labels_file: Path | None, fallback: np.ndarray) -> np.ndarray:
     clean-meta writes every image's labels to labels.parquet next to the (rebalanced) train.parquet;
     without that file the training rate is the best estimate there is.
     """
-    if labels_file is not None and labels_file.name == "train.parquet":
-        full = labels_file.parent / "labels.parquet"
+    if labels_file is not None and labels_file.name == layout.TRAIN_TABLE:
+        full = labels_file.parent / layout.LABELS_TABLE
         if full.exists():
             return pd.read_parquet(full)[list(LABELS)].mean().to_numpy(dtype=np.float64)
     return fallback
@@ -73,8 +73,8 @@ def _patients(data: Path, labels: pd.DataFrame, ids: list[str]) -> pd.Series:
     """PatientID of each id from the label table or DATA/manifest.parquet; the id itself when unknown."""
     if "PatientID" in labels:
         patients = labels["PatientID"].reindex(ids)
-    elif (data / "manifest.parquet").exists():
-        manifest = pd.read_parquet(data / "manifest.parquet")
+    elif (data / layout.MANIFEST).exists():
+        manifest = pd.read_parquet(data / layout.MANIFEST)
         patients = manifest.drop_duplicates("id").set_index("id").get("PatientID", pd.Series(dtype=object)).reindex(ids)
     else:
         patients = pd.Series(np.nan, index=ids, dtype=object)
