@@ -77,13 +77,15 @@ def _config(data: Path, out: Path, **options):
     for option in ("labels", "weights"):
         if options.get(option) is not None:
             existing(options[option], f"--{option}", "file")
+    from ichprep.models.inputs import NORMS, STACKS
+
     stack, norm = options.get("stack", "windows"), options.get("norm", "auto")
-    if stack not in ("windows", "2.5d"):
-        raise IchprepError(f"--stack {stack!r}: choose windows or 2.5d")
+    if stack not in STACKS:
+        raise IchprepError(f"--stack {stack!r}: choose {' or '.join(STACKS)}")
     if stack == "2.5d" and options.get("neighbours"):
         raise IchprepError("--stack 2.5d takes one slice on each side by itself; drop --neighbours")
-    if norm not in ("auto", "pretrained", "data"):
-        raise IchprepError(f"--norm {norm!r}: choose auto, pretrained or data")
+    if norm not in NORMS:
+        raise IchprepError(f"--norm {norm!r}: choose {', '.join(NORMS)}")
     folds, fold = options.get("folds"), options.get("fold")
     if fold is not None and (folds is None or fold >= folds):
         raise IchprepError(f"--fold {fold} needs --folds K with K > {fold}")
@@ -215,10 +217,12 @@ def lr_find(
 
 def _tta(text: Optional[str]) -> tuple[str, ...]:
     """--tta's comma-separated views, each one ``inference.TTA`` knows."""
+    from ichprep.models.inputs import TTA_VIEWS
+
     views = tuple(v.strip() for v in (text or "").split(",") if v.strip())
-    unknown = [v for v in views if v not in ("hflip", "vflip", "transpose")]
+    unknown = [v for v in views if v not in TTA_VIEWS]
     if unknown:
-        raise IchprepError(f"--tta {text!r}: unknown view {unknown[0]!r}; choose from hflip, vflip, transpose")
+        raise IchprepError(f"--tta {text!r}: unknown view {unknown[0]!r}; choose from {', '.join(TTA_VIEWS)}")
     return views
 
 

@@ -7,11 +7,13 @@ Every network ends in a six-label head (``timm.create_model(num_classes=6)``) an
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ichprep import LABELS
 from ichprep.errors import IchprepError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ def layer_groups(model: nn.Module, weight_decay: float, lr_mult: float) -> list[
     else:
         layers = auto_group_layers(model)
     depth = max(layers.values())
+    # Without a ramp (lr_mult 1) any decay below 1 still tells the head's group apart; the scales are then reset to 1.
     decay = lr_mult ** (-1.0 / depth) if depth and lr_mult > 1 else 0.5
     groups = param_groups_layer_decay(model, weight_decay=weight_decay, layer_decay=decay)
     top = max(g["lr_scale"] for g in groups)

@@ -15,11 +15,13 @@ import re
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ichprep.errors import IchprepError
 from ichprep.models.backbones import create, split_arch
+
+if TYPE_CHECKING:
+    from torch import nn
 
 RANDOM, HUB, FILE = "random", "hub", "file"
 

@@ -16,12 +16,13 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from ichprep import LABELS, atomic
 from ichprep.store import Store, open_store
-from ichprep.train.dataset import make_dataset, series_table
+from ichprep.train.dataset import series_table
 from ichprep.train.inference import amp_dtype, model_input, with_views
+from ichprep.train.network import labels_order
+from ichprep.train.predict import model_loader
 
 
 @dataclass
@@ -31,11 +32,6 @@ class Embedded:
     ids: list[str]
     features: np.ndarray
     logits: np.ndarray
-
-
-def labels_order(record: dict) -> list[int]:
-    """Columns that put a model's outputs (its ``labels`` order) in LABELS order."""
-    return [list(record["labels"]).index(label) for label in LABELS]
 
 
 @torch.inference_mode()
@@ -54,13 +50,6 @@ def embed_batch(model: nn.Module, record: dict, x: torch.Tensor, device: torch.d
     return features, logits
 
 
-def loader(record: dict, store: Store, ids: list[str], series: pd.DataFrame | None, batch: int, workers: int,
-           prefetch: int | None, device: torch.device) -> DataLoader:
-    """The images ``ids`` in that order as the model of ``record`` reads them (its stack and neighbours)."""
-    ds = make_dataset(store, ids, None, series, record["neighbours"], record["stack"])
-    return DataLoader(ds, batch_size=batch, num_workers=workers, prefetch_factor=prefetch, pin_memory=device.type == "cuda")
-
-
 def embed_ids(model: nn.Module, record: dict, store: Store, data: Path, ids: list[str], device: torch.device,
               tta: Sequence[str] = (), batch: int = 64, workers: int = 0, prefetch: int | None = None,
               quiet: bool = True) -> Embedded:
@@ -68,7 +57,7 @@ def embed_ids(model: nn.Module, record: dict, store: Store, data: Path, ids: lis
     from tqdm import tqdm
 
     feats, logits = [], []
-    for x, _ in tqdm(loader(record, store, ids, series_table(data), batch, workers, prefetch, device), desc="embed",
+    for x, _ in tqdm(model_loader(record, store, ids, series_table(data), batch, workers, prefetch, device), desc="embed",
                      disable=quiet, leave=False):
         f, lg = embed_batch(model, record, x, device, tta)
         feats.append(f.cpu().numpy())

@@ -22,6 +22,7 @@ from ichprep.series.order import series_order
 from ichprep.series.train import series_probs
 from ichprep.store import Store
 from ichprep.train.dataset import series_table
+from ichprep.train.predict import model_loader
 
 
 def predict_series(record: dict, store: Store, data: Path, ids: Sequence[str], device: torch.device, tta: Sequence[str] = (),
@@ -46,7 +47,7 @@ def predict_series(record: dict, store: Store, data: Path, ids: Sequence[str], d
     probs = np.zeros((len(ordered), len(LABELS)))
     pending: list[list[torch.Tensor]] = [[] for _ in cnns]
     done = read = 0
-    source = embed.loader(record["cnns"][0], store, ordered, series_table(data), batch, workers, prefetch, device)
+    source = model_loader(record["cnns"][0], store, ordered, series_table(data), batch, workers, prefetch, device)
     for x, _ in tqdm(source, desc="predict", disable=quiet, leave=False):
         for k, (model, r) in enumerate(cnns):
             f, lg = embed.embed_batch(model, r, x, device, tta)

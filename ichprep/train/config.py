@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ichprep.errors import IchprepError
-from ichprep.models.pretrained import Start
+from ichprep.models.pretrained import RANDOM, Start
 
 RESUME_KEYS: tuple[str, ...] = (
     "arch", "epochs", "batch_size", "lr", "wd", "sizes", "stage_epochs", "neighbours", "stack", "seed", "max_images",
@@ -67,7 +67,7 @@ class TrainConfig:
         if self.freeze_epochs is not None:
             return self.freeze_epochs
         if self.start is not None:
-            return 0 if self.start.kind == "random" else 1
+            return 0 if self.start.kind == RANDOM else 1
         return 1 if self.weights is not None or self.pretrained else 0
 
     def stages(self) -> list[int | None]:

@@ -5,7 +5,7 @@ batch's device), labels as six floats in LABELS order (NaN when an image has no 
 test set). Images are read through ``ichprep.store.readers``, which opens HDF5 files lazily per process,
 so a Dataset works with DataLoader workers under both fork and spawn.
 
-Neighbouring slices, two ways (``STACKS``). ``windows`` with `neighbours=k`: every item stacks the
+Neighbouring slices, two ways (``models.inputs.STACKS``). ``windows`` with `neighbours=k`: every item stacks the
 full image (all its windows, 3 by default) of the k previous slices, the slice itself and the k
 next slices of its series (sorted by ImagePositionPatient z), in that order, giving 3 * (2k + 1)
 channels for 3 windows. ``2.5d``, as the 2019 winner fed its CNNs: the first window (brain) of
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +32,6 @@ from ichprep.store import Store
 MEAN: float = 0.6
 STD: float = 0.25
 """The data's normalisation, Jeremy's hint for these windowed images (a network from random weights uses it)."""
-
-STACKS: tuple[str, ...] = ("windows", "2.5d")
-"""How an item is made of its slices: every window of 2K + 1 slices, or one window of three slices."""
-
 def load_labels(path: str | Path) -> pd.DataFrame:
     """Labels indexed by image id (``ichprep.labels.load_table``), as the split and the Dataset look them up."""
     return load_table(path).set_index(ID_COLUMN).rename_axis("id")
@@ -136,7 +133,7 @@ def make_dataset(
 ) -> ICHDataset:
     """An ICHDataset over the images `ids` of `source`, labelled from `labels` (indexed by id) when given.
 
-    ``stack="2.5d"`` takes one slice on each side whatever ``neighbours`` says (``STACKS``).
+    ``stack="2.5d"`` takes one slice on each side whatever ``neighbours`` says (``models.inputs.STACKS``).
     """
     position = pd.Series(np.arange(len(source)), index=pd.Index(source.ids))
     missing = [i for i in ids if i not in position.index]
@@ -151,6 +148,14 @@ def make_dataset(
 
 def normalise(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """A uint8 batch to the model's float input, (x / 255 - mean) / std per channel, in two in-place passes."""
-    scale = torch.tensor([1.0 / (255.0 * s) for s in std], device=x.device).view(1, -1, 1, 1)
-    shift = torch.tensor([m / s for m, s in zip(mean, std)], device=x.device).view(1, -1, 1, 1)
+    scale, shift = _affine(tuple(mean), tuple(std), x.device)
     return x.float().mul_(scale).sub_(shift)
+
+
+@lru_cache(maxsize=16)
+def _affine(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-channel scale and shift of ``normalise``, made once per device: building them for every
+    batch would copy them to the GPU every step, a copy the step has to wait for."""
+    scale = torch.tensor([1.0 / (255.0 * s) for s in std], device=device).view(1, -1, 1, 1)
+    shift = torch.tensor([m / s for m, s in zip(mean, std)], device=device).view(1, -1, 1, 1)
+    return scale, shift

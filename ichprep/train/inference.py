@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ichprep import LABELS
+from ichprep.models.inputs import TTA_VIEWS
 from ichprep.train.dataset import ICHDataset, normalise
 
 TENSOR_CORES: tuple[int, int] = (7, 0)
@@ -98,14 +99,12 @@ def model_input(
     return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
 
 
-TTA: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "hflip": lambda x: torch.flip(x, dims=[3]),
-    "vflip": lambda x: torch.flip(x, dims=[2]),
-    "transpose": lambda x: x.transpose(2, 3),
-}
-"""Test-time views of a batch (N, C, H, W) by name: left-right and top-bottom mirror, and the
-transposition the 2nd place of 2019 averaged with hflip. The images are square, so every view
-keeps the shape."""
+TTA: dict[str, Callable[[torch.Tensor], torch.Tensor]] = dict(zip(TTA_VIEWS, (
+    lambda x: torch.flip(x, dims=[3]),
+    lambda x: torch.flip(x, dims=[2]),
+    lambda x: x.transpose(2, 3),
+)))
+"""Each of ``models.inputs.TTA_VIEWS`` on a batch (N, C, H, W). The images are square, so every view keeps the shape."""
 
 
 def with_views(tta: Sequence[str]) -> Callable[[torch.Tensor], torch.Tensor]:

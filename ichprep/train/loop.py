@@ -154,8 +154,6 @@ def _train_epoch(run: Run, epoch: int, size: int | None) -> float:
     from tqdm import tqdm
 
     cfg, d = run.cfg, run.dist
-    if epoch == cfg.frozen_epochs() and epoch > 0:
-        run.scheduler = schedule(run.step.optimizer, cfg, len(run.loader), len(cfg.stages()), epoch)
     seed = epoch_seed(cfg.seed, epoch, d.rank)
     seed_everything(seed)
     transform = partial(augment, g=torch.Generator(device=d.device).manual_seed(seed)) if cfg.augment else None
@@ -287,6 +285,8 @@ def _train(cfg: TrainConfig, d: Dist, say: Callable[[str], None]) -> list[dict]:
     for epoch in range(start, len(stages)):
         if cfg.stop_after is not None and epoch - start >= cfg.stop_after:
             break
+        if epoch == frozen and epoch != start:  # the head has had its epochs: every layer trains from here
+            run.scheduler = schedule(optimizer, cfg, len(loader), len(stages), epoch)
         size = stages[epoch]
         lr = max(g["lr"] for g in optimizer.param_groups)
         train_loss = _train_epoch(run, epoch, size)

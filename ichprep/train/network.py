@@ -24,10 +24,6 @@ from ichprep.train.config import TrainConfig
 from ichprep.train.dataset import MEAN, STD
 from ichprep.train.trainset import TrainSet
 
-NORMS: tuple[str, ...] = ("auto", "pretrained", "data")
-"""--norm: the pretrained config's mean/std (what the ImageNet weights were trained on), the data's
-(0.6 / 0.25 for these windows), or auto: the pretrained one exactly when the run starts from trained weights."""
-
 
 def start_of(cfg: TrainConfig) -> Start:
     """The run's starting weights: the ones resolved before any work, else resolved now."""
@@ -35,7 +31,7 @@ def start_of(cfg: TrainConfig) -> Start:
 
 
 def normalisation(cfg: TrainConfig, start: Start, in_channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel (mean, std) of the network's input, by ``cfg.norm`` (``NORMS``).
+    """Per-channel (mean, std) of the network's input, by ``cfg.norm`` (``models.inputs.NORMS``).
 
     The pretrained config's three values follow the stem: tiled when the channels are stacked
     slices (3 per slice), their average on every channel otherwise, as timm adapts the stem itself.
@@ -96,6 +92,11 @@ def load_record(path: str | Path) -> dict:
         raise IchprepError(f"MODEL {path} is not a model.pt this ichprep can use"
                            + ("; it was made by an older ichprep: train it again" if older else f" (no {MODEL_FORMAT} marker)"))
     return record
+
+
+def labels_order(record: dict) -> list[int]:
+    """Columns that put the outputs of a model.pt ``record`` (its ``labels`` order) in LABELS order."""
+    return [list(record["labels"]).index(label) for label in LABELS]
 
 
 def load_model(record: dict, device: torch.device) -> nn.Module:

@@ -19,19 +19,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from torch.utils.data import DataLoader
 
 from ichprep import LABELS, SUBTYPES, layout
 from ichprep.errors import BudgetError, IchprepError
 from ichprep.paths import is_local
 from ichprep.settings import Settings
-from ichprep.store import open_store
+from ichprep.store import Store, open_store
 from ichprep.train.dataset import load_labels, make_dataset, series_table
 from ichprep.train.distributed import pick_device
 from ichprep.train.inference import predict_loader
 from ichprep.train.loaders import loader_workers, usable_cores
 from ichprep.train.metrics import prior_correct
-from ichprep.train.network import load_model, members
+from ichprep.train.network import labels_order, load_model, members
 
 CLIP: float = 1e-4
 """Submission probabilities are kept in [CLIP, 1 - CLIP] (see the module docstring for why)."""
@@ -167,12 +168,10 @@ def predict(
 
                 probs = predict_series(record, store, data, chosen, dev, tta, batch, num_workers, prefetch, quiet)
             else:
-                ds = make_dataset(store, chosen, None, series, record["neighbours"], record["stack"])
-                loader = DataLoader(ds, batch_size=batch, num_workers=num_workers, prefetch_factor=prefetch,
-                                    pin_memory=dev.type == "cuda")
+                loader = model_loader(record, store, chosen, series, batch, num_workers, prefetch, dev)
                 model = load_model(record, dev)
-                probs = _to_labels_order(predict_loader(model, loader, dev, record["size"], record["mean"], record["std"], tta,
-                                                        quiet), record["labels"])
+                probs = predict_loader(model, loader, dev, record["size"], record["mean"], record["std"], tta, quiet)
+                probs = probs[:, labels_order(record)]
                 del model
             if prior_correction:
                 probs = prior_correct(probs, np.asarray(record["true_pos_rate"]), np.asarray(record["train_pos_rate"]))
@@ -180,8 +179,11 @@ def predict(
     return Predictions(chosen, total / len(singles))
 
 
-def _to_labels_order(probs: np.ndarray, names: list[str]) -> np.ndarray:
-    return probs[:, [list(names).index(label) for label in LABELS]]
+def model_loader(record: dict, store: Store, ids: list[str], series: pd.DataFrame | None, batch: int, workers: int,
+                 prefetch: int | None, device: torch.device) -> DataLoader:
+    """The images ``ids``, in that order, as the model of a model.pt ``record`` reads them (its stack and neighbours)."""
+    ds = make_dataset(store, ids, None, series, record["neighbours"], record["stack"])
+    return DataLoader(ds, batch_size=batch, num_workers=workers, prefetch_factor=prefetch, pin_memory=device.type == "cuda")
 
 
 def submission(pred: Predictions, clip: float = CLIP) -> pd.DataFrame:
