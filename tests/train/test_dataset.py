@@ -136,6 +136,18 @@ def test_neighbour_channels_stack_previous_current_next(tmp_path, fake):
     assert torch.equal(ds[4][0][6:9], chw(images[4]))
 
 
+def test_2_5d_stacks_the_brain_window_of_the_previous_the_slice_and_the_next(tmp_path, fake):
+    ids, images, labels, table = fake
+    root = write_folder(tmp_path / "png", ids, images)
+    write_manifest(root, table)
+    source = open_store(root)
+    ds = make_dataset(source, ids, None, series_table(root), neighbours=3, stack="2.5d")
+    x = ds[5][0]
+    assert ds.channels == 3 and x.shape == (3, 16, 16)
+    # The first stored channel (brain) of ids[6] (below), ids[5], ids[4] (above), whatever --neighbours says.
+    assert [torch.equal(x[k], torch.from_numpy(images[i][..., 0].copy())) for k, i in enumerate((6, 5, 4))] == [True] * 3
+
+
 @pytest.mark.parametrize("context", ["fork", "spawn"])
 def test_loader_workers_read_shards_under_fork_and_spawn(tmp_path, fake, context):
     ids, images, labels, _ = fake

@@ -4,20 +4,12 @@ from dataclasses import replace
 
 import pytest
 import torch
-from ich_fixtures import labelled_folder
 
 from ichprep.models.pretrained import resolve
 from ichprep.train import TrainConfig, train
 from ichprep.train.network import build_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def blobs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("finetune")
-    labelled_folder(root, 32, seed=9, size=16)
-    return root
 
 
 def config(root, out) -> TrainConfig:

@@ -13,7 +13,6 @@ import pytest
 import torch
 from ich_fixtures import (
     fabricate,
-    labelled_folder,
     write_folder,
 )
 
@@ -30,14 +29,6 @@ ICHPREP = Path(sys.executable).parent / "ichprep"
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def blobs(tmp_path_factory):
-    """48 fabricated 16 px images in 12 patients, with a clean-meta style train.parquet beside them."""
-    root = tmp_path_factory.mktemp("blobs")
-    labelled_folder(root, 48, seed=3, size=16)
-    return root
 
 
 def tiny(root: Path, out: Path, **changes) -> TrainConfig:
