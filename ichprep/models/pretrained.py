@@ -38,7 +38,8 @@ class Start:
     def describe(self) -> str:
         """How the run's first line and model.pt name the weights."""
         if self.kind == HUB:
-            return f"ImageNet weights {self.source} (Hugging Face cache)"
+            cache = "torch hub cache" if self.source.startswith(("http://", "https://")) else "Hugging Face cache"
+            return f"ImageNet weights {self.source} ({cache})"
         if self.kind == FILE:
             return f"weights from {self.source}"
         return "random weights"
