@@ -34,11 +34,12 @@ import torch
 from train_speed import measure
 
 from ichprep.convert import Options, Settings, convert
+from ichprep.data.workers import usable_cores
+from ichprep.models.device import amp_dtype, pick_device, precision_name
+from ichprep.predict import predict
+from ichprep.store import open_converted
 from ichprep.synth import IMAGES_DIR, LABELS_CSV, generate
-from ichprep.train import TrainConfig, predict, train, train_folds
-from ichprep.train.distributed import pick_device
-from ichprep.train.inference import amp_dtype, precision_name
-from ichprep.train.loaders import usable_cores
+from ichprep.train import TrainConfig, train, train_folds
 from ichprep.train.trainset import prepare
 
 VAL_FRAC = 0.1
@@ -136,7 +137,7 @@ def main() -> None:
         root = args.keep or Path(tmp)
         data = phantoms(root, args.n, args.dicom_size, args.size)
         archs = [a for a in args.archs.split(",") if a]
-        steps_per_epoch = len(prepare(data, None, VAL_FRAC, 42).train_ids) // args.batch_size
+        steps_per_epoch = len(prepare(open_converted(data), None, VAL_FRAC, 42).train_ids) // args.batch_size
         epochs = max(2, math.ceil(args.steps / steps_per_epoch))
         failed: list[str] = []
         if device.type == "cuda":

@@ -42,8 +42,8 @@ def loader_rate(folder: Path, repeats: int, workers: int = 2, batch: int = 64) -
     import torch
     from torch.utils.data import DataLoader
 
+    from ichprep.data.dataset import make_dataset
     from ichprep.store import open_store
-    from ichprep.train.dataset import make_dataset
 
     source = open_store(folder)
     dataset = make_dataset(source, list(source.ids), None)

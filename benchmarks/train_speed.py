@@ -4,7 +4,7 @@ Where a slow epoch comes from decides what to fix: when "loader + step" is close
 alone" and well below "model step alone", the loader is the limit and wants more --workers, HDF5
 shards or smaller stored images; when it is close to "model step alone", the step is, and wants a
 GPU, a smaller --sizes stage or a lighter --arch. Each measurement takes the trainer's own path
-(``inference.model_input``, ``step.Step``: precision, loss scaling, channels_last). Without --data
+(``data.batches.model_input``, ``step.Step``: precision, loss scaling, channels_last). Without --data
 it writes --n noisy PNG images of --size px (about as costly to decode as converted slices) into a
 temporary folder. --workers defaults as `ichprep train` chooses them on the device.
 
@@ -31,13 +31,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from ichprep import LABELS
+from ichprep.data.batches import model_input
+from ichprep.data.dataset import make_dataset
+from ichprep.data.workers import loader_workers, usable_cores
 from ichprep.models.backbones import CURATED, create
+from ichprep.models.device import amp_dtype, pick_device, precision_name
 from ichprep.store import open_store
 from ichprep.train.augment import augment
-from ichprep.train.dataset import make_dataset
-from ichprep.train.distributed import pick_device
-from ichprep.train.inference import amp_dtype, model_input, precision_name
-from ichprep.train.loaders import loader_workers, usable_cores
 from ichprep.train.step import Step, make_step
 
 

@@ -36,8 +36,10 @@ def main(work: Path, n: int) -> None:
     import torch
     from torch.utils.data import DataLoader
 
+    from ichprep.data.batches import normalise
+    from ichprep.data.dataset import MEAN, STD, make_dataset
+    from ichprep.labels import load_labels
     from ichprep.store import open_store
-    from ichprep.train.dataset import MEAN, STD, load_labels, make_dataset, normalise
 
     source = open_store(work / "shards")
     ids = train.loc[train["fold"] == "train", "SOPInstanceUID"].tolist()

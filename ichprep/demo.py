@@ -90,9 +90,9 @@ def run_demo(out: Path, n: int = 1000, seed: int = 0, jobs: int | None = None, q
     converted = convert(paths.raw / IMAGES_DIR, paths.images, Settings(size=SIZE), Options(jobs=jobs, quiet=quiet))
     report = clean_meta(paths.images, paths.raw / LABELS_CSV, paths.meta, jobs=jobs, quiet=quiet)
     contact_sheet(paths.images, paths.meta / layout.TRAIN_TABLE, paths.sheet, per_subtype=4, seed=seed)
+    from ichprep.models.device import pick_device
     from ichprep.series.train import SeriesConfig, train_series
     from ichprep.train import TrainConfig, train_folds
-    from ichprep.train.distributed import pick_device
 
     cfg = TrainConfig(data=paths.images, out=paths.run, labels=paths.meta / layout.TRAIN_TABLE, epochs=EPOCHS, folds=FOLDS,
                       batch_size=BATCH_SIZE, lr=LEARNING_RATE, seed=seed, workers=0, quiet=quiet, pretrained=False)
@@ -106,7 +106,7 @@ def run_demo(out: Path, n: int = 1000, seed: int = 0, jobs: int | None = None, q
 
 def _test(paths: DemoPaths, quiet: bool) -> tuple[int, dict[str, Any]]:
     """Predict the test DICOMs with the fold ensemble and with the two stages, score both, write the two-stage submission."""
-    from ichprep.train import evaluate, predict, submission
+    from ichprep.predict import evaluate, predict, submission
 
     scores = {}
     for name, model in (("fold_ensemble", paths.model), ("two_stage", paths.series_model)):

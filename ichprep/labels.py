@@ -149,6 +149,11 @@ def load_table(path: str | Path) -> pd.DataFrame:
     return table
 
 
+def load_labels(path: str | Path) -> pd.DataFrame:
+    """Labels indexed by image id (``load_table``), as the split, the Dataset and evaluate look them up."""
+    return load_table(path).set_index(ID_COLUMN).rename_axis("id")
+
+
 def compare_ids(data_ids: pd.Series, label_ids: pd.Series, examples: int = 5) -> dict[str, object]:
     """Counts and a few examples of ids present on only one side of the labels join.
 

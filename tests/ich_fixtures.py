@@ -67,6 +67,11 @@ def labelled_folder(root: Path, n: int, seed: int = 0, size: int = 32) -> tuple[
     return ids, images, labels, table
 
 
+def area_resized(images: np.ndarray, size: int) -> np.ndarray:
+    """OpenCV's INTER_AREA on stored uint8 images: what predict did before resizing moved to the device."""
+    return np.stack([cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA) for img in images])
+
+
 def write_folder(root: Path, ids: list[str], images: np.ndarray, fmt: str = "png") -> Path:
     """Images as ROOT/<id>.<fmt> (RGB stored as the BGR files OpenCV writes), plus ichprep.json."""
     root.mkdir(parents=True, exist_ok=True)
@@ -143,13 +148,14 @@ def write_model(path: Path, settings_from: Path, size: int = 32, neighbours: int
     import torch
 
     from ichprep.models.pretrained import RANDOM, Start, build
+    from ichprep.store import open_converted
     from ichprep.train import TrainConfig
     from ichprep.train.checkpoint import save_atomic
     from ichprep.train.network import model_record
 
     in_channels = 3 * (2 * neighbours + 1)
     cfg = TrainConfig(data=settings_from, out=path.parent, neighbours=neighbours, mean=(0.6,) * in_channels, std=(0.25,) * in_channels)
-    rates = SimpleNamespace(train_rate=np.full(6, 0.3), true_rate=np.full(6, 0.3))
+    rates = SimpleNamespace(data=open_converted(settings_from), train_rate=np.full(6, 0.3), true_rate=np.full(6, 0.3))
     torch.manual_seed(0)
     start = Start("resnet18", RANDOM)
     state = build(start, in_channels).state_dict()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from ich_fixtures import fabricate, write_train_table
 from real_manifest import RSNA
 
 from ichprep import LABELS, SUBTYPES
 from ichprep.errors import LabelsError
-from ichprep.labels import compare_ids, read_labels
+from ichprep.labels import compare_ids, load_labels, read_labels
 
 
 def write_csv(tmp_path: Path, rows: list[str], header: str = "ID,Label") -> Path:
@@ -116,3 +118,16 @@ def test_ragged_csv_is_refused_with_its_line(tmp_path):
     rows = image_rows("ID_aaa", set()) + ["ID_bbb_any,1,extra"]
     with pytest.raises(LabelsError, match=r"not a readable CSV .*line 8"):
         read_labels(write_csv(tmp_path, rows))
+
+
+def test_labels_load_indexed_by_id_from_the_long_csv_and_from_train_parquet(tmp_path):
+    ids, _, labels, table = fabricate(12, seed=1, size=16)
+    csv = tmp_path / "stage_1_train.csv"
+    rows = [(f"{i}_{s}", int(labels[n][LABELS.index(s)])) for n, i in enumerate(ids) for s in
+            ("epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural", "any")]
+    pd.DataFrame(rows + rows[:3], columns=["ID", "Label"]).to_csv(csv, index=False)
+    from_csv = load_labels(csv)
+    assert np.array_equal(from_csv.loc[ids, list(LABELS)].to_numpy(), labels)
+    from_parquet = load_labels(write_train_table(tmp_path / "train.parquet", ids, labels, table))
+    assert np.array_equal(from_parquet.loc[ids, list(LABELS)].to_numpy(), labels)
+    assert {"fold", "PatientID", "SeriesInstanceUID"} <= set(from_parquet.columns)

@@ -216,7 +216,7 @@ def lr_find(
 
 
 def _tta(text: Optional[str]) -> tuple[str, ...]:
-    """--tta's comma-separated views, each one ``inference.TTA`` knows."""
+    """--tta's comma-separated views, each one ``predict.tta.TTA`` knows."""
     from ichprep.models.inputs import TTA_VIEWS
 
     views = tuple(v.strip() for v in (text or "").split(",") if v.strip())
@@ -244,7 +244,7 @@ def _predictions(
         existing(model, "MODEL", "file")
     existing_source(data, "DATA")
     views = _tta(tta)
-    from ichprep.train import predict
+    from ichprep.predict import predict
 
     return predict(models, data, batch_size, workers, device, views, prior, quiet, tuple(headers or ()), scratch=scratch)
 
@@ -272,7 +272,7 @@ def predict(
     output_file(out, "--out", (".csv",))
     pred = _predictions(models, data, batch_size, workers, device, tta, prior_correction, quiet, header, out.absolute().parent)
     from ichprep.atomic import replacing
-    from ichprep.train import submission
+    from ichprep.predict import submission
 
     with replacing(out) as tmp:
         submission(pred, clip).to_csv(tmp, index=False)
@@ -295,8 +295,8 @@ def evaluate(
 ) -> None:
     """Weighted log loss and per-label log loss, AUC and accuracy at 0.5 of MODEL on labelled DATA."""
     existing(labels, "--labels", "file")
-    from ichprep.train import evaluate as score
-    from ichprep.train.dataset import load_labels
+    from ichprep.labels import load_labels
+    from ichprep.predict import evaluate as score
 
     table = load_labels(labels)
     pred = _predictions(models, data, batch_size, workers, device, tta, prior_correction, quiet, header)

@@ -17,10 +17,11 @@ import pandas as pd
 
 from ichprep import layout
 from ichprep.convert.dicom import needs_fix
-from ichprep.convert.manifest import MANIFEST, plain_column
+from ichprep.convert.manifest import plain_column
 from ichprep.labels import ID_COLUMN, read_labels
 from ichprep.meta.cleaning import CleanOptions, clean, format_report
 from ichprep.paths import existing, existing_source, is_local, output_folder
+from ichprep.store import open_converted
 
 SERIES_COLUMNS: tuple[str, ...] = ("slice_index", "series_len", "prev_id", "next_id")
 """Where each slice sits in its series, sorted by ImagePositionPatient2 (z)."""
@@ -95,8 +96,9 @@ def load_source(source: str | Path, jobs: int | None = None, quiet: bool = True,
     returns the same rows.
     """
     path = Path(source)
-    if is_local(source) and path.is_dir() and (path / MANIFEST).is_file():
-        return pd.read_parquet(path / MANIFEST)
+    manifest = open_converted(path).manifest if is_local(source) and path.is_dir() else None
+    if manifest is not None:
+        return manifest
     if is_local(source) and path.suffix == ".parquet":
         return pd.read_parquet(path)
     from ichprep.convert import scan

@@ -16,7 +16,7 @@ from ichprep import LABELS
 from ichprep.errors import IchprepError
 from ichprep.labels import ID_COLUMN, load_table
 from ichprep.paths import existing, output_file
-from ichprep.store import open_store
+from ichprep.store import open_converted
 
 SHORT = {"any": "any", "epidural": "EDH", "intraparenchymal": "IPH", "intraventricular": "IVH",
          "subarachnoid": "SAH", "subdural": "SDH"}
@@ -55,7 +55,7 @@ def contact_sheet(data: str | Path, meta: str | Path, out: str | Path, per_subty
 
     existing(Path(meta), "--meta", "file")
     output_file(Path(out), "--out", (".png",))
-    images = open_store(data)
+    images = open_converted(data).images
     position = {image_id: k for k, image_id in enumerate(images.ids)}
     labels = read_label_table(meta)
     rows = pick(labels, set(position), per_subtype, seed)

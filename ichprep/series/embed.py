@@ -2,7 +2,7 @@
 
 The pooled features are the input of the CNN's last linear layer (timm's ``forward_head(...,
 pre_logits=True)``), the logits its output, both taken from one forward pass of the body. With
-``tta`` the views go through the network in the same batch (``inference.with_views``) and both
+``tta`` the views go through the network in the same batch (``predict.tta.with_views``) and both
 are averaged over them, as the 2nd place of 2019 averaged its embeddings.
 """
 
@@ -18,11 +18,12 @@ import torch
 from torch import nn
 
 from ichprep import LABELS, atomic
-from ichprep.store import Store, open_store
-from ichprep.train.dataset import series_table
-from ichprep.train.inference import amp_dtype, model_input, with_views
-from ichprep.train.network import labels_order
-from ichprep.train.predict import model_loader
+from ichprep.data.batches import model_input
+from ichprep.models.device import amp_dtype
+from ichprep.models.saved import labels_order
+from ichprep.predict.predict import model_loader
+from ichprep.predict.tta import with_views
+from ichprep.store import Converted, open_converted
 
 
 @dataclass
@@ -50,15 +51,15 @@ def embed_batch(model: nn.Module, record: dict, x: torch.Tensor, device: torch.d
     return features, logits
 
 
-def embed_ids(model: nn.Module, record: dict, store: Store, data: Path, ids: list[str], device: torch.device,
+def embed_ids(model: nn.Module, record: dict, data: Converted, ids: list[str], device: torch.device,
               tta: Sequence[str] = (), batch: int = 64, workers: int = 0, prefetch: int | None = None,
               quiet: bool = True) -> Embedded:
     """Every image of ``ids`` through ``model``: all features in memory (float32), for training a second stage."""
     from tqdm import tqdm
 
     feats, logits = [], []
-    for x, _ in tqdm(model_loader(record, store, ids, series_table(data), batch, workers, prefetch, device), desc="embed",
-                     disable=quiet, leave=False):
+    for x, _ in tqdm(model_loader(record, data, ids, batch, workers, prefetch, device), desc="embed", disable=quiet,
+                     leave=False):
         f, lg = embed_batch(model, record, x, device, tta)
         feats.append(f.cpu().numpy())
         logits.append(lg.cpu().numpy())
@@ -108,12 +109,12 @@ def embed_data(model_path: Path, data: Path, out: Path, tta: Sequence[str] = (),
                workers: int | None = None, device: str = "auto", quiet: bool = True) -> pd.DataFrame:
     """`ichprep embed`: every image of converted DATA through MODEL (an ensemble's members side by side), written to ``out``."""
     from ichprep import layout
+    from ichprep.data.workers import loader_workers, usable_cores
     from ichprep.errors import IchprepError
+    from ichprep.models.device import pick_device
+    from ichprep.models.saved import load_model, members
+    from ichprep.predict.predict import check_data
     from ichprep.series.order import series_order
-    from ichprep.train.distributed import pick_device
-    from ichprep.train.loaders import loader_workers, usable_cores
-    from ichprep.train.network import load_model, members
-    from ichprep.train.predict import check_data
 
     if not layout.is_converted(data):
         raise IchprepError(f"DATA {data} is not convert's output; convert it first with the model's settings")
@@ -121,14 +122,14 @@ def embed_data(model_path: Path, data: Path, out: Path, tta: Sequence[str] = (),
     if any("cnns" in r for _, r in singles):
         raise IchprepError(f"MODEL {model_path} is a two-stage model; embed its run's fold models (RUN/model.pt)")
     dev = pick_device(device)
+    converted = open_converted(data)
     for path, record in singles:
-        check_data(record, data, series_table(data), path)
-    store = open_store(data)
-    ids = list(store.ids)
+        check_data(record, converted, path)
+    ids = list(converted.images.ids)
     nw, prefetch = loader_workers(workers, dev, 1, usable_cores())
-    parts = [embed_ids(load_model(r, dev), r, store, data, ids, dev, tta, batch or (256 if dev.type == "cuda" else 64), nw,
+    parts = [embed_ids(load_model(r, dev), r, converted, ids, dev, tta, batch or (256 if dev.type == "cuda" else 64), nw,
                        prefetch, quiet) for _, r in singles]
-    order, _ = series_order(data, ids)
+    order, _ = series_order(converted, ids)
     table = frame(ids, np.concatenate([p.features for p in parts], axis=1), np.mean([p.logits for p in parts], axis=0), order)
     write(table, out, {"model": str(model_path.name), "tta": ",".join(tta)})
     return table

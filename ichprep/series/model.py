@@ -11,6 +11,7 @@ whatever it was batched or padded with.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -55,3 +56,15 @@ def padded(items: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Series (T_i, D) as one zero-padded batch (B, max T, D) and their lengths."""
     lengths = torch.tensor([len(t) for t in items], dtype=torch.long)
     return nn.utils.rnn.pad_sequence(items, batch_first=True), lengths
+
+
+@torch.inference_mode()
+def series_probs(model: torch.nn.Module, inputs: list[torch.Tensor], device: torch.device, batch: int = 64) -> list[np.ndarray]:
+    """Sigmoid probabilities (T_i, 6) of each series through the sequence model, ``batch`` series per forward."""
+    model.eval()
+    out = []
+    for k in range(0, len(inputs), batch):
+        x, lengths = padded([t.float() for t in inputs[k : k + batch]])
+        p = torch.sigmoid(model(x.to(device), lengths)).cpu().numpy().astype(np.float64)
+        out += [p[i, : int(n)] for i, n in enumerate(lengths)]
+    return out

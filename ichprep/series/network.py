@@ -9,10 +9,8 @@ from __future__ import annotations
 import torch
 
 from ichprep import LABELS, __version__
+from ichprep.models.saved import SERIES_FORMAT
 from ichprep.series.model import SeriesModel
-
-SERIES_FORMAT = "ichprep-series/1"
-"""The marker of a two-stage model.pt (``cnns``: fold CNN records; ``series``: the sequence model)."""
 
 HPARAMS: tuple[str, ...] = ("features", "hidden", "layers", "cell", "conv", "dropout")
 

@@ -10,15 +10,11 @@ fallback is reported, since the order it gives may not be anatomical.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-from ichprep import layout
-
-POSITION = [f"ImagePositionPatient{s}" for s in ("", "1", "2")]
-ORIENTATION = [f"ImageOrientationPatient{s}" for s in ("", "1", "2", "3", "4", "5")]
+from ichprep.store import Converted
+from ichprep.store.converted import ORIENTATION, POSITION
 
 
 def _numbers(table: pd.DataFrame, columns: list[str]) -> np.ndarray | None:
@@ -37,7 +33,7 @@ def along_normal(table: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     n = len(table)
     pos = np.full(n, np.nan)
     how = np.full(n, "id", dtype=object)
-    xyz, iop = _numbers(table, POSITION), _numbers(table, ORIENTATION)
+    xyz, iop = _numbers(table, list(POSITION)), _numbers(table, list(ORIENTATION))
     if xyz is not None and iop is not None:
         normal = np.cross(iop[:, :3], iop[:, 3:])
         proj = np.einsum("ij,ij->i", xyz, normal)
@@ -54,16 +50,16 @@ def along_normal(table: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     return pd.Series(pos, index=table.index), pd.Series(how, index=table.index)
 
 
-def series_order(data: str | Path, ids: list[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+def series_order(data: Converted, ids: list[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
     """id -> series, position, slice (0, 1, ... within the series), sorted by series then slice; and notes.
 
-    Read from DATA/manifest.parquet. An image without a SeriesInstanceUID is a one-slice series of
+    Read from DATA's manifest (``Converted.slices``). An image without a SeriesInstanceUID is a one-slice series of
     its own; slices at the same position (repeats) keep the id order, a missing position falls
     back as ``along_normal`` says. ``ids`` restricts the table to those images (others unknown to
     the manifest are single slices). The notes say how many series used each fallback.
     """
-    manifest = Path(data) / layout.MANIFEST
-    table = pd.read_parquet(manifest) if manifest.exists() else pd.DataFrame({"id": [] if ids is None else list(ids)})
+    manifest = data.slices
+    table = manifest if manifest is not None else pd.DataFrame({"id": [] if ids is None else list(ids)})
     if "status" in table.columns:
         table = table[table["status"].fillna("ok") == "ok"]
     table = table.drop_duplicates("id").set_index("id")

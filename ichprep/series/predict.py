@@ -10,30 +10,27 @@ held, so memory is bounded by the batch and the longest series, not the data set
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from ichprep import LABELS
+from ichprep.models.saved import load_model
+from ichprep.predict.predict import model_loader
 from ichprep.series import embed
+from ichprep.series.model import series_probs
 from ichprep.series.network import load_series_model
 from ichprep.series.order import series_order
-from ichprep.series.train import series_probs
-from ichprep.store import Store
-from ichprep.train.dataset import series_table
-from ichprep.train.predict import model_loader
+from ichprep.store import Converted
 
 
-def predict_series(record: dict, store: Store, data: Path, ids: Sequence[str], device: torch.device, tta: Sequence[str] = (),
+def predict_series(record: dict, data: Converted, ids: Sequence[str], device: torch.device, tta: Sequence[str] = (),
                    batch: int = 64, workers: int = 0, prefetch: int | None = None, quiet: bool = True) -> np.ndarray:
     """Probabilities (len(ids), 6) in LABELS order from the two-stage ``record``; each series is made of its slices among ``ids``.
 
     ``tta`` is predict's --tta when given, else the views the sequence model was trained with.
     """
     from tqdm import tqdm
-
-    from ichprep.train.network import load_model
 
     tta = tuple(tta) or tuple(record["tta"])
     order, _ = series_order(data, list(ids))
@@ -47,7 +44,7 @@ def predict_series(record: dict, store: Store, data: Path, ids: Sequence[str], d
     probs = np.zeros((len(ordered), len(LABELS)))
     pending: list[list[torch.Tensor]] = [[] for _ in cnns]
     done = read = 0
-    source = model_loader(record["cnns"][0], store, ordered, series_table(data), batch, workers, prefetch, device)
+    source = model_loader(record["cnns"][0], data, ordered, batch, workers, prefetch, device)
     for x, _ in tqdm(source, desc="predict", disable=quiet, leave=False):
         for k, (model, r) in enumerate(cnns):
             f, lg = embed.embed_batch(model, r, x, device, tta)

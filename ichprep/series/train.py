@@ -22,16 +22,18 @@ import torch
 
 from ichprep import LABELS, atomic, layout, strict_json
 from ichprep.errors import IchprepError
+from ichprep.metrics import LABEL_WEIGHTS, weighted_log_loss
+from ichprep.models.saved import load_plain
 from ichprep.series import embed
+from ichprep.series.model import series_probs
 from ichprep.series.network import build, series_record
 from ichprep.series.order import series_order
 from ichprep.series.smooth import smoothed
 from ichprep.splits import patient_folds
-from ichprep.store import open_store
-from ichprep.train.checkpoint import epoch_seed, load_plain, save_atomic, seed_everything
+from ichprep.store import Converted, open_converted
+from ichprep.train.checkpoint import epoch_seed, save_atomic, seed_everything
 from ichprep.train.folds import fold_dir
 from ichprep.train.loss import weighted_bce
-from ichprep.train.metrics import LABEL_WEIGHTS, weighted_log_loss
 from ichprep.train.trainset import prepare, resolve_labels
 
 SERIES_CHECKPOINT = "ichprep-series-checkpoint/1"
@@ -87,10 +89,10 @@ class Stage:
     valid: np.ndarray
 
 
-def oof_embeddings(cfg: SeriesConfig, rc: dict, device: torch.device, say: Callable[[str], None]) -> pd.DataFrame:
+def oof_embeddings(cfg: SeriesConfig, rc: dict, data: Converted, device: torch.device, say: Callable[[str], None]) -> pd.DataFrame:
     """Every image of the run embedded by the fold that held it out (cached in SRUN/OOF_EMBEDDINGS for this --tta)."""
-    from ichprep.train.loaders import loader_workers, usable_cores
-    from ichprep.train.network import load_model, load_record
+    from ichprep.data.workers import loader_workers, usable_cores
+    from ichprep.models.saved import load_model, load_record
 
     path = cfg.out / OOF_EMBEDDINGS
     tta = ",".join(cfg.tta)
@@ -101,8 +103,6 @@ def oof_embeddings(cfg: SeriesConfig, rc: dict, device: torch.device, say: Calla
         if meta.get(b"tta", b"").decode() == tta:
             say(f"out-of-fold embeddings: {path} (already made)")
             return pd.read_parquet(path)
-    data = Path(rc["data"])
-    store = open_store(data)
     workers, prefetch = loader_workers(cfg.workers, device, 1, usable_cores())
     batch = cfg.embed_batch or (256 if device.type == "cuda" else 64)
     parts = []
@@ -110,7 +110,7 @@ def oof_embeddings(cfg: SeriesConfig, rc: dict, device: torch.device, say: Calla
         ts = prepare(data, rc["labels"], None, rc["seed"], rc["max_images"], rc["folds"], fold)
         record = load_record(fold_dir(cfg.run, fold) / layout.MODEL)
         model = load_model(record, device)
-        emb = embed.embed_ids(model, record, store, data, ts.val_ids, device, cfg.tta, batch, workers, prefetch, cfg.quiet)
+        emb = embed.embed_ids(model, record, data, ts.val_ids, device, cfg.tta, batch, workers, prefetch, cfg.quiet)
         say(f"fold {fold}: embedded its {len(emb.ids)} held-out images ({emb.features.shape[1]} features"
             + (f", TTA {tta}" if tta else "") + ")")
         parts.append((emb, fold))
@@ -125,22 +125,18 @@ def oof_embeddings(cfg: SeriesConfig, rc: dict, device: torch.device, say: Calla
     return table
 
 
-def _patients(data: Path, labels: pd.DataFrame, table: pd.DataFrame) -> pd.Series:
+def _patients(data: Converted, labels: pd.DataFrame, table: pd.DataFrame) -> pd.Series:
     """PatientID per image (labels, else the manifest), else its series: a validation never splits a series."""
     ids = table["id"].tolist()
     patients = labels["PatientID"].reindex(ids) if "PatientID" in labels else pd.Series(np.nan, index=ids, dtype=object)
-    manifest = data / layout.MANIFEST
-    if patients.isna().any() and manifest.exists():
-        m = pd.read_parquet(manifest)
-        if "PatientID" in m:
-            patients = patients.fillna(m.drop_duplicates("id").set_index("id")["PatientID"].reindex(ids))
+    if patients.isna().any() and data.patients is not None:
+        patients = patients.fillna(data.patients.reindex(ids))
     return patients.fillna(pd.Series(table["series"].to_numpy(), index=ids)).astype(str)
 
 
-def stage_data(cfg: SeriesConfig, rc: dict, table: pd.DataFrame) -> Stage:
+def stage_data(cfg: SeriesConfig, rc: dict, data: Converted, table: pd.DataFrame) -> Stage:
     """Group the embeddings into series in slice order, attach labels, split whole patients off for validation."""
-    data = Path(rc["data"])
-    labels, _ = resolve_labels(data, open_store(data), Path(rc["labels"]) if rc["labels"] else None)
+    labels, _ = resolve_labels(data, Path(rc["labels"]) if rc["labels"] else None)
     table = table.sort_values(["series", "slice"], kind="stable").reset_index(drop=True)
     emb = embed.from_frame(table)
     x = np.concatenate([emb.features if cfg.features else emb.features[:, :0], emb.logits], axis=1)
@@ -151,20 +147,6 @@ def stage_data(cfg: SeriesConfig, rc: dict, table: pd.DataFrame) -> Stage:
                           labels[list(LABELS)].reindex(emb.ids)) if cfg.val_frac > 0 else pd.Series("train", index=emb.ids)
     valid = np.array([folds.iloc[g[0]] == "valid" for g in groups])
     return Stage(table, groups, [torch.from_numpy(x[g]).half() for g in groups], [torch.from_numpy(y[g]) for g in groups], valid)
-
-
-@torch.inference_mode()
-def series_probs(model: torch.nn.Module, inputs: list[torch.Tensor], device: torch.device, batch: int = 64) -> list[np.ndarray]:
-    """Sigmoid probabilities (T_i, 6) of each series through the sequence model, ``batch`` series per forward."""
-    from ichprep.series.model import padded
-
-    model.eval()
-    out = []
-    for k in range(0, len(inputs), batch):
-        x, lengths = padded([t.float() for t in inputs[k : k + batch]])
-        p = torch.sigmoid(model(x.to(device), lengths)).cpu().numpy().astype(np.float64)
-        out += [p[i, : int(n)] for i, n in enumerate(lengths)]
-    return out
 
 
 def _epoch(model: torch.nn.Module, stage: Stage, train_idx: np.ndarray, cfg: SeriesConfig, epoch: int, optimizer,
@@ -214,17 +196,18 @@ def baselines(stage: Stage, rows: np.ndarray) -> dict[str, float]:
 
 def train_series(cfg: SeriesConfig, say: Callable[[str], None] = print) -> dict:
     """Train per ``cfg``, writing SRUN/oof_embeddings.parquet, metrics.csv, curves.png, last.pt, model.pt; returns the scores."""
+    from ichprep.models.device import pick_device
+    from ichprep.models.saved import load_record
     from ichprep.plots.training import plot_curves
-    from ichprep.train.distributed import pick_device
     from ichprep.train.loop import metrics_row, one_cycle
-    from ichprep.train.network import load_record
 
     device = pick_device(cfg.device)
     if cfg.resume and not (cfg.out / layout.LAST).exists():
         raise IchprepError(f"--resume: no {cfg.out / layout.LAST} to continue from")
     rc = run_config(cfg.run)
     cfg.out.mkdir(parents=True, exist_ok=True)
-    stage = stage_data(cfg, rc, oof_embeddings(cfg, rc, device, say))
+    data = open_converted(rc["data"])
+    stage = stage_data(cfg, rc, data, oof_embeddings(cfg, rc, data, device, say))
     width = len([c for c in stage.table.columns if c.startswith("f") and c[1:].isdigit()])
     shape = hparams(cfg, width)
     seed_everything(cfg.seed)

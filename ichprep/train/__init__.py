@@ -1,13 +1,12 @@
-"""Training and inference on convert's output: the only part of ichprep that imports torch.
+"""Training on convert's output: the loop (alone or under torchrun), K-fold runs and the learning-rate range test.
 
-``train`` runs the loop (alone or under torchrun), ``lr_find`` the learning-rate range test,
-``predict``/``evaluate`` apply a saved ``model.pt`` to converted images or raw DICOMs.
+``train`` runs the loop, ``train_folds`` K patient-grouped folds and their ensemble, ``lr_find``
+the learning-rate range test. Applying a saved ``model.pt`` is ``ichprep.predict``.
 """
 
 from ichprep.train.config import TrainConfig
 from ichprep.train.folds import train_folds
 from ichprep.train.loop import train
 from ichprep.train.lr_find import lr_find
-from ichprep.train.predict import Predictions, evaluate, predict, submission
 
-__all__ = ["Predictions", "TrainConfig", "evaluate", "lr_find", "predict", "submission", "train", "train_folds"]
+__all__ = ["TrainConfig", "lr_find", "train", "train_folds"]

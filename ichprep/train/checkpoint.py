@@ -14,7 +14,6 @@ tensors and plain values, so it loads with ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import random
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 
 from ichprep import atomic
-from ichprep.errors import IchprepError
+from ichprep.models.saved import load_plain
 
 CHECKPOINT_FORMAT = "ichprep-checkpoint/2"
 """The marker of last.pt and best.pt; /2 dropped the generator states that /1 (unmarked) pickled."""
@@ -32,23 +31,6 @@ def save_atomic(obj: Any, path: Path) -> None:
     """torch.save under a temporary name, renamed onto PATH when complete."""
     with atomic.replacing(path) as tmp:
         torch.save(obj, tmp)
-
-
-def load_plain(path: str | Path, refusal: str, marker: str | None = None) -> Any:
-    """A torch file of tensors and plain values, loaded without running code from it.
-
-    Anything else (a foreign pickle, a damaged or older file, a file without ``marker``) is an
-    ``IchprepError``: ``refusal`` says what the file should have been, the reason follows it.
-    """
-    try:
-        with warnings.catch_warnings():  # a foreign file's pickle-protocol warning is noise: the refusal says it all
-            warnings.simplefilter("ignore")
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch reports a foreign, damaged or older file in many exception types
-        raise IchprepError(f"{refusal} ({type(err).__name__})") from None
-    if marker is not None and (not isinstance(loaded, dict) or loaded.get("format") != marker):
-        raise IchprepError(f"{refusal} (no {marker} marker)")
-    return loaded
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

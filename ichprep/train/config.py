@@ -17,7 +17,7 @@ RESUME_KEYS: tuple[str, ...] = (
 
 @dataclass
 class TrainConfig:
-    """The options of `ichprep train`, one to one; ``workers=None`` picks them from the device (``loaders.loader_workers``).
+    """The options of `ichprep train`, one to one; ``workers=None`` picks them from the device (``data.workers.loader_workers``).
 
     ``start`` is where the weights come from (``models.pretrained.resolve``, run before any work);
     None resolves it from ``arch``, ``weights`` and ``pretrained`` when training starts.

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ichprep.errors import IchprepError
+from ichprep.models.device import pick_device
 
 
 @dataclass(frozen=True)
@@ -33,31 +33,6 @@ class Dist:
     def main(self) -> bool:
         """Rank 0 alone writes files and prints."""
         return self.rank == 0
-
-
-def pick_device(name: str) -> torch.device:
-    """`auto` is CUDA when available, else CPU; anything else as given, a CUDA device checked.
-
-    A CUDA device is made the current one: capability checks (``torch.cuda.is_bf16_supported``),
-    pinned-memory buffers and kernels without an explicit device all go to the current device,
-    which would otherwise stay GPU 0 under ``--device cuda:1``.
-    """
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise IchprepError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N") from None
-    if device.type != "cuda":
-        return device
-    if not torch.cuda.is_available():
-        raise IchprepError(f"--device {name}: no CUDA device is available here")
-    if device.index is None:
-        device = torch.device("cuda", torch.cuda.current_device())
-    if device.index >= torch.cuda.device_count():
-        raise IchprepError(f"--device {name}: there are {torch.cuda.device_count()} CUDA devices (cuda:0 ...)")
-    torch.cuda.set_device(device)
-    return device
 
 
 def setup(device: str = "auto") -> Dist:

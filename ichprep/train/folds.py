@@ -19,10 +19,11 @@ import numpy as np
 import pandas as pd
 
 from ichprep import LABELS, atomic, layout, strict_json
+from ichprep.metrics import summary, weighted_log_loss
+from ichprep.models.saved import ensemble_record
+from ichprep.store import open_converted
 from ichprep.train.checkpoint import load_checkpoint, save_atomic
 from ichprep.train.config import TrainConfig
-from ichprep.train.metrics import summary, weighted_log_loss
-from ichprep.train.network import ensemble_record
 from ichprep.train.trainset import prepare
 
 OOF = "oof.csv"
@@ -75,12 +76,13 @@ def train_folds(cfg: TrainConfig, say: Callable[[str], None] = print) -> dict | 
 
 def assemble(cfg: TrainConfig, say: Callable[[str], None] = print) -> dict:
     """RUN/oof.csv, folds.csv, oof_scores.json and the fold ensemble's model.pt, from K finished folds."""
-    from ichprep.train.predict import predict
+    from ichprep.predict import predict
 
     assert cfg.folds is not None
+    data = open_converted(cfg.data)
     parts, rows = [], []
     for fold in range(cfg.folds):
-        ts = prepare(cfg.data, cfg.labels, None, cfg.seed, cfg.max_images, cfg.folds, fold)
+        ts = prepare(data, cfg.labels, None, cfg.seed, cfg.max_images, cfg.folds, fold)
         pred = predict(fold_dir(cfg.out, fold) / layout.MODEL, cfg.data, workers=cfg.workers, device=cfg.device,
                        quiet=cfg.quiet, ids=ts.val_ids)
         y = ts.labels.loc[pred.ids, list(LABELS)].to_numpy(dtype=np.float64)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Iterator
 
@@ -10,9 +9,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler, Subset
 
+from ichprep.data.dataset import ICHDataset, make_dataset
+from ichprep.data.workers import loader_workers, usable_cores
 from ichprep.errors import IchprepError
 from ichprep.train.config import TrainConfig
-from ichprep.train.dataset import ICHDataset, make_dataset
 from ichprep.train.distributed import Dist
 from ichprep.train.trainset import TrainSet
 
@@ -39,35 +39,6 @@ def seed_worker(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
-
-
-CPU_WORKERS: int = 2
-"""Loader processes on a CPU run: there the model step, not the loader, is the limit, and every
-further worker takes a core from it."""
-
-CUDA_PREFETCH: int = 4
-"""Batches each worker keeps ready on CUDA (DataLoader's default is 2): a slow batch, such as the
-first read of a shard, then does not leave the GPU waiting."""
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (a container's or taskset's share, not the machine's)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def loader_workers(requested: int | None, device: torch.device, local_world: int, cores: int) -> tuple[int, int | None]:
-    """(worker processes, batches prefetched per worker) of a loader; ``requested`` (--workers) wins.
-
-    On CUDA every process on the machine gets its share of the cores less one, which it keeps to
-    drive the GPU, and at least CPU_WORKERS: decoding, not the GPU, is what a small machine runs
-    out of. A CPU run keeps CPU_WORKERS.
-    """
-    workers = requested
-    if workers is None:
-        workers = max(CPU_WORKERS, cores // local_world - 1) if device.type == "cuda" else CPU_WORKERS
-    if workers == 0:
-        return 0, None
-    return workers, CUDA_PREFETCH if device.type == "cuda" else None
 
 
 def make_loaders(
@@ -103,6 +74,6 @@ def datasets(cfg: TrainConfig, ts: TrainSet) -> tuple[ICHDataset, ICHDataset | N
     """Train and validation Datasets of a TrainSet with the run's neighbours and normalisation."""
 
     def make(ids: list[str]) -> ICHDataset:
-        return make_dataset(ts.source, ids, ts.labels, ts.series, cfg.neighbours, cfg.stack)
+        return make_dataset(ts.data.images, ids, ts.labels, ts.series, cfg.neighbours, cfg.stack)
 
     return make(ts.train_ids), (make(ts.val_ids) if ts.val_ids else None)

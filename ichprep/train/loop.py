@@ -1,7 +1,7 @@
 """`ichprep train`: a plain-PyTorch training loop over convert's output.
 
 AdamW with a one-cycle schedule, the competition's weighted BCE (any = 2, subtypes = 1), batch
-augmentation on the device, autocast in the GPU's precision (``inference.precision``) and
+augmentation on the device, autocast in the GPU's precision (``models.device.precision``) and
 channels_last on CUDA, optional progressive resizing and torch.compile, checkpoints every epoch
 that resume exactly, and DistributedDataParallel when launched by torchrun.
 
@@ -30,9 +30,15 @@ from torch.optim.lr_scheduler import OneCycleLR
 from torch.utils.data import DataLoader
 
 from ichprep import layout
+from ichprep.data.batches import model_input
+from ichprep.data.dataset import ICHDataset, image_size
 from ichprep.errors import IchprepError
+from ichprep.metrics import summary
 from ichprep.models.backbones import layer_groups
+from ichprep.models.device import precision_name
 from ichprep.models.pretrained import RANDOM
+from ichprep.predict.inference import predict_loader
+from ichprep.store import open_converted
 from ichprep.train.augment import augment
 from ichprep.train.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -43,7 +49,6 @@ from ichprep.train.checkpoint import (
     seed_everything,
 )
 from ichprep.train.config import RESUME_KEYS, TrainConfig
-from ichprep.train.dataset import ICHDataset
 from ichprep.train.distributed import (
     Dist,
     barrier,
@@ -52,15 +57,7 @@ from ichprep.train.distributed import (
     sync_buffers,
     teardown,
 )
-from ichprep.train.inference import (
-    image_size,
-    model_input,
-    precision_name,
-    predict_loader,
-    unwrap,
-)
 from ichprep.train.loaders import datasets, make_loaders
-from ichprep.train.metrics import summary
 from ichprep.train.network import build_model, model_record, normalisation, start_of
 from ichprep.train.step import Step, make_step
 from ichprep.train.trainset import prepare
@@ -221,6 +218,21 @@ def train(cfg: TrainConfig, say: Callable[[str], None] = print) -> list[dict]:
         teardown(d)
 
 
+def unwrap(model: nn.Module) -> nn.Module:
+    """The network inside DistributedDataParallel's and torch.compile's wrappers (``_wrap``).
+
+    Its state_dict keys carry neither ``module.`` nor ``_orig_mod.``, so a checkpoint or model.pt
+    loads the same whether the run that wrote it (or reads it) ran under torchrun or compiled.
+    """
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif isinstance(model, nn.parallel.DistributedDataParallel):
+            model = model.module
+        else:
+            return model
+
+
 def _wrap(model: nn.Module, cfg: TrainConfig, d: Dist) -> nn.Module:
     """The network as it trains: under DDP when torchrun started several processes, compiled on request.
 
@@ -246,7 +258,7 @@ def _train(cfg: TrainConfig, d: Dist, say: Callable[[str], None]) -> list[dict]:
     if cfg.resume and not (cfg.out / layout.LAST).exists():
         raise IchprepError(f"--resume: no {cfg.out / layout.LAST} to continue from")
     torch.backends.cudnn.benchmark = d.device.type == "cuda"
-    ts = prepare(cfg.data, cfg.labels, cfg.val_frac, cfg.seed, cfg.max_images, cfg.folds, cfg.fold)
+    ts = prepare(open_converted(cfg.data), cfg.labels, cfg.val_frac, cfg.seed, cfg.max_images, cfg.folds, cfg.fold)
     train_ds, val_ds = datasets(cfg, ts)
     stages = cfg.stages()
     in_channels = train_ds.channels

@@ -15,10 +15,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ichprep.data.batches import model_input
+from ichprep.models.device import pick_device
+from ichprep.store import open_converted
 from ichprep.train.augment import augment
 from ichprep.train.config import TrainConfig
-from ichprep.train.distributed import Dist, pick_device
-from ichprep.train.inference import model_input
+from ichprep.train.distributed import Dist
 from ichprep.train.loaders import datasets, make_loaders
 from ichprep.train.network import build_model, normalisation, start_of
 from ichprep.train.step import make_step
@@ -62,7 +64,7 @@ def lr_find(
     """
     device = pick_device(cfg.device)
     d = Dist(0, 1, device)
-    ts = prepare(cfg.data, cfg.labels, cfg.val_frac, cfg.seed, cfg.max_images)
+    ts = prepare(open_converted(cfg.data), cfg.labels, cfg.val_frac, cfg.seed, cfg.max_images)
     train_ds, _ = datasets(cfg, ts)
     start_w = start_of(cfg)
     mean, std = normalisation(cfg, start_w, train_ds.channels)

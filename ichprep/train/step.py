@@ -1,6 +1,6 @@
 """One optimisation step, shared by the training loop, lr-find and the benchmarks, so all of them train alike.
 
-The forward runs under autocast in the device's precision (``inference.amp_dtype``). In fp16 the
+The forward runs under autocast in the device's precision (``models.device.amp_dtype``). In fp16 the
 loss is scaled before the backward pass, or gradients smaller than fp16's 6e-8 would vanish;
 gradients are unscaled before clipping so the clip sees their true norm. The loss comes back
 still on the device: reading it (``.item()``) makes the host wait for the GPU, so the caller
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ichprep.train.inference import amp_dtype
+from ichprep.metrics import LABEL_WEIGHTS
+from ichprep.models.device import amp_dtype
 from ichprep.train.loss import weighted_bce
-from ichprep.train.metrics import LABEL_WEIGHTS
 
 
 @dataclass

@@ -13,16 +13,16 @@ import pandas as pd
 
 from ichprep import LABELS, layout
 from ichprep.errors import IchprepError
+from ichprep.labels import load_labels
 from ichprep.splits import patient_folds, patient_kfold
-from ichprep.store import ShardStore, Store, open_store
-from ichprep.train.dataset import load_labels, series_table
+from ichprep.store import Converted
 
 
 @dataclass
 class TrainSet:
     """Everything about the data a run needs, decided once and deterministically from the seed."""
 
-    source: Store
+    data: Converted
     labels: pd.DataFrame
     train_ids: list[str]
     val_ids: list[str]
@@ -32,28 +32,27 @@ class TrainSet:
     notes: list[str]
 
 
-def default_labels(data: Path) -> Path | None:
-    """Where labels live when --labels is not given: clean-meta's train.parquet beside or inside DATA."""
-    for candidate in (data / layout.TRAIN_TABLE, data.parent / layout.TRAIN_TABLE):
-        if candidate.exists():
-            return candidate
-    return None
-
-
-def resolve_labels(data: Path, source: Store, labels: Path | None) -> tuple[pd.DataFrame, Path | None]:
-    """The label table (indexed by id) and the file it came from (None for the shards' own labels)."""
+def resolve_labels(data: Converted, labels: Path | None) -> tuple[pd.DataFrame, Path | None]:
+    """The label table (indexed by id) and the file it came from: ``labels`` when given, else DATA's default ones
+    (``Converted.labels``: None for the shards' own labels)."""
     if labels is not None:
         return load_labels(labels), labels
-    if isinstance(source, ShardStore):
-        table = source.labels()
-        if table is not None:
-            return table, None
-    found = default_labels(data)
-    if found is None:
+    if data.labels is None:
         raise IchprepError(
-            f"{data}: no labels found; pass --labels stage_1_train.csv or clean-meta's train.parquet"
+            f"{data.folder}: no labels found; pass --labels stage_1_train.csv or clean-meta's train.parquet"
         )
-    return load_labels(found), found
+    return data.labels
+
+
+def series_table(data: Converted, labels: pd.DataFrame) -> pd.DataFrame | None:
+    """id -> (SeriesInstanceUID, z) for ordering slices: DATA's manifest (every converted slice, including
+    neighbours a rebalanced training table left out), else the label table's columns."""
+    cols = ["SeriesInstanceUID", "ImagePositionPatient2"]
+    if data.series is not None:
+        return data.series
+    if set(cols) <= set(labels.columns):
+        return labels[cols]
+    return None
 
 
 def true_rates(labels_file: Path | None, fallback: np.ndarray) -> np.ndarray:
@@ -69,19 +68,18 @@ def true_rates(labels_file: Path | None, fallback: np.ndarray) -> np.ndarray:
     return fallback
 
 
-def _patients(data: Path, labels: pd.DataFrame, ids: list[str]) -> pd.Series:
-    """PatientID of each id from the label table or DATA/manifest.parquet; the id itself when unknown."""
+def _patients(data: Converted, labels: pd.DataFrame, ids: list[str]) -> pd.Series:
+    """PatientID of each id from the label table or DATA's manifest; the id itself when unknown."""
     if "PatientID" in labels:
         patients = labels["PatientID"].reindex(ids)
-    elif (data / layout.MANIFEST).exists():
-        manifest = pd.read_parquet(data / layout.MANIFEST)
-        patients = manifest.drop_duplicates("id").set_index("id").get("PatientID", pd.Series(dtype=object)).reindex(ids)
+    elif data.patients is not None:
+        patients = data.patients.reindex(ids)
     else:
         patients = pd.Series(np.nan, index=ids, dtype=object)
     return patients.fillna(pd.Series(ids, index=ids))
 
 
-def kfold(data: Path, labels: pd.DataFrame, ids: list[str], k: int, seed: int) -> tuple[pd.Series, str]:
+def kfold(data: Converted, labels: pd.DataFrame, ids: list[str], k: int, seed: int) -> tuple[pd.Series, str]:
     """The fold (0..k-1) of every id, and how it was decided: the table's own integer fold column, else by patient."""
     if "fold" in labels:
         given = pd.to_numeric(labels["fold"].reindex(ids), errors="coerce")
@@ -92,7 +90,7 @@ def kfold(data: Path, labels: pd.DataFrame, ids: list[str], k: int, seed: int) -
 
 
 def split(
-    data: Path, labels: pd.DataFrame, ids: list[str], val_frac: float | None, seed: int,
+    data: Converted, labels: pd.DataFrame, ids: list[str], val_frac: float | None, seed: int,
     folds: int | None = None, fold: int | None = None,
 ) -> tuple[list[str], list[str], str]:
     """(train ids, validation ids, how): fold ``fold`` of ``folds``; else the table's fold column unless
@@ -117,7 +115,7 @@ def split(
 
 
 def prepare(
-    data: str | Path,
+    data: Converted,
     labels: str | Path | None = None,
     val_frac: float | None = None,
     seed: int = 42,
@@ -125,23 +123,22 @@ def prepare(
     folds: int | None = None,
     fold: int | None = None,
 ) -> TrainSet:
-    """Open DATA, attach labels, keep labelled images, take the optional seeded subset, split by patient."""
-    data = Path(data)
-    source = open_store(data)
-    table, labels_file = resolve_labels(data, source, Path(labels) if labels else None)
+    """DATA's images with labels attached, the labelled ones kept, the optional seeded subset taken, split by patient."""
+    source = data.images
+    table, labels_file = resolve_labels(data, Path(labels) if labels else None)
     present = set(source.ids)
     labelled = set(table.index[table[list(LABELS)].notna().all(axis=1)])
     ids = [i for i in source.ids if i in labelled]
     notes = []
     missing = len(labelled - present)
     if missing:
-        notes.append(f"{missing} labelled images are not in {data} and are skipped")
+        notes.append(f"{missing} labelled images are not in {data.folder} and are skipped")
     if not ids:
-        raise IchprepError(f"{data}: none of its {len(source.ids)} images has a label")
+        raise IchprepError(f"{data.folder}: none of its {len(source.ids)} images has a label")
     if max_images is not None and max_images < len(ids):
         keep = np.sort(np.random.default_rng(seed).choice(len(ids), max_images, replace=False))
         ids = [ids[k] for k in keep]
     train_ids, val_ids, how = split(data, table, ids, val_frac, seed, folds, fold)
     notes.append(f"{len(train_ids)} train / {len(val_ids)} validation images, split by {how}")
     rate = table.loc[train_ids, list(LABELS)].to_numpy(dtype=np.float64).mean(axis=0)
-    return TrainSet(source, table, train_ids, val_ids, series_table(data, table), rate, true_rates(labels_file, rate), notes)
+    return TrainSet(data, table, train_ids, val_ids, series_table(data, table), rate, true_rates(labels_file, rate), notes)

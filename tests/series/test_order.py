@@ -7,12 +7,13 @@ import torch
 from ichprep.series.model import SeriesModel, padded
 from ichprep.series.order import series_order
 from ichprep.series.smooth import smoothed
+from ichprep.store import Converted, open_converted
 
 
-def _manifest(root, rows):
+def _manifest(root, rows) -> Converted:
     root.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).assign(status="ok").to_parquet(root / "manifest.parquet")
-    return root
+    return open_converted(root)
 
 
 def test_a_tilted_series_is_ordered_along_its_normal_not_by_z(tmp_path):
@@ -45,7 +46,7 @@ def test_fallbacks_repeats_missing_positions_and_lone_slices(tmp_path):
     assert order.loc["ID_g", "series"] == "ID_g" and order.loc["ID_g", "slice"] == 0  # a series of its own
     assert "1 series ordered (at least partly) by the image id (no position or InstanceNumber)" in notes
     assert "1 series ordered (at least partly) by InstanceNumber (no position)" in notes
-    only, _ = series_order(tmp_path, ["ID_e", "ID_unknown"])
+    only, _ = series_order(open_converted(tmp_path), ["ID_e", "ID_unknown"])
     assert only.loc["ID_unknown", "series"] == "ID_unknown" and only.loc["ID_e", "slice"] == 0
 
 

@@ -15,11 +15,12 @@ import pytest
 from cli_run import ichprep
 
 from ichprep import LABELS
+from ichprep.labels import load_labels
+from ichprep.metrics import weighted_log_loss
+from ichprep.predict import predict
 from ichprep.series.order import series_order
 from ichprep.series.smooth import smoothed
-from ichprep.train import predict
-from ichprep.train.dataset import load_labels
-from ichprep.train.metrics import weighted_log_loss
+from ichprep.store import open_converted
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -46,7 +47,7 @@ def stages(tmp_path_factory):
 
 
 def _groups(data, ids):
-    order, _ = series_order(data, ids)
+    order, _ = series_order(open_converted(data), ids)
     where = {image: k for k, image in enumerate(ids)}
     return [np.array([where[i] for i in g.index]) for _, g in order.groupby("series", sort=False)]
 

@@ -7,8 +7,8 @@ from cli_run import ichprep
 from ich_fixtures import labelled_folder
 
 from ichprep import LABELS
+from ichprep.models.saved import load_record
 from ichprep.series.recipes import RECIPES
-from ichprep.train.network import load_record
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

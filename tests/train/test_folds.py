@@ -7,8 +7,8 @@ from cli_run import ichprep
 from ich_fixtures import labelled_folder
 
 from ichprep import LABELS
+from ichprep.predict import predict
 from ichprep.splits import patient_kfold
-from ichprep.train.predict import predict
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

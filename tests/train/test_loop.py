@@ -18,12 +18,12 @@ from ich_fixtures import (
 
 from ichprep import LABELS
 from ichprep.errors import IchprepError
+from ichprep.metrics import LABEL_WEIGHTS, weighted_log_loss
 from ichprep.models.backbones import create
 from ichprep.train import TrainConfig, train
 from ichprep.train.augment import AugmentOptions, augment
 from ichprep.train.distributed import Dist
 from ichprep.train.loss import weighted_bce
-from ichprep.train.metrics import LABEL_WEIGHTS, weighted_log_loss
 
 ICHPREP = Path(sys.executable).parent / "ichprep"
 
@@ -203,7 +203,7 @@ def test_the_epoch_loss_is_the_mean_of_every_step_loss(blobs, tmp_path, monkeypa
 def test_a_compiled_run_saves_the_networks_own_keys_and_resumes_uncompiled(blobs, tmp_path, monkeypatch):
     """torch.compile's wrapper prefixes every key with _orig_mod.; neither last.pt nor model.pt may carry it.
     The eager backend keeps the test fast; the wrapper and its keys are the same as inductor's."""
-    from ichprep.train.network import load_record
+    from ichprep.models.saved import load_record
 
     compiled = []
     real = torch.compile
@@ -266,7 +266,7 @@ def assert_on_the_schedule(history: list[dict], final_lr: float, steps: int) -> 
 
 def assert_every_validation_image_counted_once(blobs: Path, run: Path) -> None:
     """The logged val_wll of epoch 1 is the metric of model.pt's predictions over the validation fold."""
-    from ichprep.train.predict import predict
+    from ichprep.predict import predict
 
     pred = predict(run / "model.pt", blobs / "img", batch_size=16, workers=0, device="cpu", quiet=True)
     table = pd.read_parquet(blobs / "train.parquet").set_index("SOPInstanceUID")
@@ -372,3 +372,12 @@ def test_synth_convert_clean_train_predict_beats_the_prior(tmp_path):
     assert list(sub.columns) == ["ID", "Label"] and len(sub) == 6 * n_images
     assert sub["ID"].str.fullmatch(r"ID_[0-9a-f]{9}_(epidural|intraparenchymal|intraventricular|subarachnoid|subdural|any)").all()
     assert sub["Label"].between(1e-4, 1 - 1e-4).all() and not math.isnan(sub["Label"].sum())
+
+
+def test_a_compiled_network_unwraps_to_itself():
+    from ichprep.train.loop import unwrap
+
+    model = create("resnet18", 3)
+    compiled = torch.compile(model, backend="eager")
+    assert all(k.startswith("_orig_mod.") for k in compiled.state_dict())
+    assert unwrap(compiled) is model and unwrap(model) is model

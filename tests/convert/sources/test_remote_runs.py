@@ -241,7 +241,8 @@ def test_a_dask_cluster_converts_a_url_with_no_shared_input_files(archive, local
 @pytest.mark.slow
 def test_predict_renders_a_url_as_it_renders_the_zip_on_disk(synth, dicoms, tmp_path, one_torch_thread):
     pytest.importorskip("torch")
-    from ichprep.train import TrainConfig, predict, train
+    from ichprep.predict import predict
+    from ichprep.train import TrainConfig, train
 
     small = tmp_path / "small.zip"
     small.write_bytes(build(dict(list(dicoms.items())[:24])))

@@ -16,9 +16,9 @@ from cli_run import ichprep
 
 from ichprep.convert import Options, convert
 from ichprep.convert.windows import PRESETS, fastai_channels, parse_windows
+from ichprep.predict import predict
 from ichprep.settings import Settings
 from ichprep.synth import IMAGES_DIR, generate
-from ichprep.train import predict
 from tests.ich_fixtures import fabricate, write_folder, write_model, write_shards
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

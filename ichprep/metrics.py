@@ -4,7 +4,7 @@ The RSNA score is a weighted multi-label log loss: every (image, label) pair con
 binary log loss, weighted 2 for `any` and 1 for each subtype, and the sum is divided by
 N * sum(weights). Probabilities are clipped to [EPS, 1 - EPS] with EPS = 1e-7 before taking logs,
 so a confidently wrong 0/1 prediction costs about 16 instead of infinity; 1e-7 is far below
-any clipping a submission applies (ichprep.train.predict clips at 1e-4), so it never changes a real score.
+any clipping a submission applies (ichprep.predict.submission clips at 1e-4), so it never changes a real score.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ichprep.train.loaders import CPU_WORKERS, CUDA_PREFETCH, loader_workers
+from ichprep.data.workers import CPU_WORKERS, CUDA_PREFETCH, loader_workers
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda", 0)
 

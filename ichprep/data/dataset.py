@@ -1,8 +1,8 @@
 """A PyTorch Dataset over `ichprep convert`'s output: an image folder or HDF5 shards.
 
-Images come back as uint8 tensors C x H x W (``normalise`` makes the model's float input on the
-batch's device), labels as six floats in LABELS order (NaN when an image has no label, e.g. the
-test set). Images are read through ``ichprep.store.readers``, which opens HDF5 files lazily per process,
+Images come back as uint8 tensors C x H x W (``batches.normalise`` makes the model's float input
+on the batch's device), labels as six floats in LABELS order (NaN when an image has no label, e.g. the
+test set). Images are read through an ``ichprep.store`` store, which opens HDF5 files lazily per process,
 so a Dataset works with DataLoader workers under both fork and spawn.
 
 Neighbouring slices, two ways (``models.inputs.STACKS``). ``windows`` with `neighbours=k`: every item stacks the
@@ -15,43 +15,19 @@ them unchanged. At a series end the edge slice is repeated.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from ichprep import LABELS, layout
-from ichprep.labels import ID_COLUMN, load_table
+from ichprep import LABELS
 from ichprep.store import Store
 
 MEAN: float = 0.6
 STD: float = 0.25
 """The data's normalisation, Jeremy's hint for these windowed images (a network from random weights uses it)."""
-def load_labels(path: str | Path) -> pd.DataFrame:
-    """Labels indexed by image id (``ichprep.labels.load_table``), as the split and the Dataset look them up."""
-    return load_table(path).set_index(ID_COLUMN).rename_axis("id")
-
-
-def series_table(data: str | Path, labels: pd.DataFrame | None = None) -> pd.DataFrame | None:
-    """id -> (SeriesInstanceUID, z) for ordering slices, from DATA/manifest.parquet or the label table.
-
-    The manifest is preferred because it lists every converted slice, including neighbours that a
-    rebalanced training table left out.
-    """
-    cols = ["SeriesInstanceUID", "ImagePositionPatient2"]
-    manifest = Path(data) / layout.MANIFEST
-    if manifest.exists():
-        table = pd.read_parquet(manifest)
-        if set(cols) <= set(table.columns):
-            return table.drop_duplicates("id").set_index("id")[cols]
-    if labels is not None and set(cols) <= set(labels.columns):
-        return labels[cols]
-    return None
 
 
 def neighbour_rows(ids: list[str], series: pd.DataFrame | None, k: int) -> np.ndarray:
@@ -81,7 +57,7 @@ class ICHDataset(Dataset):
     """Items of `source` (positions `rows`, one row of 2k+1 slices each) with optional labels.
 
     `labels` is (len(rows), 6) in LABELS order or None. Images keep their stored size: a network
-    that wants another gets the batch resized on its device (``inference.resize_batch``), in
+    that wants another gets the batch resized on its device (``batches.resize_batch``), in
     training and prediction alike.
     """
 
@@ -146,16 +122,6 @@ def make_dataset(
     return ICHDataset(source, rows, y, list(ids), stack)
 
 
-def normalise(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """A uint8 batch to the model's float input, (x / 255 - mean) / std per channel, in two in-place passes."""
-    scale, shift = _affine(tuple(mean), tuple(std), x.device)
-    return x.float().mul_(scale).sub_(shift)
-
-
-@lru_cache(maxsize=16)
-def _affine(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The per-channel scale and shift of ``normalise``, made once per device: building them for every
-    batch would copy them to the GPU every step, a copy the step has to wait for."""
-    scale = torch.tensor([1.0 / (255.0 * s) for s in std], device=device).view(1, -1, 1, 1)
-    shift = torch.tensor([m / s for m, s in zip(mean, std)], device=device).view(1, -1, 1, 1)
-    return scale, shift
+def image_size(ds: ICHDataset) -> int:
+    """The side length of the stored images (read from the first item)."""
+    return int(ds.source.read(int(ds.rows[0, 0])).shape[0])

@@ -5,13 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from ich_fixtures import (
-    fabricate,
+    area_resized,
     labelled_folder,
     write_folder,
     write_shards,
@@ -19,10 +18,11 @@ from ich_fixtures import (
 from real_manifest import RSNA
 
 from ichprep import LABELS, SUBTYPES
+from ichprep.metrics import prior_correct, summary
+from ichprep.predict import Predictions, evaluate, predict, submission
+from ichprep.predict.inference import predict_loader
+from ichprep.predict.submission import CLIP
 from ichprep.train import TrainConfig, train
-from ichprep.train.inference import predict_loader, resize_batch
-from ichprep.train.metrics import prior_correct, summary
-from ichprep.train.predict import CLIP, Predictions, evaluate, predict, submission
 
 ICHPREP = Path(sys.executable).parent / "ichprep"
 
@@ -145,22 +145,6 @@ def test_dicoms_are_rendered_with_the_models_own_settings(tmp_path):
     assert np.allclose(direct.probs, converted.probs, atol=1e-6)
 
 
-def area_resized(images: np.ndarray, size: int) -> np.ndarray:
-    """What predict did before resizing moved to the device: OpenCV's INTER_AREA on the stored uint8 images."""
-    return np.stack([cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA) for img in images])
-
-
-@pytest.mark.parametrize("stored, size, max_grey, mean_grey", [(32, 16, 0.5, 0.5), (24, 16, 64.0, 4.0)])
-def test_device_resize_agrees_with_opencvs_area_resize(stored, size, max_grey, mean_grey):
-    """Exact for whole-number ratios (up to OpenCV's rounding to uint8); close, not equal, for others,
-    where OpenCV weighs partly covered pixels by area and torch's adaptive pooling takes them whole."""
-    _, images, _, _ = fabricate(8, seed=2, size=stored)
-    batch = torch.from_numpy(images).permute(0, 3, 1, 2).double()
-    on_device = resize_batch(batch, size).permute(0, 2, 3, 1).numpy()
-    diff = np.abs(on_device - area_resized(images, size))
-    assert diff.max() <= max_grey and diff.mean() <= mean_grey
-
-
 def test_a_model_trained_at_another_size_sees_images_resized_on_the_device_like_opencv_would(trained, tmp_path):
     root, ids, images, _ = trained
     record = torch.load(root / "run" / "model.pt", weights_only=True)
@@ -169,9 +153,9 @@ def test_a_model_trained_at_another_size_sees_images_resized_on_the_device_like_
 
     from torch.utils.data import DataLoader
 
+    from ichprep.data.dataset import make_dataset
+    from ichprep.models.saved import load_model, load_record
     from ichprep.store import open_store
-    from ichprep.train.dataset import make_dataset
-    from ichprep.train.network import load_model, load_record
 
     model = load_model(load_record(tmp_path / "model.pt"), torch.device("cpu"))
     small = tmp_path / "small"
@@ -201,9 +185,10 @@ def test_tta_is_one_forward_pass_of_the_images_and_their_mirrors_without_autogra
     root, _, _, _ = trained
     from torch.utils.data import DataLoader
 
+    from ichprep.data.batches import normalise
+    from ichprep.data.dataset import make_dataset
+    from ichprep.models.saved import load_model, load_record
     from ichprep.store import open_store
-    from ichprep.train.dataset import make_dataset, normalise
-    from ichprep.train.network import load_model, load_record
 
     record = load_record(root / "run" / "model.pt")
     network = load_model(record, torch.device("cpu"))
@@ -227,7 +212,7 @@ def raw_dicoms(tmp_path_factory):
 
 def spy_on_conversions(monkeypatch) -> list[Path]:
     """The folders predict converts raw DICOMs into, each checked to exist while it is used."""
-    module = sys.modules["ichprep.train.predict"]
+    module = sys.modules["ichprep.predict.predict"]
 
     seen, real = [], module.convert_dicoms
 
@@ -241,7 +226,7 @@ def spy_on_conversions(monkeypatch) -> list[Path]:
 
 
 def temporaries(folder: Path) -> list[Path]:
-    from ichprep.train.predict import TEMP_PREFIX
+    from ichprep.predict.dicoms import TEMP_PREFIX
 
     return [p for p in folder.iterdir() if p.name.startswith(TEMP_PREFIX)]
 
@@ -271,7 +256,7 @@ def test_tmpdir_when_set_is_where_raw_dicoms_are_converted(trained, raw_dicoms, 
 
 
 def test_the_temporary_folder_is_removed_when_predict_fails(trained, raw_dicoms, tmp_path, monkeypatch):
-    module = sys.modules["ichprep.train.predict"]
+    module = sys.modules["ichprep.predict.predict"]
 
     monkeypatch.delenv("TMPDIR", raising=False)
     seen = spy_on_conversions(monkeypatch)

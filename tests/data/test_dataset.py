@@ -11,41 +11,17 @@ from ich_fixtures import (
     write_folder,
     write_manifest,
     write_shards,
-    write_train_table,
 )
 from torch.utils.data import DataLoader
 
 from ichprep import LABELS
-from ichprep.store import ShardStore, open_store
-from ichprep.train.dataset import (
-    MEAN,
-    STD,
-    load_labels,
-    make_dataset,
-    neighbour_rows,
-    normalise,
-    series_table,
-)
+from ichprep.data.dataset import make_dataset, neighbour_rows
+from ichprep.store import ShardStore, open_converted, open_store
 
 
 def chw(img: np.ndarray) -> torch.Tensor:
     """The stored uint8 image as the Dataset returns it: channels first."""
     return torch.from_numpy(img.transpose(2, 0, 1).copy())
-
-
-def normalised(img: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    """(x / 255 - mean) / std of every channel, in float64 numpy, cast at the end."""
-    x = img.transpose(2, 0, 1).astype(np.float64) / 255
-    return torch.from_numpy((x - np.array(mean)[:, None, None]) / np.array(std)[:, None, None]).float()
-
-
-@pytest.mark.parametrize("mean, std", [((MEAN,) * 3, (STD,) * 3), ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
-def test_normalise_turns_uint8_batches_into_the_models_float_input_channel_by_channel(fake, mean, std):
-    _, images, _, _ = fake
-    batch = torch.stack([chw(i) for i in images[:4]])
-    expected = torch.stack([normalised(i, mean, std) for i in images[:4]])
-    assert torch.allclose(normalise(batch, mean, std), expected, atol=1e-5)
-    assert batch.dtype == torch.uint8
 
 
 @pytest.fixture(scope="module")
@@ -96,19 +72,6 @@ def test_unlabelled_items_have_nan_labels(tmp_path, fake):
     assert torch.isnan(ds[0][1]).all() and ds[0][1].shape == (6,)
 
 
-def test_labels_load_from_the_long_csv_and_from_train_parquet(tmp_path, fake):
-    ids, _, labels, table = fake
-    csv = tmp_path / "stage_1_train.csv"
-    rows = [(f"{i}_{s}", int(labels[n][LABELS.index(s)])) for n, i in enumerate(ids) for s in
-            ("epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural", "any")]
-    pd.DataFrame(rows + rows[:3], columns=["ID", "Label"]).to_csv(csv, index=False)
-    from_csv = load_labels(csv)
-    assert np.array_equal(from_csv.loc[ids, list(LABELS)].to_numpy(), labels)
-    from_parquet = load_labels(write_train_table(tmp_path / "train.parquet", ids, labels, table))
-    assert np.array_equal(from_parquet.loc[ids, list(LABELS)].to_numpy(), labels)
-    assert {"fold", "PatientID", "SeriesInstanceUID"} <= set(from_parquet.columns)
-
-
 def test_neighbours_follow_z_within_a_series_and_repeat_edges():
     ids = ["a", "b", "c", "d", "lone"]
     series = pd.DataFrame(
@@ -125,7 +88,7 @@ def test_neighbour_channels_stack_previous_current_next(tmp_path, fake):
     root = write_folder(tmp_path / "png", ids, images)
     write_manifest(root, table)
     source = open_store(root)
-    ds = make_dataset(source, ids, None, series_table(root), neighbours=1)
+    ds = make_dataset(source, ids, None, open_converted(root).series, neighbours=1)
     x = ds[5][0]
     assert ds.channels == 9 and x.shape == (9, 16, 16)
     # z falls with the id order, so the slice below (previous) is ids[6] and the one above ids[4].
@@ -141,7 +104,7 @@ def test_2_5d_stacks_the_brain_window_of_the_previous_the_slice_and_the_next(tmp
     root = write_folder(tmp_path / "png", ids, images)
     write_manifest(root, table)
     source = open_store(root)
-    ds = make_dataset(source, ids, None, series_table(root), neighbours=3, stack="2.5d")
+    ds = make_dataset(source, ids, None, open_converted(root).series, neighbours=3, stack="2.5d")
     x = ds[5][0]
     assert ds.channels == 3 and x.shape == (3, 16, 16)
     # The first stored channel (brain) of ids[6] (below), ids[5], ids[4] (above), whatever --neighbours says.

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ichprep import LABELS
-from ichprep.train.metrics import (
+from ichprep.metrics import (
     LABEL_WEIGHTS,
     accuracy_per_label,
     auc,
