@@ -43,8 +43,8 @@ TEST_SHARE = 4
 
 PLACES = {
     "raw": "raw", "test": "test", "test_dicoms": f"test/{IMAGES_DIR}", "test_labels": f"test/{LABELS_CSV}",
-    "images": "images", "meta": "meta", "sheet": "sheet.png", "run": "run", "model": "run/model.pt",
-    "srun": "srun", "series_model": "srun/model.pt", "scores": "test_scores.json", "submission": "submission.csv",
+    "images": "images", "meta": "meta", "sheet": layout.SHEET, "run": "run", "model": f"run/{layout.MODEL}",
+    "srun": "srun", "series_model": f"srun/{layout.MODEL}", "scores": layout.TEST_SCORES, "submission": layout.SUBMISSION,
 }
 """Each output of the demo and where it goes, relative to the demo's folder."""
 

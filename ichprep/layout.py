@@ -10,7 +10,16 @@ and ``predict`` uses ``is_converted`` to tell convert's output from a folder of 
     OUT/.ichprep/             run state: the lock and the manifest parts of an unfinished run
 
     META/train.parquet        clean-meta's kept images with labels and folds; META/labels.parquet every image's labels
+    META/meta.parquet ...     every row of the table, Jeremy-named Feather copies, report.json and report.png
+
     RUN/model.pt, last.pt     what predict needs, and the checkpoint a run resumes from (train, train-series)
+    RUN/best.pt               the checkpoint of the best validation epoch (train)
+    RUN/metrics.csv, curves.png   one row and one point per epoch (train, train-series)
+    RUN/lr_find.csv, .png     the learning-rate range test (lr-find)
+    RUN/fold<i>/ ...          a --folds run's folds, each a run; RUN/oof.csv, folds.csv, oof_scores.json assembled from them
+    SRUN/oof_embeddings.parquet, series.pt, scores.json   train-series' embeddings, best weights and scores
+
+    DEMO/sheet.png, test_scores.json, submission.csv      the demo's own outputs beside the folders above
 """
 
 from __future__ import annotations
@@ -28,9 +37,29 @@ SHARD_GLOB = "shard-*.h5"
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")
 TRAIN_TABLE = "train.parquet"
 LABELS_TABLE = "labels.parquet"
+META_TABLE = "meta.parquet"
+TRAIN_FEATHER = "df_trn.fth"
+META_FEATHER = "comb.fth"
+LABELS_FEATHER = "labels.fth"
+REPORT = "report.json"
+REPORT_PLOT = "report.png"
 MODEL = "model.pt"
 LAST = "last.pt"
 BEST = "best.pt"
+METRICS = "metrics.csv"
+CURVES = "curves.png"
+LR_FIND = "lr_find.csv"
+LR_FIND_PLOT = "lr_find.png"
+FOLD_DIR = "fold{}"
+OOF = "oof.csv"
+FOLD_SCORES = "folds.csv"
+OOF_SCORES = "oof_scores.json"
+OOF_EMBEDDINGS = "oof_embeddings.parquet"
+SERIES_WEIGHTS = "series.pt"
+SERIES_SCORES = "scores.json"
+SHEET = "sheet.png"
+TEST_SCORES = "test_scores.json"
+SUBMISSION = "submission.csv"
 
 
 def shard_name(number: int) -> str:

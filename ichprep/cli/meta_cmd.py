@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from ichprep import layout
 from ichprep.cli.app import app
 from ichprep.cli.convert_cmd import HEADER_HELP
 
@@ -49,7 +50,7 @@ def clean_meta_cmd(
 def sheet_cmd(
     data: Path = typer.Argument(..., metavar="DATA", help="Converted images: a folder of <id>.png/.jpg or of HDF5 shards."),
     meta: Path = typer.Option(..., "--meta", "-m", help="clean-meta's train.parquet / meta.parquet, or a labels CSV."),
-    out: Path = typer.Option(Path("sheet.png"), "--out", "-o", help="PNG to write."),
+    out: Path = typer.Option(Path(layout.SHEET), "--out", "-o", help="PNG to write."),
     per_subtype: int = typer.Option(8, "--per-subtype", "-n", min=1, help="Images per subtype row."),
     seed: int = typer.Option(0, "--seed", help="Seed for picking which images of a subtype are shown."),
 ) -> None:

@@ -67,7 +67,7 @@ def train_series_cmd(
                        **options)
     fit(cfg, say=lambda m: typer.echo(m, err=True))
     if (out / layout.MODEL).exists() and not stop_after:
-        typer.echo(f"model: {out / 'model.pt'}")
+        typer.echo(f"model: {out / layout.MODEL}")
 
 
 @app.command("embed")

@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 
+from ichprep import layout
 from ichprep.cli.app import app
 from ichprep.cli.convert_cmd import HEADER_HELP
 from ichprep.errors import IchprepError
@@ -179,7 +180,7 @@ def train(
 
         run_training(cfg, say=say)
     if os.environ.get("RANK", "0") == "0":
-        typer.echo(f"model: {out / 'model.pt'}")
+        typer.echo(f"model: {out / layout.MODEL}")
 
 
 @app.command("lr-find")

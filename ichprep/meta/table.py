@@ -119,15 +119,15 @@ def write_outputs(out: Path, meta: pd.DataFrame, train: pd.DataFrame, labels: pd
     from ichprep.plots.report import plot_report
 
     out.mkdir(parents=True, exist_ok=True)
-    meta.to_parquet(out / "meta.parquet", index=False)
+    meta.to_parquet(out / layout.META_TABLE, index=False)
     train.to_parquet(out / layout.TRAIN_TABLE, index=False)
-    feather_ready(train).to_feather(out / "df_trn.fth")
-    feather_ready(meta).to_feather(out / "comb.fth")
+    feather_ready(train).to_feather(out / layout.TRAIN_FEATHER)
+    feather_ready(meta).to_feather(out / layout.META_FEATHER)
     if labels is not None:
         labels.to_parquet(out / layout.LABELS_TABLE, index=False)
-        feather_ready(labels.rename(columns={ID_COLUMN: "ID"})).to_feather(out / "labels.fth")
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot_report(meta, report, out / "report.png")
+        feather_ready(labels.rename(columns={ID_COLUMN: "ID"})).to_feather(out / layout.LABELS_FEATHER)
+    (out / layout.REPORT).write_text(json.dumps(report, indent=2) + "\n")
+    plot_report(meta, report, out / layout.REPORT_PLOT)
 
 
 def clean_meta(source: str | Path, labels: str | Path | None, out: str | Path,

@@ -37,7 +37,6 @@ from ichprep.train.loss import weighted_bce
 from ichprep.train.trainset import prepare, resolve_labels
 
 SERIES_CHECKPOINT = "ichprep-series-checkpoint/1"
-OOF_EMBEDDINGS = "oof_embeddings.parquet"
 RESUME_KEYS: tuple[str, ...] = ("run", "tta", "cell", "hidden", "layers", "conv", "features", "epochs", "batch_size", "lr", "wd",
                                 "dropout", "val_frac", "seed")
 
@@ -72,7 +71,7 @@ class SeriesConfig:
 def run_config(run: Path) -> dict:
     """The options a `--folds` RUN was trained with (from its first fold's last.pt); refuses anything else."""
     first = fold_dir(run, 0) / layout.LAST
-    if not first.exists() or not (run / "oof.csv").exists():
+    if not first.exists() or not (run / layout.OOF).exists():
         raise IchprepError(f"RUN {run} is not a finished `ichprep train --folds` run (no {first.name} in fold0/ or no oof.csv)")
     config = load_plain(first, f"RUN {run}: {first} is not a checkpoint of this ichprep")["config"]
     return config
@@ -90,11 +89,11 @@ class Stage:
 
 
 def oof_embeddings(cfg: SeriesConfig, rc: dict, data: Converted, device: torch.device, say: Callable[[str], None]) -> pd.DataFrame:
-    """Every image of the run embedded by the fold that held it out (cached in SRUN/OOF_EMBEDDINGS for this --tta)."""
+    """Every image of the run embedded by the fold that held it out (cached in SRUN/oof_embeddings.parquet for this --tta)."""
     from ichprep.data.workers import loader_workers, usable_cores
     from ichprep.models.saved import load_model, load_record
 
-    path = cfg.out / OOF_EMBEDDINGS
+    path = cfg.out / layout.OOF_EMBEDDINGS
     tta = ",".join(cfg.tta)
     if path.exists():
         import pyarrow.parquet as pq
@@ -242,9 +241,9 @@ def train_series(cfg: SeriesConfig, say: Callable[[str], None] = print) -> dict:
         score = row.get("val_wll", loss)
         if score < best:
             best = score
-            save_atomic(model.state_dict(), cfg.out / "series.pt")
-        pd.DataFrame(history).to_csv(cfg.out / "metrics.csv", index=False)
-        plot_curves(pd.DataFrame(history), cfg.out / "curves.png")
+            save_atomic(model.state_dict(), cfg.out / layout.SERIES_WEIGHTS)
+        pd.DataFrame(history).to_csv(cfg.out / layout.METRICS, index=False)
+        plot_curves(pd.DataFrame(history), cfg.out / layout.CURVES)
         save_atomic({"format": SERIES_CHECKPOINT, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "epoch": epoch, "best": best, "history": history, "config": _plain(cfg)}, cfg.out / layout.LAST)
         say(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
@@ -252,14 +251,14 @@ def train_series(cfg: SeriesConfig, say: Callable[[str], None] = print) -> dict:
     if len(history) < cfg.epochs:
         say(f"stopped after epoch {len(history)} of {cfg.epochs}: continue with --resume")
         return {}
-    model.load_state_dict(torch.load(cfg.out / "series.pt", map_location=device, weights_only=True))
+    model.load_state_dict(torch.load(cfg.out / layout.SERIES_WEIGHTS, map_location=device, weights_only=True))
     scores = {"series": best}
     if len(val_idx):
         scores.update(baselines(stage, val_idx))
     scores = {f"val_{k}_wll": v for k, v in scores.items()}
     cnns = [load_record(fold_dir(cfg.run, f) / layout.MODEL) for f in range(int(rc["folds"]))]
     save_atomic(series_record(cnns, model.state_dict(), shape, list(cfg.tta), scores), cfg.out / layout.MODEL)
-    atomic.write_bytes(cfg.out / "scores.json", strict_json.dumps(scores, indent=2).encode())
+    atomic.write_bytes(cfg.out / layout.SERIES_SCORES, strict_json.dumps(scores, indent=2).encode())
     if len(val_idx):
         say(f"validation weighted log loss: fold CNNs {scores['val_cnn_wll']:.4f}, smoothed along the series "
             f"{scores['val_smoothed_wll']:.4f}, series model {scores['val_series_wll']:.4f}")

@@ -26,15 +26,10 @@ from ichprep.train.checkpoint import load_checkpoint, save_atomic
 from ichprep.train.config import TrainConfig
 from ichprep.train.trainset import prepare
 
-OOF = "oof.csv"
-FOLD_SCORES = "folds.csv"
-OOF_SCORES = "oof_scores.json"
-FOLD_DIR = "fold{}"
-
 
 def fold_dir(out: Path, fold: int) -> Path:
     """Where fold ``fold`` of a run trains."""
-    return out / FOLD_DIR.format(fold)
+    return out / layout.FOLD_DIR.format(fold)
 
 
 def finished(cfg: TrainConfig) -> bool:
@@ -96,12 +91,12 @@ def assemble(cfg: TrainConfig, say: Callable[[str], None] = print) -> dict:
     y = np.concatenate([y for _, y, _ in parts])
     p = np.concatenate([pr.probs for pr, _, _ in parts])
     scores = {"oof_weighted_log_loss": weighted_log_loss(y, p), "oof": summary(y, p), "folds": rows}
-    with atomic.replacing(cfg.out / OOF) as tmp:
+    with atomic.replacing(cfg.out / layout.OOF) as tmp:
         oof.to_csv(tmp, index=False)
-    with atomic.replacing(cfg.out / FOLD_SCORES) as tmp:
+    with atomic.replacing(cfg.out / layout.FOLD_SCORES) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
-    atomic.write_bytes(cfg.out / OOF_SCORES, strict_json.dumps(scores, indent=2).encode())
-    save_atomic(ensemble_record([f"{FOLD_DIR.format(f)}/{layout.MODEL}" for f in range(cfg.folds)]), cfg.out / layout.MODEL)
+    atomic.write_bytes(cfg.out / layout.OOF_SCORES, strict_json.dumps(scores, indent=2).encode())
+    save_atomic(ensemble_record([f"{layout.FOLD_DIR.format(f)}/{layout.MODEL}" for f in range(cfg.folds)]), cfg.out / layout.MODEL)
     say(f"out-of-fold weighted log loss {scores['oof_weighted_log_loss']:.4f} over {len(oof)} images "
         f"({cfg.folds} folds); fold ensemble: {cfg.out / layout.MODEL}")
     return scores

@@ -188,10 +188,10 @@ def _validate(run: Run, val_ds: ICHDataset | None, size: int | None) -> np.ndarr
 
 def _write_epoch(run: Run, epoch: int, record: Callable[[], dict], is_best: bool) -> None:
     out = run.cfg.out
-    pd.DataFrame(run.history).to_csv(out / "metrics.csv", index=False)
+    pd.DataFrame(run.history).to_csv(out / layout.METRICS, index=False)
     from ichprep.plots.training import plot_curves
 
-    plot_curves(pd.DataFrame(run.history), out / "curves.png")
+    plot_curves(pd.DataFrame(run.history), out / layout.CURVES)
     ckpt = {
         "format": CHECKPOINT_FORMAT,
         "model": unwrap(run.model).state_dict(),

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ichprep import layout
 from ichprep.data.batches import model_input
 from ichprep.models.device import pick_device
 from ichprep.store import open_converted
@@ -96,9 +97,9 @@ def lr_find(
     sweep["smoothed_loss"] = smooth(sweep["loss"].to_numpy())
     suggestion = suggest(sweep["lr"].to_numpy(), sweep["smoothed_loss"].to_numpy())
     cfg.out.mkdir(parents=True, exist_ok=True)
-    sweep.to_csv(cfg.out / "lr_find.csv", index=False)
+    sweep.to_csv(cfg.out / layout.LR_FIND, index=False)
     from ichprep.plots.training import plot_lr_find
 
-    plot_lr_find(sweep, suggestion, cfg.out / "lr_find.png")
+    plot_lr_find(sweep, suggestion, cfg.out / layout.LR_FIND_PLOT)
     say(f"{len(sweep)} steps from {start:.0e}; suggested lr: {suggestion:.2e}")
     return sweep, suggestion
