@@ -1,7 +1,9 @@
-"""The networks: timm backbones with ichprep's six-label head, and where their starting weights come from.
+"""The networks: timm backbones with ichprep's six-label head, where their starting weights come from, their files.
 
 timm is the model zoo: its implementations are the reference ones, and its own loader fetches,
 caches and adapts ImageNet weights (the head dropped for six labels, the RGB stem tiled for more
 channels). ``backbones`` names, builds and groups them; ``pretrained`` decides where a run's
-starting weights come from and refuses, before any work, weights that cannot be had or do not fit.
+starting weights come from and refuses, before any work, weights that cannot be had or do not fit;
+``saved`` reads model.pt files back (single models, fold ensembles, two-stage models) and
+``device`` says where a network runs and in what precision: what training and inference share.
 """
