@@ -57,7 +57,7 @@ def measure(folder: Path, repeats: int, out_root: str | None = None) -> dict[str
     """CPU ms per slice of every stage, in the order the worker runs them."""
     import cv2
 
-    from ichprep.convert import dicom
+    from ichprep.convert.read import dicom
     from ichprep.convert.render import Renderer
     from ichprep.convert.windows import parse_windows
     from ichprep.store.images import encode_bgr

@@ -6,7 +6,7 @@ The pipeline reads as its modules: ``sources`` (where inputs come from) -> ``dic
 that for one task, ``parallel`` runs tasks on processes or Dask, ``pipeline`` drives a whole run,
 ``resume`` finds what an earlier run left and ``budget`` keeps the output within the disk.
 
-The pipeline's names are imported on first use: ``ichprep.convert.dicom`` or ``.render`` alone
+The pipeline's names are imported on first use: ``ichprep.convert.read.dicom`` or ``.render`` alone
 (a worker process, a notebook rendering one slice) then never pays for pandas and joblib.
 """
 

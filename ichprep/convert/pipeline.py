@@ -321,7 +321,7 @@ def _channels(windows: str, source: sources.Source, inputs: Sequence[sources.Inp
 
 def sample_breaks(source: sources.Source, inputs: Sequence[sources.Input], n: int = FREQHIST_SAMPLE) -> np.ndarray:
     """fastai freqhist breakpoints from HU pooled over up to ``n`` evenly spaced readable slices."""
-    from ichprep.convert import dicom
+    from ichprep.convert.read import dicom
 
     picks = [inputs[int(i)] for i in np.linspace(0, len(inputs) - 1, min(n, len(inputs)))] if inputs else []
     pooled = []

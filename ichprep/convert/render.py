@@ -24,7 +24,7 @@ from functools import lru_cache
 import numpy as np
 
 from ichprep.convert import geometry
-from ichprep.convert.dicom import Slice, hu_of
+from ichprep.convert.read.dicom import Slice, hu_of
 from ichprep.convert.resample import BACKENDS, SLOTS, Resampler, Scratch, first_channels, pick, shrink, unpack
 from ichprep.convert.windows import (
     Channel,

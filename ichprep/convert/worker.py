@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ichprep.convert import dicom
+from ichprep.convert.read import dicom
 from ichprep.convert.render import Renderer
 from ichprep.convert.sources import Input, Source
 from ichprep.convert.windows import Channel

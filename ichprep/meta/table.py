@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from ichprep import layout
-from ichprep.convert.dicom import needs_fix
 from ichprep.convert.manifest import MANIFEST, plain_column
+from ichprep.convert.read.dicom import needs_fix
 from ichprep.labels import ID_COLUMN, read_labels
 from ichprep.meta.cleaning import CleanOptions, clean, format_report
 from ichprep.paths import existing, existing_source, is_local, output_folder
@@ -27,7 +27,7 @@ SERIES_COLUMNS: tuple[str, ...] = ("slice_index", "series_len", "prev_id", "next
 
 
 def fix_mask(table: pd.DataFrame) -> pd.Series:
-    """``ichprep.convert.dicom.needs_fix`` of every row: the signed-as-unsigned header bug.
+    """``ichprep.convert.read.dicom.needs_fix`` of every row: the signed-as-unsigned header bug.
 
     Used only when a manifest lacks ``header_fix`` (convert records it per file).
     """

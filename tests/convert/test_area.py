@@ -155,7 +155,7 @@ def test_the_renderer_resamples_a_cropped_slice_with_the_kernel_where_it_has_sim
             return _area.area(*args)
 
     monkeypatch.setattr(resample, "_area", Spy)
-    from ichprep.convert import dicom
+    from ichprep.convert.read import dicom
     from ichprep.convert.windows import parse_windows
 
     raw = head((128, 128), np.random.default_rng(2))

@@ -18,8 +18,9 @@ import pytest
 from cli_run import ichprep
 from pydicom.uid import ImplicitVRLittleEndian, RLELossless
 
-from ichprep.convert import dicom, pipeline, resume, sources
+from ichprep.convert import pipeline, resume, sources
 from ichprep.convert.pipeline import Options
+from ichprep.convert.read import dicom
 from ichprep.convert.render import Renderer
 from ichprep.convert.windows import parse_windows
 from ichprep.errors import IchprepError

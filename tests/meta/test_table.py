@@ -11,7 +11,7 @@ import pytest
 from real_manifest import TRAIN_CSV, TRAIN_IMAGES, real_manifest, require_rsna
 
 from ichprep import LABELS
-from ichprep.convert.dicom import needs_fix
+from ichprep.convert.read.dicom import needs_fix
 from ichprep.labels import read_labels
 from ichprep.meta import build_table, clean_meta, load_source, series_position
 from ichprep.meta.cleaning import CleanOptions
