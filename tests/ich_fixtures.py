@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ichprep import LABELS
-from ichprep.convert.windows import PRESETS
+from ichprep.convert.render.windows import PRESETS
 from ichprep.settings import Settings
 
 SUBTYPE_CENTRES = ((0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75), (0.5, 0.5))

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ichprep import layout
-from ichprep.convert.windows import PRESETS
+from ichprep.convert.render.windows import PRESETS
 from ichprep.settings import Settings
 
 SHARD = 10000

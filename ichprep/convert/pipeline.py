@@ -23,9 +23,7 @@ import numpy as np
 from ichprep import LABELS, layout
 from ichprep.convert import budget, fit, ladder, manifest, resume, sources
 from ichprep.convert.parallel import batch_size, batches, chunks, default_jobs, run_tasks
-from ichprep.convert.sources.inflight import Watch
-from ichprep.convert.sources.zipped import Ahead, ZipArchive
-from ichprep.convert.windows import (
+from ichprep.convert.render.windows import (
     FASTAI,
     Channel,
     fastai_channels,
@@ -33,6 +31,8 @@ from ichprep.convert.windows import (
     from_description,
     parse_windows,
 )
+from ichprep.convert.sources.inflight import Watch
+from ichprep.convert.sources.zipped import Ahead, ZipArchive
 from ichprep.convert.worker import Job, Task
 from ichprep.errors import DiskFullError, IchprepError, StreamCutError
 from ichprep.paths import output_folder, removed_if_refused

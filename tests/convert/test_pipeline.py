@@ -21,8 +21,8 @@ from pydicom.uid import ImplicitVRLittleEndian, RLELossless
 from ichprep.convert import pipeline, resume, sources
 from ichprep.convert.pipeline import Options
 from ichprep.convert.read import dicom
-from ichprep.convert.render import Renderer
-from ichprep.convert.windows import parse_windows
+from ichprep.convert.render.renderer import Renderer
+from ichprep.convert.render.windows import parse_windows
 from ichprep.errors import IchprepError
 from ichprep.settings import Settings
 

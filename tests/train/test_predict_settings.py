@@ -15,7 +15,7 @@ import pytest
 from cli_run import ichprep
 
 from ichprep.convert import Options, convert
-from ichprep.convert.windows import PRESETS, fastai_channels, parse_windows
+from ichprep.convert.render.windows import PRESETS, fastai_channels, parse_windows
 from ichprep.settings import Settings
 from ichprep.synth import IMAGES_DIR, generate
 from ichprep.train import predict

@@ -9,10 +9,10 @@ import pydicom
 import pytest
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian, RLELossless
 
-from ichprep.convert import resample
 from ichprep.convert.read import dicom
-from ichprep.convert.render import Renderer
-from ichprep.convert.windows import FreqHist, Window, parse_windows
+from ichprep.convert.render import resample
+from ichprep.convert.render.renderer import Renderer
+from ichprep.convert.render.windows import FreqHist, Window, parse_windows
 
 DEFAULT = parse_windows("brain,subdural,bone")
 RNG = np.random.default_rng(11)
