@@ -102,7 +102,7 @@ def worker_loop(folder: Path, crop: bool, repeats: int, out_root: str | None) ->
     """Median CPU ms per slice of the worker's task loop over the slices, writing JPEGs into a scratch folder under ``out_root``."""
     from ichprep.convert import sources
     from ichprep.convert.render.windows import parse_windows
-    from ichprep.convert.worker import Job, Task, run
+    from ichprep.convert.run.worker import Job, Task, run
     from ichprep.store.images import ImageFiles
 
     source = sources.open_source(folder / "in")

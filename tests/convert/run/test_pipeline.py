@@ -18,15 +18,16 @@ import pytest
 from cli_run import ichprep
 from pydicom.uid import ImplicitVRLittleEndian, RLELossless
 
-from ichprep.convert import pipeline, resume, sources
-from ichprep.convert.pipeline import Options
+from ichprep.convert import sources
 from ichprep.convert.read import dicom
 from ichprep.convert.render.renderer import Renderer
 from ichprep.convert.render.windows import parse_windows
+from ichprep.convert.run import pipeline, resume
+from ichprep.convert.run.pipeline import Options
 from ichprep.errors import IchprepError
 from ichprep.settings import Settings
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SIDE = 64
 
 
@@ -420,7 +421,7 @@ def test_scan_returns_the_manifest_rows_and_writes_nothing(src, broken, tmp_path
 
 def test_importing_the_package_and_converting_never_imports_torch(src, tmp_path):
     code = (
-        "import sys, ichprep, ichprep.cli, ichprep.convert.pipeline\n"
+        "import sys, ichprep, ichprep.cli, ichprep.convert.run.pipeline\n"
         "from ichprep.convert import Options, Settings, convert\n"
         f"r = convert({str(src)!r}, {str(tmp_path / 'out')!r}, Settings(size=32), Options(jobs=1, quiet=True))\n"
         "assert r.converted > 0, r\n"

@@ -1,7 +1,7 @@
 """The conversion pipeline: a source's inputs in tasks -> workers -> images + manifest rows.
 
 The parent lists the inputs, resolves the settings, checks them against what OUT already holds,
-keeps the progress bar and writes the manifest; workers (``ichprep.convert.worker``) read, render
+keeps the progress bar and writes the manifest; workers (``ichprep.convert.run.worker``) read, render
 and store. Everything a user can get wrong is checked before anything is created, and a refused
 run leaves no trace in a folder that did not exist. Re-running the same command resumes.
 """
@@ -21,8 +21,7 @@ from typing import Any
 import numpy as np
 
 from ichprep import LABELS, layout
-from ichprep.convert import budget, fit, ladder, manifest, resume, sources
-from ichprep.convert.parallel import batch_size, batches, chunks, default_jobs, run_tasks
+from ichprep.convert import sources
 from ichprep.convert.render.windows import (
     FASTAI,
     Channel,
@@ -31,9 +30,11 @@ from ichprep.convert.render.windows import (
     from_description,
     parse_windows,
 )
+from ichprep.convert.run import budget, fit, ladder, manifest, resume
+from ichprep.convert.run.parallel import batch_size, batches, chunks, default_jobs, run_tasks
+from ichprep.convert.run.worker import Job, Task
 from ichprep.convert.sources.inflight import Watch
 from ichprep.convert.sources.zipped import Ahead, ZipArchive
-from ichprep.convert.worker import Job, Task
 from ichprep.errors import DiskFullError, IchprepError, StreamCutError
 from ichprep.paths import output_folder, removed_if_refused
 from ichprep.settings import DEFAULT_QUALITY, Settings

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from ichprep.convert import parallel
+from ichprep.convert.run import parallel
 
 
 def dead_pid() -> int:
@@ -35,7 +35,7 @@ def test_clear_stale_removes_only_what_dead_runs_left(tmp_path: Path) -> None:
 
 ORPHAN = """
 import os, sys, time
-from ichprep.convert.parallel import watch_parent
+from ichprep.convert.run.parallel import watch_parent
 child = os.fork()
 if child == 0:
     watch_parent(os.getppid())

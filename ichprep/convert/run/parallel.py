@@ -24,7 +24,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from ichprep.convert.worker import Done, Job, Task, run
+from ichprep.convert.run.worker import Done, Job, Task, run
 
 T = TypeVar("T")
 
