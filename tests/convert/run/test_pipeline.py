@@ -20,6 +20,7 @@ from pydicom.uid import ImplicitVRLittleEndian, RLELossless
 
 from ichprep.convert import sources
 from ichprep.convert.read import dicom
+from ichprep.convert.render import fastai
 from ichprep.convert.render.renderer import Renderer
 from ichprep.convert.render.windows import parse_windows
 from ichprep.convert.run import pipeline, resume
@@ -481,7 +482,7 @@ def test_saved_settings_reproduce_the_run_that_wrote_them(tmp_path, made):
         made.size,
         made.crop,
     )
-    assert [c["name"] for c in again.channels] == [c["name"] for c in first.settings.channels] and again.channels
+    assert again.channels == first.settings.channels and again.channels
     assert again.output_differences(first.settings) == []
     rerun = pipeline.convert(images, out, again, Options(jobs=1, quiet=True))
     assert (rerun.skipped, rerun.converted) == (first.converted, 0)
@@ -499,7 +500,7 @@ def test_a_fastai_resume_reuses_the_saved_breakpoints(src, tmp_path, monkeypatch
     def no_new_sample(*_args, **_kwargs):
         raise AssertionError("a resumed fastai run must not estimate new breakpoints")
 
-    monkeypatch.setattr(pipeline, "sample_breaks", no_new_sample)
+    monkeypatch.setattr(fastai, "sample_breaks", no_new_sample)
     again = pipeline.convert(src, out, *quiet(windows="fastai", crop=False, size=SIDE))
     assert again.converted == 2
     assert json.loads((out / "ichprep.json").read_text())["channels"][2]["breaks"] == saved
