@@ -3,7 +3,8 @@
 convert saves it beside its output (``OUT/ichprep.json``) and refuses to add images made
 differently to that folder; ``ichprep train`` copies it into ``model.pt``; ``predict`` compares a
 model's settings with the data's and renders raw DICOMs with them. Kept apart from the conversion
-pipeline so that the training side learns how its images were made without importing it.
+pipeline so that the training side learns how its images were made without importing it: of
+``convert`` it reads only ``render.windows`` (plain numpy), the type its channels have.
 
 Run options (processes, progress bars, a scheduler, a dry run) are not settings: two runs that
 differ only in them make the same images.
