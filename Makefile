@@ -24,7 +24,7 @@ $(BIN)/python:
 
 # torch first, pinned, and only where no torch is installed: the `torch>=2.1` range of the extras is
 # then already satisfied and never pulls another build; an existing torch is kept.
-$(STAMP): pyproject.toml ichprep/convert/_area.c | $(BIN)/python
+$(STAMP): pyproject.toml ichprep/convert/render/_area.c | $(BIN)/python
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install $(TORCH) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install -e ".[dev]"
 	touch $@

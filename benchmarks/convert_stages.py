@@ -57,9 +57,9 @@ def measure(folder: Path, repeats: int, out_root: str | None = None) -> dict[str
     """CPU ms per slice of every stage, in the order the worker runs them."""
     import cv2
 
-    from ichprep.convert import dicom
-    from ichprep.convert.render import Renderer
-    from ichprep.convert.windows import parse_windows
+    from ichprep.convert.read import dicom
+    from ichprep.convert.render.renderer import Renderer
+    from ichprep.convert.render.windows import parse_windows
     from ichprep.store.images import encode_bgr
 
     cv2.setNumThreads(1)
@@ -89,20 +89,20 @@ def measure(folder: Path, repeats: int, out_root: str | None = None) -> dict[str
 
 def without_kernel(timed: Callable[[], float]) -> float:
     """``timed()`` with the renderer resampling by OpenCV, as where the C kernel was not compiled."""
-    from ichprep.convert import render
+    from ichprep.convert.render import renderer
 
-    kernel, render._area = render._area, None
+    kernel, renderer._area = renderer._area, None
     try:
         return timed()
     finally:
-        render._area = kernel
+        renderer._area = kernel
 
 
 def worker_loop(folder: Path, crop: bool, repeats: int, out_root: str | None) -> float:
     """Median CPU ms per slice of the worker's task loop over the slices, writing JPEGs into a scratch folder under ``out_root``."""
     from ichprep.convert import sources
-    from ichprep.convert.windows import parse_windows
-    from ichprep.convert.worker import Job, Task, run
+    from ichprep.convert.render.windows import parse_windows
+    from ichprep.convert.run.worker import Job, Task, run
     from ichprep.store.images import ImageFiles
 
     source = sources.open_source(folder / "in")

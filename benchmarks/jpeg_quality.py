@@ -20,7 +20,7 @@ import numpy as np
 from slices import make_inputs
 
 from ichprep.convert import Options, convert
-from ichprep.convert.ladder import psnr
+from ichprep.convert.run.ladder import psnr
 
 QUALITIES = (75, 85, 90, 95, 100)
 CHANNELS = ("brain (R)", "subdural (G)", "bone (B)")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "convert"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "convert" / "run"))
 
 from scale import converted_folder  # noqa: E402
 from test_scale import convert_process  # noqa: E402

@@ -27,7 +27,7 @@ import pydicom
 from slices import SHARED
 
 from ichprep import SUBTYPES
-from ichprep.convert.header import flatten
+from ichprep.convert.read.header import flatten
 from ichprep.labels import read_labels
 from ichprep.meta import build_table
 from ichprep.meta.cleaning import CleanOptions, clean

@@ -1,6 +1,6 @@
 """Milliseconds a slice of each way to downscale a cropped slice: the kernel's instruction sets and OpenCV.
 
-Why: the compiled kernel (``ichprep/convert/_area.c``) keeps an AVX2 form beside SSE2 only because
+Why: the compiled kernel (``ichprep/convert/render/_area.c``) keeps an AVX2 form beside SSE2 only because
 it pays; this measures each on the renderer's own cases (a head-sized crop of a 512 px slice to 256
 px, and the whole slice) in one run, interleaved, medians of --repeats, and OpenCV's backend beside
 them, so the ratios hold on a noisy machine.
@@ -16,7 +16,7 @@ from functools import partial
 
 import numpy as np
 
-from ichprep.convert import resample
+from ichprep.convert.render import resample
 
 CASES = {"head crop 430 -> 256": (40, 41, 430), "whole slice 512 -> 256": (0, 0, 512), "tight crop 380 -> 256": (60, 50, 380)}
 

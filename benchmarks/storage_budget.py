@@ -19,7 +19,7 @@ from pathlib import Path
 from slices import SHARED, make_inputs
 
 from ichprep.convert import Options, convert
-from ichprep.convert.budget import MANIFEST_BYTES, disk_usage
+from ichprep.convert.run.budget import MANIFEST_BYTES, disk_usage
 from ichprep.settings import Settings
 
 SIZES = (224, 256, 384)

@@ -21,7 +21,7 @@ from pathlib import Path
 from slices import make_inputs
 
 from ichprep.convert import Options, convert
-from ichprep.convert.budget import disk_usage
+from ichprep.convert.run.budget import disk_usage
 from ichprep.settings import Settings
 
 FORMATS = [

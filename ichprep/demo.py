@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ichprep import atomic, layout, strict_json
-from ichprep.convert.pipeline import Options, Result, convert
+from ichprep.convert.run.pipeline import Options, Result, convert
 from ichprep.meta.table import clean_meta
 from ichprep.paths import output_folder
 from ichprep.plots.sheet import contact_sheet

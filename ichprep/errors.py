@@ -6,7 +6,7 @@ not parse, a model that is not an ichprep model, an output folder made with othe
 ``ichprep: error: <message>``, with exit code 2; anything else is a bug and keeps its traceback.
 
 A bad input *file* is neither: it becomes a failed manifest row with a one-line reason and the run
-goes on (``ichprep.convert.dicom.DicomError``). A full disk, or a streamed zip that breaks off,
+goes on (``ichprep.convert.read.dicom.DicomError``). A full disk, or a streamed zip that breaks off,
 stops a run resumably (``DiskFullError``, ``StreamCutError``, exit code 1).
 """
 

@@ -3,7 +3,8 @@
 convert saves it beside its output (``OUT/ichprep.json``) and refuses to add images made
 differently to that folder; ``ichprep train`` copies it into ``model.pt``; ``predict`` compares a
 model's settings with the data's and renders raw DICOMs with them. Kept apart from the conversion
-pipeline so that the training side learns how its images were made without importing it.
+pipeline so that the training side learns how its images were made without importing it: of
+``convert`` it reads only ``render.windows`` (plain numpy), the type its channels have.
 
 Run options (processes, progress bars, a scheduler, a dry run) are not settings: two runs that
 differ only in them make the same images.
@@ -12,18 +13,19 @@ differ only in them make the same images.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from ichprep import __version__, atomic
+from ichprep.convert.render.windows import DEFAULT_WINDOWS, Channel, from_description, parse_windows, spec_of
 from ichprep.errors import IchprepError
 from ichprep.layout import SETTINGS
 
 FORMATS: tuple[str, ...] = ("png", "jpg", "hdf5")
 CODECS: tuple[str, ...] = ("zstd", "blosc", "lzf", "gzip", "jpeg", "png")
 """HDF5 codecs: lossless chunk compressors, then encoded JPEG or PNG bytes."""
-DEFAULT_WINDOWS = "brain,subdural,bone"
 MIN_SIZE, MAX_SIZE = 8, 4096
 DEFAULT_QUALITY = 95
 """JPEG quality when neither ``--quality`` nor a ``--max-disk`` budget sets one."""
@@ -33,8 +35,11 @@ DEFAULT_QUALITY = 95
 class Settings:
     """The settings of a conversion, as ``ichprep convert`` takes them and ``OUT/ichprep.json`` keeps them.
 
-    ``channels`` is what ``windows`` resolved to (each window's level and width, or the fastai
-    preset's breakpoints): empty in a request, filled by convert before anything is rendered.
+    ``windows`` (the ``--windows`` value) is parsed once, here, into ``channels``: the one shape
+    windows have from then on (``render.windows``), and ``windows`` becomes the name the settings
+    file records (``fastai``, or the channels' names). Given ``channels`` (a saved record) win.
+    The fastai preset's breakpoints are sampled by convert (``render.fastai``) before anything is
+    rendered.
     """
 
     windows: str = DEFAULT_WINDOWS
@@ -44,11 +49,18 @@ class Settings:
     quality: int | None = None
     """JPEG quality; None in a request: the one ``--max-disk`` picks, else ``DEFAULT_QUALITY`` (always set once resolved)."""
     codec: str = "zstd"
-    channels: tuple[dict, ...] = ()
+    channels: tuple[Channel, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "format", {"jpeg": "jpg"}.get(self.format.lower(), self.format.lower()))
         object.__setattr__(self, "codec", self.codec.lower())
+        if not self.channels:
+            try:
+                object.__setattr__(self, "channels", parse_windows(self.windows))
+            except ValueError as err:
+                raise IchprepError(f"--windows: {err}") from None
+        object.__setattr__(self, "channels", tuple(self.channels))
+        object.__setattr__(self, "windows", spec_of(self.channels))
 
     def check(self) -> Settings:
         """Refuse values no conversion can be made with (``IchprepError`` naming the option)."""
@@ -60,6 +72,8 @@ class Settings:
             raise IchprepError(f"--quality {self.quality}: choose 1 to 100")
         if self.codec not in CODECS:
             raise IchprepError(f"--codec {self.codec!r}: choose one of {', '.join(CODECS)}")
+        if self.format != "hdf5" and len(self.channels) not in (1, 3):
+            raise IchprepError(f"{self.format} images hold 1 or 3 channels; {len(self.channels)} windows given")
         return self
 
     @property
@@ -72,8 +86,8 @@ class Settings:
         """How stored pixels relate to rendered ones: ``lossless`` or the JPEG quality."""
         return f"JPEG quality {self.quality or DEFAULT_QUALITY}" if self.lossy else "lossless"
 
-    def resolved(self, channels: list[dict]) -> Settings:
-        """These settings with their windows resolved to channel descriptions."""
+    def resolved(self, channels: Sequence[Channel]) -> Settings:
+        """These settings with ``channels`` (the fastai preset's, its breakpoints sampled)."""
         return replace(self, channels=tuple(channels))
 
     def output_differences(self, other: Settings) -> list[str]:
@@ -96,7 +110,7 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready record (the codec only for shards, as it means nothing for image files)."""
         record = asdict(self)
-        record["channels"] = [dict(c) for c in self.channels]
+        record["channels"] = [c.describe() for c in self.channels]
         record["quality"] = self.quality or DEFAULT_QUALITY
         if self.format != "hdf5":
             del record["codec"]
@@ -107,7 +121,7 @@ class Settings:
         """Settings from a saved record; keys it does not know (``ichprep_version``) are ignored."""
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in record.items() if k in known}
-        values["channels"] = tuple(dict(c) for c in values.get("channels", ()))
+        values["channels"] = from_description(values.get("channels", ()))
         return cls(**values)
 
     @classmethod
@@ -118,7 +132,7 @@ class Settings:
             return None
         try:
             return cls.from_dict(json.loads(path.read_text()))
-        except (ValueError, TypeError, AttributeError) as err:
+        except (ValueError, TypeError, AttributeError, KeyError) as err:
             raise IchprepError(f"{path} is damaged ({err}); convert into a new folder") from None
 
     def save(self, folder: Path | str) -> None:
@@ -139,18 +153,5 @@ def _differences(old: Settings, new: Settings, keys: list[str]) -> list[str]:
 
 
 def _describe(settings: Settings) -> str:
-    """The channels as a short text: ``brain 40/80, 40/90, ...`` or ``freqhist (101 breakpoints from -1024)``.
-
-    A channel given as ``LEVEL/WIDTH`` is named by those numbers: it is shown once, not as ``40/90 40/90``.
-    """
-    if not settings.channels:
-        return settings.windows
-    parts = []
-    for c in settings.channels:
-        if c.get("kind") == "freqhist":
-            breaks = c["breaks"]
-            parts.append(f"{c['name']} ({len(breaks)} breakpoints {breaks[0]:g}..{breaks[-1]:g}, sum {sum(breaks):.6g})")
-        else:
-            numbers = f"{c['level']:g}/{c['width']:g}"
-            parts.append(numbers if c["name"] == numbers else f"{c['name']} {numbers}")
-    return ", ".join(parts)
+    """The channels as a short text: ``brain 40/80, 40/90, ...`` or ``freqhist (101 breakpoints from -1024)``."""
+    return ", ".join(c.summary() for c in settings.channels)

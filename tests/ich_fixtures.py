@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from ichprep import LABELS
-from ichprep.convert.windows import PRESETS
 from ichprep.settings import Settings
 
 SUBTYPE_CENTRES = ((0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75), (0.5, 0.5))
@@ -83,8 +82,7 @@ def write_folder(root: Path, ids: list[str], images: np.ndarray, fmt: str = "png
 
 def write_settings(root: Path, **values) -> Settings:
     """ROOT/ichprep.json as convert writes it: the default brain, subdural and bone windows, resolved."""
-    channels = [PRESETS[name].describe() for name in ("brain", "subdural", "bone")]
-    settings = Settings(**values).resolved(channels)
+    settings = Settings(**values)
     settings.save(root)
     return settings
 

@@ -1,6 +1,6 @@
 """Manifest rows for the real sample DICOMs, computed independently of ichprep's reader.
 
-The header columns come from ``ichprep.convert.header.flatten``; the pixel statistics are recomputed
+The header columns come from ``ichprep.convert.read.header.flatten``; the pixel statistics are recomputed
 here with plain numpy on pydicom's ``pixel_array`` (the contract's definitions), so the
 clean-meta tests do not depend on convert's implementation.
 """
@@ -15,7 +15,7 @@ import pandas as pd
 import pydicom
 import pytest
 
-from ichprep.convert.header import flatten
+from ichprep.convert.read.header import flatten
 
 RSNA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "rsna"
 TRAIN_IMAGES = RSNA / "stage_2_train_images"

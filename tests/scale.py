@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 
 from ichprep import layout
-from ichprep.convert.windows import PRESETS
 from ichprep.settings import Settings
 
 SHARD = 10000
@@ -75,8 +74,7 @@ def converted_folder(out: Path, n: int, in_parts: int = 0) -> Path:
         table[["id", "output", "row"]].rename(columns={"output": "shard"}).to_parquet(out / layout.INDEX, index=False)
     for name in table["output"].unique():
         (out / name).touch()
-    channels = [PRESETS[c].describe() for c in ("brain", "subdural", "bone")]
-    Settings(format="hdf5").resolved(channels).save(out)
+    Settings(format="hdf5").save(out)
     listing = out.parent / f"{out.name}-inputs.txt"
     listing.write_text("\n".join(table["source"]) + "\n")
     return listing

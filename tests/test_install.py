@@ -47,12 +47,12 @@ def wheel_names(tmp_path: Path, **env: str) -> list[str]:
 
 
 def kernels(names: list[str]) -> list[str]:
-    return [n for n in names if n.startswith("ichprep/convert/_area.") and n.endswith((".so", ".pyd"))]
+    return [n for n in names if n.startswith("ichprep/convert/render/_area.") and n.endswith((".so", ".pyd"))]
 
 
 def test_without_a_c_compiler_the_install_succeeds_and_leaves_the_kernel_out(tmp_path):
     names = wheel_names(tmp_path, CC="false")
-    assert "ichprep/convert/render.py" in names and kernels(names) == []
+    assert "ichprep/convert/render/renderer.py" in names and kernels(names) == []
 
 
 @pytest.mark.skipif(shutil.which(os.environ.get("CC", "cc")) is None, reason="no C compiler on this machine")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-INSTALL_INPUTS = ("pyproject.toml", "ichprep/convert/_area.c")
+INSTALL_INPUTS = ("pyproject.toml", "ichprep/convert/render/_area.c")
 """What the install reads: a change to either needs another."""
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")

@@ -43,7 +43,7 @@ def _print_version(value: bool) -> None:
     C compiler, and without it a cropped slice takes about 0.4 ms longer.
     """
     if value:
-        from ichprep.convert.resample import BACKENDS, ORDER, pick
+        from ichprep.convert.render.resample import BACKENDS, ORDER, pick
 
         chosen = pick()
         others = [BACKENDS[n].describe() for n in ORDER if BACKENDS[n] is not chosen and BACKENDS[n].available()]

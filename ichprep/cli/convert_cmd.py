@@ -48,7 +48,7 @@ def convert_cmd(
 ) -> None:
     """Convert DICOMs to 3-channel windowed images, resumably, with a manifest of every input."""
     from ichprep.convert import Options, convert
-    from ichprep.convert.budget import human, parse_size
+    from ichprep.convert.run.budget import human, parse_size
     from ichprep.convert.sources import read_ids
     from ichprep.errors import IchprepError
     from ichprep.settings import Settings
@@ -101,7 +101,7 @@ def fetch_cmd(
 
 def dry_run_report(result: Result) -> str:
     """The estimate at the run's settings, and the ladder of JPEG qualities with what each costs and whether it fits."""
-    from ichprep.convert.ladder import MARGIN
+    from ichprep.convert.run.ladder import MARGIN
 
     fitted = result.fitted
     lines = [result.estimate.describe() + ("" if result.estimate.fits else ": it would NOT fit")]

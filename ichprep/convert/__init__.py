@@ -1,31 +1,35 @@
 """DICOMs to windowed, cropped, resized 3-channel images with a manifest of every input.
 
-The pipeline reads as its modules: ``sources`` (where inputs come from) -> ``dicom``/``header``
-(bytes to header, stored pixels and HU mapping) -> ``render`` with ``windows`` and ``geometry``
-(the image) -> a sink of ``ichprep.store`` (files or shards) -> ``manifest`` rows. ``worker`` does
-that for one task, ``parallel`` runs tasks on processes or Dask, ``pipeline`` drives a whole run,
-``resume`` finds what an earlier run left and ``budget`` keeps the output within the disk.
+The folders are the stages: ``sources`` (where inputs come from) -> ``read`` (bytes to header,
+stored pixels and HU mapping) -> ``render`` (windows, crop, resize: the image) -> a sink of
+``ichprep.store`` (files or shards) -> ``run.manifest`` rows. ``run`` holds what drives them:
+``run.worker`` does that for one task, ``run.parallel`` runs tasks on processes or Dask,
+``run.pipeline`` a whole run, with ``run.resume`` and ``run.budget`` keeping it safe and on the disk.
 
-The pipeline's names are imported on first use: ``ichprep.convert.dicom`` or ``.render`` alone
-(a worker process, a notebook rendering one slice) then never pays for pandas and joblib.
+The names below are imported on first use: ``ichprep.convert.read.dicom`` or ``.render``
+alone (a worker process, a notebook rendering one slice) then never pays for pandas and joblib,
+and ``ichprep.settings`` can read ``render.windows`` without importing itself in a circle.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ichprep.settings import Settings
-
 if TYPE_CHECKING:
-    from ichprep.convert.pipeline import Options, Result, convert, scan
+    from ichprep.convert.run.pipeline import Options, Result, convert, scan
+    from ichprep.settings import Settings
 
 __all__ = ["Options", "Result", "Settings", "convert", "scan"]
 
 
 def __getattr__(name: str) -> Any:
-    """``Options``, ``Result``, ``convert`` and ``scan`` from ``pipeline``, imported when first asked for."""
+    """``Options``, ``Result``, ``convert`` and ``scan`` from ``run.pipeline``, ``Settings``, imported when first asked for."""
+    if name == "Settings":
+        from ichprep.settings import Settings
+
+        return Settings
     if name in ("Options", "Result", "convert", "scan"):
-        from ichprep.convert import pipeline
+        from ichprep.convert.run import pipeline
 
         return getattr(pipeline, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,7 +2,7 @@
 
 The table is built from convert's manifest (one row per input, header + pixel statistics)
 so that cleaning never re-reads a DICOM; a DICOM source is scanned once through
-``ichprep.convert.pipeline.scan``. Everything here is vectorised pandas: the stage 1 table has
+``ichprep.convert.run.pipeline.scan``. Everything here is vectorised pandas: the stage 1 table has
 674,258 rows, and a per-row Python loop would make the notebook user wait minutes.
 """
 
@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from ichprep import layout
-from ichprep.convert.dicom import needs_fix
-from ichprep.convert.manifest import plain_column
+from ichprep.convert.read.dicom import needs_fix
+from ichprep.convert.run.manifest import plain_column
 from ichprep.labels import ID_COLUMN, read_labels
 from ichprep.meta.cleaning import CleanOptions, clean, format_report
 from ichprep.paths import existing, existing_source, is_local, output_folder
@@ -28,7 +28,7 @@ SERIES_COLUMNS: tuple[str, ...] = ("slice_index", "series_len", "prev_id", "next
 
 
 def fix_mask(table: pd.DataFrame) -> pd.Series:
-    """``ichprep.convert.dicom.needs_fix`` of every row: the signed-as-unsigned header bug.
+    """``ichprep.convert.read.dicom.needs_fix`` of every row: the signed-as-unsigned header bug.
 
     Used only when a manifest lacks ``header_fix`` (convert records it per file).
     """
@@ -92,7 +92,7 @@ def load_source(source: str | Path, jobs: int | None = None, quiet: bool = True,
     """Manifest rows for ``source``: convert's output folder, a manifest.parquet, or DICOMs.
 
     A manifest is preferred (no DICOM is read again); anything else (a URL or stream too, with
-    ``headers`` for its requests) is scanned with ``ichprep.convert.pipeline.scan``, which
+    ``headers`` for its requests) is scanned with ``ichprep.convert.run.pipeline.scan``, which
     returns the same rows.
     """
     path = Path(source)

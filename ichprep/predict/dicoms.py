@@ -51,7 +51,7 @@ def scratch_folder(near: Path | None = None) -> Path:
 
 def temporary_folder(stack: ExitStack, where: Path) -> Path:
     """A new folder in ``where``, removed when ``stack`` closes however it closes; dead runs' ones are removed first."""
-    from ichprep.convert.parallel import clear_stale
+    from ichprep.convert.run.parallel import clear_stale
 
     clear_stale([where], STALE_TEMP)
     tmp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=where))

@@ -9,7 +9,7 @@ import pytest
 from cli_run import ichprep
 
 from ichprep import __version__
-from ichprep.convert import resample
+from ichprep.convert.render import resample
 
 KERNEL = resample.BACKENDS["kernel"]
 ALSO = " (also available: OpenCV)" if KERNEL.available() else ""

@@ -11,7 +11,7 @@ import pytest
 from real_manifest import TRAIN_CSV, TRAIN_IMAGES, real_manifest, require_rsna
 
 from ichprep import LABELS
-from ichprep.convert.dicom import needs_fix
+from ichprep.convert.read.dicom import needs_fix
 from ichprep.labels import read_labels
 from ichprep.meta import build_table, clean_meta, load_source, series_position
 from ichprep.meta.cleaning import CleanOptions
@@ -148,7 +148,7 @@ def test_clean_meta_without_labels_keeps_all_readable_rows(tmp_path):
 
 def test_clean_meta_scans_a_dicom_folder_like_the_manifest(tmp_path):
     require_rsna()
-    pytest.importorskip("ichprep.convert.pipeline")
+    pytest.importorskip("ichprep.convert.run.pipeline")
     from_dicoms = clean_meta(TRAIN_IMAGES, TRAIN_CSV, tmp_path / "a", jobs=1)
     conv = tmp_path / "conv"
     conv.mkdir()

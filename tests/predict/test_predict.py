@@ -273,7 +273,7 @@ def test_the_temporary_folder_is_removed_when_predict_fails(trained, raw_dicoms,
 def test_no_room_for_the_temporary_folder_is_refused_in_one_line_before_converting(trained, raw_dicoms, tmp_path, monkeypatch):
     from cli_run import ichprep
 
-    from ichprep.convert import budget
+    from ichprep.convert.run import budget
 
     monkeypatch.delenv("TMPDIR", raising=False)
     monkeypatch.setattr(budget, "free_bytes", lambda path: budget.MARGIN + 1000)

@@ -15,7 +15,7 @@ import pytest
 from cli_run import ichprep
 
 from ichprep.convert import Options, convert
-from ichprep.convert.windows import PRESETS, fastai_channels, parse_windows
+from ichprep.convert.render.windows import Channel, fastai_channels, parse_windows
 from ichprep.predict import predict
 from ichprep.settings import Settings
 from ichprep.synth import IMAGES_DIR, generate
@@ -23,17 +23,17 @@ from tests.ich_fixtures import fabricate, write_folder, write_model, write_shard
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-DEFAULT = [PRESETS[name].describe() for name in ("brain", "subdural", "bone")]
+DEFAULT = parse_windows("brain,subdural,bone")
 BREAKS_A = tuple(float(b) for b in np.linspace(-1000, 1500, 40))
 BREAKS_B = tuple(float(b) for b in np.linspace(-1000, 1600, 40))
 
 
-def channels(windows: str) -> list[dict]:
+def channels(windows: str) -> tuple[Channel, ...]:
     """The resolved channels convert would save for ``--windows`` made of names and LEVEL/WIDTH pairs."""
-    return [w.describe() for w in parse_windows(windows)]
+    return parse_windows(windows)
 
 
-def made_with(folder: Path, described: list[dict] = DEFAULT, **values) -> Settings:
+def made_with(folder: Path, described: tuple[Channel, ...] = DEFAULT, **values) -> Settings:
     """Rewrite ``folder``'s ichprep.json as if convert had made it with these settings."""
     settings = Settings(**{"size": 32, "crop": False, "format": "png", **values}).resolved(described)
     settings.save(folder)
@@ -64,8 +64,8 @@ REFUSED = [
      "--windows brain 40/80, subdural 80/200, bone 600/2800 -> 40/90, subdural 80/200, bone 600/2800)"),
     (
         "fastai breakpoints",
-        {"described": [c.describe() for c in fastai_channels(BREAKS_A)]},
-        {"described": [c.describe() for c in fastai_channels(BREAKS_B)]},
+        {"described": fastai_channels(BREAKS_A)},
+        {"described": fastai_channels(BREAKS_B)},
         "--windows brain 40/80, fastai_subdural 100/254, freqhist (40 breakpoints -1000..1500",
     ),
     ("size", {}, {"size": 48}, "size 32 -> 48"),

@@ -144,7 +144,7 @@ def test_a_range_that_fails_for_good_is_failed_rows_and_a_rerun_converts_them(ar
 
 def cli(*args: object, flush_rows: int | None = None) -> list[str]:
     """``ichprep convert ARGS`` as a process; ``flush_rows`` sets how many manifest rows wait before they are saved."""
-    setup = f"import ichprep.convert.manifest as m; m.FLUSH_ROWS = {flush_rows}; " if flush_rows else ""
+    setup = f"import ichprep.convert.run.manifest as m; m.FLUSH_ROWS = {flush_rows}; " if flush_rows else ""
     return [sys.executable, "-c", setup + "from ichprep.cli import main; main()", "convert", *map(str, args)]
 
 
@@ -176,7 +176,7 @@ def test_two_kills_and_a_resume_download_at_most_1_6x_and_only_output_touches_th
     the unsaved rows weigh about as little against this run as they do against the real one. One
     process, for the same reason: with two, the batches in flight are a quarter of these 120
     slices (a few thousandths of the real run), and what is measured is their size, not what a
-    resume fetches again. (tests/convert/test_crash.py kills runs of two processes.)
+    resume fetches again. (tests/convert/run/test_crash.py kills runs of two processes.)
     """
     out, tmp = tmp_path / "out", tmp_path / "tmpdir"
     tmp.mkdir()

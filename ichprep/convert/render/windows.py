@@ -1,8 +1,11 @@
-"""Window presets and the pixel math that maps Hounsfield units to display values.
+"""Windows, the one shape of a channel everywhere, and the pixel math that maps Hounsfield units to display values.
 
-Pure numpy, no I/O. A *channel* maps an HU array to floats in [0, 1]; ``to_uint8`` turns
-those into grey levels. The renderer evaluates channels once per distinct stored value
-(a lookup table), so these functions must be exact and vectorised, never fast-and-loose.
+Pure numpy, no I/O. A *channel* (``Window`` or fastai's ``FreqHist``) maps an HU array to floats in
+[0, 1]; ``to_uint8`` turns those into grey levels. ``--windows`` is parsed once, where a
+``Settings`` is made, into a tuple of channels; the renderer, the run and the settings file all use
+that tuple (``describe``/``from_description`` are its JSON form). The renderer evaluates channels
+once per distinct stored value (a lookup table), so these functions must be exact and vectorised,
+never fast-and-loose.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ class Channel(Protocol):
 
     def describe(self) -> dict: ...
 
+    def summary(self) -> str: ...
+
 
 @dataclass(frozen=True)
 class Window:
@@ -40,10 +45,18 @@ class Window:
     def describe(self) -> dict:
         return {"name": self.name, "kind": "window", "level": self.level, "width": self.width}
 
+    def summary(self) -> str:
+        """``brain 40/80``; a window given as ``LEVEL/WIDTH`` is named by those numbers, shown once."""
+        numbers = f"{self.level:g}/{self.width:g}"
+        return numbers if self.name == numbers else f"{self.name} {numbers}"
+
 
 @dataclass(frozen=True)
 class FreqHist:
-    """fastai's histogram-equalised full range: piecewise-linear over sample quantiles."""
+    """fastai's histogram-equalised full range: piecewise-linear over sample quantiles.
+
+    No ``breaks`` yet: the preset as asked for, before ``render.fastai`` samples them from the data.
+    """
 
     name: str
     breaks: tuple[float, ...]
@@ -54,6 +67,11 @@ class FreqHist:
 
     def describe(self) -> dict:
         return {"name": self.name, "kind": "freqhist", "breaks": list(self.breaks)}
+
+    def summary(self) -> str:
+        """``freqhist (101 breakpoints -1024..3071, sum 2.5e+04)``: enough to tell two samples apart."""
+        b = self.breaks
+        return f"{self.name} ({len(b)} breakpoints {b[0]:g}..{b[-1]:g}, sum {sum(b):.6g})"
 
 
 PRESETS: dict[str, Window] = {
@@ -73,15 +91,14 @@ FASTAI = "fastai"
 _PAIR = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)\s*$")
 
 
-def parse_windows(spec: str) -> list[Window] | str:
+def parse_windows(spec: str) -> tuple[Channel, ...]:
     """Parse ``--windows``: names or ``LEVEL/WIDTH`` pairs, or the ``fastai`` preset.
 
-    Returns the list of windows, or the string ``"fastai"`` whose third channel needs
-    breakpoints computed from the data (see ``freqhist_breaks``). Raises ValueError with
-    the offending item for anything else.
+    The ``fastai`` preset's third channel has no breakpoints yet: they are sampled from the data
+    (``render.fastai``). Raises ValueError with the offending item for anything else.
     """
     if spec.strip().lower() == FASTAI:
-        return FASTAI
+        return fastai_channels(())
     windows: list[Window] = []
     for item in spec.split(","):
         item = item.strip()
@@ -98,12 +115,27 @@ def parse_windows(spec: str) -> list[Window] | str:
         windows.append(Window(f"{level:g}/{width:g}", level, width))
     if not 1 <= len(windows) <= 4:
         raise ValueError(f"{len(windows)} windows given: 1 to 4 are supported")
-    return windows
+    return tuple(windows)
 
 
-def fastai_channels(breaks: Sequence[float]) -> list[Channel]:
-    """The ``fastai`` preset once its freqhist breakpoints are known."""
-    return [PRESETS["brain"], PRESETS["fastai_subdural"], FreqHist("freqhist", tuple(float(b) for b in breaks))]
+def fastai_channels(breaks: Sequence[float]) -> tuple[Channel, ...]:
+    """The ``fastai`` preset with these freqhist breakpoints (none: not sampled yet)."""
+    return PRESETS["brain"], PRESETS["fastai_subdural"], FreqHist("freqhist", tuple(float(b) for b in breaks))
+
+
+def is_fastai(channels: Sequence[Channel]) -> bool:
+    """Whether ``channels`` are the fastai preset, sampled or not (only it has a histogram channel)."""
+    return any(isinstance(c, FreqHist) for c in channels)
+
+
+def unsampled(channels: Sequence[Channel]) -> bool:
+    """Whether the fastai preset's breakpoints are still to be sampled: channels asked for, not yet a run's."""
+    return any(isinstance(c, FreqHist) and not c.breaks for c in channels)
+
+
+def spec_of(channels: Sequence[Channel]) -> str:
+    """The ``--windows`` value these channels were made from, as the settings file records it."""
+    return FASTAI if is_fastai(channels) else ",".join(c.name for c in channels)
 
 
 def freqhist_breaks(hu: np.ndarray, n_bins: int = 100) -> np.ndarray:
@@ -142,12 +174,15 @@ def fixed16_to_uint8(fixed: np.ndarray, out: np.ndarray | None = None) -> np.nda
     return cv2.convertScaleAbs(fixed, dst=out, alpha=1.0 / 256.0)
 
 
-def from_description(described: Sequence[dict]) -> list[Channel]:
-    """Channels back from the settings file (the inverse of ``describe``)."""
+def from_description(described: Sequence[dict]) -> tuple[Channel, ...]:
+    """Channels back from the settings file (the inverse of ``describe``), its numbers as written.
+
+    A level read as 40 stays 40 (not 40.0): a folder's settings saved again are the same bytes.
+    """
     channels: list[Channel] = []
     for item in described:
         if item.get("kind") == "freqhist":
             channels.append(FreqHist(item["name"], tuple(float(b) for b in item["breaks"])))
         else:
-            channels.append(Window(item["name"], float(item["level"]), float(item["width"])))
-    return channels
+            channels.append(Window(item["name"], item["level"], item["width"]))
+    return tuple(channels)

@@ -18,14 +18,17 @@ import pytest
 from cli_run import ichprep
 from pydicom.uid import ImplicitVRLittleEndian, RLELossless
 
-from ichprep.convert import dicom, pipeline, resume, sources
-from ichprep.convert.pipeline import Options
-from ichprep.convert.render import Renderer
-from ichprep.convert.windows import parse_windows
+from ichprep.convert import sources
+from ichprep.convert.read import dicom
+from ichprep.convert.render import fastai
+from ichprep.convert.render.renderer import Renderer
+from ichprep.convert.render.windows import parse_windows
+from ichprep.convert.run import pipeline, resume
+from ichprep.convert.run.pipeline import Options
 from ichprep.errors import IchprepError
 from ichprep.settings import Settings
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SIDE = 64
 
 
@@ -419,7 +422,7 @@ def test_scan_returns_the_manifest_rows_and_writes_nothing(src, broken, tmp_path
 
 def test_importing_the_package_and_converting_never_imports_torch(src, tmp_path):
     code = (
-        "import sys, ichprep, ichprep.cli, ichprep.convert.pipeline\n"
+        "import sys, ichprep, ichprep.cli, ichprep.convert.run.pipeline\n"
         "from ichprep.convert import Options, Settings, convert\n"
         f"r = convert({str(src)!r}, {str(tmp_path / 'out')!r}, Settings(size=32), Options(jobs=1, quiet=True))\n"
         "assert r.converted > 0, r\n"
@@ -479,7 +482,7 @@ def test_saved_settings_reproduce_the_run_that_wrote_them(tmp_path, made):
         made.size,
         made.crop,
     )
-    assert [c["name"] for c in again.channels] == [c["name"] for c in first.settings.channels] and again.channels
+    assert again.channels == first.settings.channels and again.channels
     assert again.output_differences(first.settings) == []
     rerun = pipeline.convert(images, out, again, Options(jobs=1, quiet=True))
     assert (rerun.skipped, rerun.converted) == (first.converted, 0)
@@ -497,7 +500,7 @@ def test_a_fastai_resume_reuses_the_saved_breakpoints(src, tmp_path, monkeypatch
     def no_new_sample(*_args, **_kwargs):
         raise AssertionError("a resumed fastai run must not estimate new breakpoints")
 
-    monkeypatch.setattr(pipeline, "sample_breaks", no_new_sample)
+    monkeypatch.setattr(fastai, "sample_breaks", no_new_sample)
     again = pipeline.convert(src, out, *quiet(windows="fastai", crop=False, size=SIDE))
     assert again.converted == 2
     assert json.loads((out / "ichprep.json").read_text())["channels"][2]["breaks"] == saved

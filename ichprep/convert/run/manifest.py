@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ichprep import atomic
-from ichprep.convert.header import scalar
+from ichprep.convert.read.header import scalar
 from ichprep.layout import MANIFEST, PARTS, STATE_DIR
 
 FLUSH_ROWS = 5000

@@ -11,9 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ichprep.convert import render, resample
+from ichprep.convert.render import resample
+from ichprep.convert.render.renderer import Renderer
 
-_area = pytest.importorskip("ichprep.convert._area", reason="the kernel is compiled at install where a C compiler exists")
+_area = pytest.importorskip("ichprep.convert.render._area", reason="the kernel is compiled at install where a C compiler exists")
 ISAS = list(range(_area.best_isa() + 1))
 
 
@@ -155,12 +156,12 @@ def test_the_renderer_resamples_a_cropped_slice_with_the_kernel_where_it_has_sim
             return _area.area(*args)
 
     monkeypatch.setattr(resample, "_area", Spy)
-    from ichprep.convert import dicom
-    from ichprep.convert.windows import parse_windows
+    from ichprep.convert.read import dicom
+    from ichprep.convert.render.windows import parse_windows
 
     raw = head((128, 128), np.random.default_rng(2))
     sl = dicom.decode(dicom.parse(make_ct(raw, bits_stored=12, intercept=-1024.0)))
-    renderer = render.Renderer(parse_windows("brain,subdural,bone"), size=48)
+    renderer = Renderer(parse_windows("brain,subdural,bone"), size=48)
     image = renderer.render(sl)
     assert renderer.resampler is resample.BACKENDS["kernel"]
     assert image.shape == (48, 48, 3) and calls == [(*renderer.square(sl), 48, 3)]

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from cli_run import ichprep
 
-from ichprep.convert import Options, budget, convert
+from ichprep.convert import Options, convert
+from ichprep.convert.run import budget
 from ichprep.errors import DiskFullError
 from ichprep.settings import Settings
 from ichprep.synth import generate

@@ -9,9 +9,10 @@ import pydicom
 import pytest
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian, RLELossless
 
-from ichprep.convert import dicom, resample
-from ichprep.convert.render import Renderer
-from ichprep.convert.windows import FreqHist, Window, parse_windows
+from ichprep.convert.read import dicom
+from ichprep.convert.render import resample
+from ichprep.convert.render.renderer import Renderer
+from ichprep.convert.render.windows import FreqHist, Window, parse_windows
 
 DEFAULT = parse_windows("brain,subdural,bone")
 RNG = np.random.default_rng(11)
@@ -62,7 +63,7 @@ GENERATED = {
 
 
 def reference_hu_from_header(data: bytes, raw: np.ndarray | None = None) -> np.ndarray:
-    """HU computed from pydicom's view of the file (spec §3.2), independent of ichprep.convert.dicom."""
+    """HU computed from pydicom's view of the file (spec §3.2), independent of ichprep.convert.read.dicom."""
     pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
     ds = pydicom.dcmread(io.BytesIO(data), force=True)
     pixels = ds.pixel_array if raw is None else raw

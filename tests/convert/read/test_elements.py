@@ -26,9 +26,9 @@ from pydicom.uid import (
 )
 from real_manifest import RSNA
 
-from ichprep.convert import dicom, elements
-from ichprep.convert.dicom import DicomError
-from ichprep.convert.header import COMMON_TAGS
+from ichprep.convert.read import dicom, elements
+from ichprep.convert.read.dicom import DicomError
+from ichprep.convert.read.header import COMMON_TAGS
 
 RNG = np.random.default_rng(3)
 U12 = RNG.integers(0, 4096, (40, 48)).astype(np.uint16)

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ichprep.convert.budget import MANIFEST_BYTES, disk_usage, human
+from ichprep.convert.run.budget import MANIFEST_BYTES, disk_usage, human
 
 if TYPE_CHECKING:
+    from ichprep.convert.run.worker import Job
     from ichprep.convert.sources import Input
-    from ichprep.convert.worker import Job
     from ichprep.store import SinkSpec
 
 LADDER: tuple[int, ...] = (95, 93, 90, 88, 85, 83, 80, 78, 75, 73, 70, 65, 60, 55, 50)
@@ -133,7 +133,7 @@ def jpeg_sink(sink: SinkSpec) -> SinkSpec:
 
 def measure(job: Job, todo: Sequence[Input], scratch: Path, qualities: Sequence[int] = LADDER) -> Ladder:
     """Render a seeded sample of ``todo`` once, store it at each quality in ``scratch`` (removed again) and measure it."""
-    from ichprep.convert.worker import Task, run
+    from ichprep.convert.run.worker import Task, run
 
     capture = _Capture()
     run(replace(job, sink=capture), Task(sample(todo)))

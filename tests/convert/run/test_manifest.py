@@ -7,8 +7,8 @@ import math
 import pandas as pd
 import pytest
 
-from ichprep.convert import manifest
-from ichprep.convert.manifest import LEAD_COLUMNS, STAT_COLUMNS, ManifestWriter
+from ichprep.convert.run import manifest
+from ichprep.convert.run.manifest import LEAD_COLUMNS, STAT_COLUMNS, ManifestWriter
 
 
 def row(image_id: str, status: str = "ok", **extra) -> dict:

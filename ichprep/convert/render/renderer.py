@@ -23,10 +23,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from ichprep.convert import geometry
-from ichprep.convert.dicom import Slice, hu_of
-from ichprep.convert.resample import BACKENDS, SLOTS, Resampler, Scratch, first_channels, pick, shrink, unpack
-from ichprep.convert.windows import (
+from ichprep.convert.read.dicom import Slice, hu_of
+from ichprep.convert.render import geometry
+from ichprep.convert.render.resample import BACKENDS, SLOTS, Resampler, Scratch, first_channels, pick, shrink, unpack
+from ichprep.convert.render.windows import (
     Channel,
     channel_stack,
     to_fixed16,

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from cli_run import ichprep
 
-from ichprep.convert import Options, budget, convert, fit, ladder
+from ichprep.convert import Options, convert
+from ichprep.convert.run import budget, fit, ladder
 from ichprep.settings import Settings
 from ichprep.synth import generate
 

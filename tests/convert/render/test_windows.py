@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ichprep.convert.windows import (
+from ichprep.convert.render.windows import (
     FASTAI,
     FreqHist,
     Window,
@@ -14,9 +14,12 @@ from ichprep.convert.windows import (
     fixed16_to_uint8,
     freqhist_breaks,
     from_description,
+    is_fastai,
     parse_windows,
+    spec_of,
     to_fixed16,
     to_uint8,
+    unsampled,
 )
 
 HU = np.concatenate([np.arange(-1100.0, 3100.0, 0.25), [-32768.0, -1024.0, 0.0, 40.0, 80.0, 3071.0, 32767.0]])
@@ -63,9 +66,16 @@ def test_level_width_pairs_mix_with_names_and_keep_their_order():
     assert [(w.level, w.width) for w in windows] == [(40, 80), (-600, 1500), (30.5, 100.25)]
 
 
-def test_fastai_preset_is_returned_for_later_breakpoints():
-    assert parse_windows("fastai") == FASTAI
-    assert parse_windows(" FastAI ") == FASTAI
+def test_fastai_preset_is_its_channels_with_breakpoints_still_to_sample():
+    channels = parse_windows(" FastAI ")
+    assert channels == fastai_channels(()) == parse_windows("fastai")
+    assert unsampled(channels) and is_fastai(channels) and spec_of(channels) == FASTAI
+    assert not unsampled(fastai_channels([-1000.0, 0.0])) and is_fastai(fastai_channels([-1000.0, 0.0]))
+
+
+def test_spec_of_names_the_channels_as_the_settings_file_records_them():
+    assert spec_of(parse_windows(" BRAIN , -600/1500,30.5/100.25 ")) == "brain,-600/1500,30.5/100.25"
+    assert not is_fastai(parse_windows("brain")) and not unsampled(parse_windows("brain"))
 
 
 @pytest.mark.parametrize(
@@ -142,3 +152,15 @@ def test_fastai_channels_are_brain_fastai_subdural_and_freqhist():
 def test_descriptions_give_the_same_channels_back():
     channels = parse_windows("brain,-600/1500") + fastai_channels([-1000.0, 0.0, 100.0])[2:]
     assert from_description([c.describe() for c in channels]) == channels
+
+
+def test_descriptions_keep_their_numbers_so_a_saved_record_is_saved_again_unchanged():
+    described = [{"name": "brain", "kind": "window", "level": 40, "width": 80},
+                 {"name": "-600/1500", "kind": "window", "level": -600.0, "width": 1500.0}]
+    assert [c.describe() for c in from_description(described)] == described
+    assert [repr(c.describe()["level"]) for c in from_description(described)] == ["40", "-600.0"]
+
+
+def test_summaries_name_each_channel_once():
+    channels = parse_windows("brain,40/90") + fastai_channels([-1000.0, 0.0, 100.0])[2:]
+    assert [c.summary() for c in channels] == ["brain 40/80", "40/90", "freqhist (3 breakpoints -1000..100, sum -900)"]

@@ -14,8 +14,8 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from ichprep.convert import dicom
-from ichprep.convert.dicom import DicomError
+from ichprep.convert.read import dicom
+from ichprep.convert.read.dicom import DicomError
 
 RNG = np.random.default_rng(7)
 U12 = RNG.integers(0, 4096, (64, 64)).astype(np.uint16)

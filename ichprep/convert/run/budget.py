@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from ichprep.convert.run.worker import Job
     from ichprep.convert.sources import Input
-    from ichprep.convert.worker import Job
 
 UNITS = {"": 1, "B": 1, "K": 10**3, "KB": 10**3, "M": 10**6, "MB": 10**6, "G": 10**9, "GB": 10**9, "T": 10**12, "TB": 10**12,
          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
@@ -119,7 +119,7 @@ def estimate(job: Job, todo: Sequence[Input], scratch: Path, where: Path, limit:
 
     ``scratch`` is removed again; ``where`` is the folder whose free space the output will use.
     """
-    from ichprep.convert.worker import Task, run
+    from ichprep.convert.run.worker import Task, run
 
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)

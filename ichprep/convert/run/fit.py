@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ichprep.convert import budget, ladder
+from ichprep.convert.run import budget, ladder
 from ichprep.errors import BudgetError
 from ichprep.settings import DEFAULT_QUALITY, MIN_SIZE, Settings
 
 if TYPE_CHECKING:
+    from ichprep.convert.run.worker import Job
     from ichprep.convert.sources import Input
-    from ichprep.convert.worker import Job
 
 WORST_RATIO = 1.5
 """Bytes per pixel and channel no PNG, JPEG or HDF5 chunk of ours exceeds (incompressible content at quality 100)."""

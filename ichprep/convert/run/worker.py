@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from ichprep.convert import dicom
-from ichprep.convert.render import Renderer
+from ichprep.convert.read import dicom
+from ichprep.convert.render.renderer import Renderer
+from ichprep.convert.render.windows import Channel
 from ichprep.convert.sources import Input, Source
-from ichprep.convert.windows import Channel
 from ichprep.errors import DiskFullError
 from ichprep.store import Sink, SinkSpec
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from ichprep import atomic, layout
-from ichprep.convert import manifest
+from ichprep.convert.run import manifest
 from ichprep.errors import IchprepError
 
 

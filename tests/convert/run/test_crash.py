@@ -28,7 +28,7 @@ import pandas as pd
 import pytest
 from cli_run import ichprep
 
-from ichprep.convert import parallel
+from ichprep.convert.run import parallel
 from ichprep.store import ImageFiles
 
 N_SLICES = 200
@@ -256,7 +256,7 @@ def test_a_disk_that_really_fills_under_two_workers_stops_cleanly_and_resumes(sl
     assert refused.returncode == 2 and "would not fit" in refused.stderr and not out.exists(), "the free space is the budget"
     # The up-front check is told the run fits, and the parent's free-space margin is set to 0, so the
     # disk fills between checks, inside a worker.
-    code = ("import ichprep.convert.budget as b, ichprep.convert.fit as f; b.MARGIN = 0; f._surely_fits = lambda *a: True; "
+    code = ("import ichprep.convert.run.budget as b, ichprep.convert.run.fit as f; b.MARGIN = 0; f._surely_fits = lambda *a: True; "
             "from ichprep.cli import main; main()")
     args = [sys.executable, "-c", code, "convert", str(slices), str(out), "--quiet"]
 

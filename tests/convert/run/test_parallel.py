@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from ichprep.convert import parallel
+from ichprep.convert.run import parallel
 
 
 def dead_pid() -> int:
@@ -35,7 +35,7 @@ def test_clear_stale_removes_only_what_dead_runs_left(tmp_path: Path) -> None:
 
 ORPHAN = """
 import os, sys, time
-from ichprep.convert.parallel import watch_parent
+from ichprep.convert.run.parallel import watch_parent
 child = os.fork()
 if child == 0:
     watch_parent(os.getppid())
@@ -64,3 +64,17 @@ def _zombie_or_gone(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
     except FileNotFoundError:
         return True
+
+
+def test_a_worker_whose_parent_died_while_it_started_exits_at_once() -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    started = subprocess.run([sys.executable, "-c", "from ichprep.convert.run.parallel import watch_parent\n"
+                              f"watch_parent({gone.pid})\nprint('still running')"], capture_output=True, text=True)
+    assert (started.returncode, started.stdout) == (1, "")
+
+
+def test_a_worker_started_by_a_live_run_that_is_not_its_parent_keeps_running() -> None:
+    started = subprocess.run([sys.executable, "-c", "from ichprep.convert.run.parallel import watch_parent\n"
+                              "watch_parent(1)\nprint('still running')"], capture_output=True, text=True)
+    assert (started.returncode, started.stdout) == (0, "still running\n")

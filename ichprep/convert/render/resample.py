@@ -28,12 +28,12 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from ichprep.convert import geometry
-from ichprep.convert.windows import fixed16_to_uint8
+from ichprep.convert.render import geometry
+from ichprep.convert.render.windows import fixed16_to_uint8
 from ichprep.errors import IchprepError
 
 try:
-    from ichprep.convert import _area
+    from ichprep.convert.render import _area
 except ImportError:  # not compiled: the install found no C compiler (see pyproject.toml)
     _area = None
 

@@ -24,7 +24,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from ichprep.convert.worker import Done, Job, Task, run
+from ichprep.convert.run.worker import Done, Job, Task, run
 
 T = TypeVar("T")
 
@@ -97,7 +97,8 @@ def watch_parent(parent: int) -> None:
     """Worker initializer: exit as soon as ``parent`` (the run's process) is no longer this worker's parent.
 
     A thread polling ``getppid`` works on every POSIX system and for any thread of the parent
-    having started the worker (Linux's ``PR_SET_PDEATHSIG`` fires when that *thread* ends).
+    having started the worker (Linux's ``PR_SET_PDEATHSIG`` fires when that *thread* ends). A
+    worker still starting when its parent died is already someone else's child: it exits at once.
     """
     def watch() -> None:
         while os.getppid() == parent:
@@ -106,6 +107,8 @@ def watch_parent(parent: int) -> None:
 
     if os.getppid() == parent:
         threading.Thread(target=watch, name="ichprep-parent-watch", daemon=True).start()
+    elif not _alive(parent):
+        os._exit(1)
 
 
 def clear_stale(folders: Iterable[Path] | None = None, pattern: re.Pattern[str] = STALE) -> list[Path]:

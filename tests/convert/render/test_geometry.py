@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from ichprep.convert import geometry
-from ichprep.convert.geometry import Box, Square
+from ichprep.convert.render import geometry
+from ichprep.convert.render.geometry import Box, Square
 
 
 def head_box_of(hu: np.ndarray) -> Box:

@@ -17,7 +17,7 @@ anything else (ambiguous or unknown VRs, other character sets, values that do no
 goes through pydicom. The tests compare both paths' output with pydicom's element values.
 
 The same decoding also runs on elements that never became pydicom objects
-(``flatten_elements``, fed by ``ichprep.convert.elements`` for the competition's plain files):
+(``flatten_elements``, fed by ``ichprep.convert.read.elements`` for the competition's plain files):
 there a value the fast decoder would leave to pydicom makes the whole row None, and the caller
 reads the file with pydicom instead. pydicom itself is imported only when something needs it.
 """

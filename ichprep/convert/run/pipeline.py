@@ -1,7 +1,7 @@
 """The conversion pipeline: a source's inputs in tasks -> workers -> images + manifest rows.
 
 The parent lists the inputs, resolves the settings, checks them against what OUT already holds,
-keeps the progress bar and writes the manifest; workers (``ichprep.convert.worker``) read, render
+keeps the progress bar and writes the manifest; workers (``ichprep.convert.run.worker``) read, render
 and store. Everything a user can get wrong is checked before anything is created, and a refused
 run leaves no trace in a folder that did not exist. Re-running the same command resumes.
 """
@@ -21,27 +21,19 @@ from typing import Any
 import numpy as np
 
 from ichprep import LABELS, layout
-from ichprep.convert import budget, fit, ladder, manifest, resume, sources
-from ichprep.convert.parallel import batch_size, batches, chunks, default_jobs, run_tasks
+from ichprep.convert import sources
+from ichprep.convert.render import fastai
+from ichprep.convert.run import budget, fit, ladder, manifest, resume
+from ichprep.convert.run.parallel import batch_size, batches, chunks, default_jobs, run_tasks
+from ichprep.convert.run.worker import Job, Task
 from ichprep.convert.sources.inflight import Watch
 from ichprep.convert.sources.zipped import Ahead, ZipArchive
-from ichprep.convert.windows import (
-    FASTAI,
-    Channel,
-    fastai_channels,
-    freqhist_breaks,
-    from_description,
-    parse_windows,
-)
-from ichprep.convert.worker import Job, Task
 from ichprep.errors import DiskFullError, IchprepError, StreamCutError
 from ichprep.paths import output_folder, removed_if_refused
 from ichprep.settings import DEFAULT_QUALITY, Settings
 from ichprep.store import ImageFiles, Shards, SinkSpec
 from ichprep.store.shards import DEFAULT_SHARD_SIZE, index_frame
 
-FREQHIST_SAMPLE = 32
-"""Slices pooled for the fastai preset's breakpoints (Jeremy used a small sample too)."""
 STREAM_SHARD_SIZE = 256
 """A stream's members reach workers inside their tasks: a shard of a stream holds at most this many in memory."""
 
@@ -263,8 +255,8 @@ def _plan(source: sources.Source, inputs: list[sources.Input] | Iterator[sources
     A listed source gives a list of what is left (it is counted and sampled); a stream an iterator
     that sorts its members as they arrive.
     """
-    settings, channels = _resolve(settings, source, inputs, out)
-    job = Job(source.for_workers(), tuple(channels), settings.size, settings.crop, _sink(out, settings, len(channels)))
+    settings = _resolve(settings, source, inputs, out)
+    job = Job(source.for_workers(), settings.channels, settings.size, settings.crop, _sink(out, settings))
     triage = Triage(done)
     todo = triage.pending(inputs)
     return settings, job, triage, list(todo) if isinstance(inputs, list) else todo
@@ -276,75 +268,26 @@ def _existing_parent(path: Path) -> Path:
 
 
 def _resolve(settings: Settings, source: sources.Source, inputs: Sequence[sources.Input] | Iterator[sources.Input],
-             out: Path) -> tuple[Settings, list[Channel]]:
-    """The run's settings with resolved channels, checked against what OUT already holds.
-
-    The fastai preset's breakpoints come from a sample of the inputs, or from OUT's previous run
-    (so a resumed run renders exactly as before), or from the settings given (``predict``
-    renders new DICOMs with a model's own breakpoints).
-    """
+             out: Path) -> Settings:
+    """The run's settings, ready to render (``render.fastai``), checked against what OUT already holds."""
     previous = Settings.load(out)
-    if settings.channels:
-        channels = from_description(settings.channels)
-    else:
-        channels = _channels(settings.windows, source, inputs, previous)
-    if settings.format != "hdf5" and len(channels) not in (1, 3):
-        raise IchprepError(f"{settings.format} images hold 1 or 3 channels; {len(channels)} windows given")
-    windows = FASTAI if settings.windows.strip().lower() == FASTAI else ",".join(c.name for c in channels)
-    quality = settings.quality
-    if quality is None and previous is not None and previous.format == settings.format:
-        quality = previous.quality  # a resumed run keeps the quality its budget picked
-    resolved = Settings(windows, settings.size, settings.crop, settings.format, quality, settings.codec,
-                        tuple(c.describe() for c in channels))
-    changed = previous.output_differences(resolved) if previous is not None else []
+    settings = fastai.resolve(settings, source, inputs, previous)
+    if settings.quality is None and previous is not None and previous.format == settings.format:
+        settings = replace(settings, quality=previous.quality)  # a resumed run keeps the quality its budget picked
+    changed = previous.output_differences(settings) if previous is not None else []
     if changed:
         raise IchprepError(f"{out} holds output made with other settings ({'; '.join(changed)}): use another output folder")
-    return resolved, channels
+    return settings
 
 
-def _channels(windows: str, source: sources.Source, inputs: Sequence[sources.Input] | Iterator[sources.Input],
-              previous: Settings | None) -> list[Channel]:
-    """The channels ``--windows`` names; the fastai preset's breakpoints sampled (or reused)."""
-    try:
-        parsed = parse_windows(windows)
-    except ValueError as err:
-        raise IchprepError(f"--windows: {err}") from None
-    if parsed != FASTAI:
-        return parsed
-    if previous is not None and previous.windows == FASTAI:
-        return from_description(previous.channels)
-    if not isinstance(inputs, Sequence):
-        raise IchprepError(f"--windows fastai takes its breakpoints from slices spread over all the inputs, and {source.name} "
-                           "is a stream, read once front to back: give the zip's URL or file instead")
-    return fastai_channels(sample_breaks(source, inputs))
-
-
-def sample_breaks(source: sources.Source, inputs: Sequence[sources.Input], n: int = FREQHIST_SAMPLE) -> np.ndarray:
-    """fastai freqhist breakpoints from HU pooled over up to ``n`` evenly spaced readable slices."""
-    from ichprep.convert import dicom
-
-    picks = [inputs[int(i)] for i in np.linspace(0, len(inputs) - 1, min(n, len(inputs)))] if inputs else []
-    pooled = []
-    for _, data in source.read(picks):
-        try:
-            if isinstance(data, Exception):
-                continue
-            pooled.append(dicom.read(data).decode().hu()[::2, ::2].ravel())
-        except Exception:  # an unreadable sample slice is simply not pooled; the run reports it later
-            continue
-    if not pooled:
-        raise IchprepError("the fastai preset needs at least one readable slice to compute its breakpoints")
-    return freqhist_breaks(np.concatenate(pooled))
-
-
-def _sink(out: Path, settings: Settings, channels: int) -> SinkSpec:
+def _sink(out: Path, settings: Settings) -> SinkSpec:
     """Where a run's images go: image files, or shards that record the settings in their attributes."""
     if settings.format != "hdf5":
         return ImageFiles(str(out), settings.format, settings.quality)
     import json
 
-    attrs = (("windows", json.dumps(list(settings.channels))), ("crop", json.dumps(settings.crop)))
-    return Shards(str(out), settings.codec, settings.size, channels, settings.quality, attrs)
+    attrs = (("windows", json.dumps([c.describe() for c in settings.channels])), ("crop", json.dumps(settings.crop)))
+    return Shards(str(out), settings.codec, settings.size, len(settings.channels), settings.quality, attrs)
 
 
 class Triage:

@@ -24,8 +24,8 @@ import cv2
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ichprep.convert import elements
-from ichprep.convert.header import flatten, flatten_elements
+from ichprep.convert.read import elements
+from ichprep.convert.read.header import flatten, flatten_elements
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset

@@ -15,8 +15,8 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian
 from real_manifest import RSNA
 
-from ichprep.convert import elements
-from ichprep.convert.header import flatten, flatten_elements
+from ichprep.convert.read import elements
+from ichprep.convert.read.header import flatten, flatten_elements
 
 SKIPPED_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "UN", "SQ"}
 
