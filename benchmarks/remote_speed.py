@@ -18,6 +18,7 @@
 
     python benchmarks/remote_speed.py --n 1000 --repeats 3
     python benchmarks/remote_speed.py --skip throughput listing inflate --far 1500 --latency 0 40 100
+    python benchmarks/remote_speed.py --skip throughput listing inflate --tmp /dev/shm
 """
 
 from __future__ import annotations
@@ -226,8 +227,11 @@ def main() -> None:
     parser.add_argument("--far", type=int, default=1500, help="phantom slices of the round-trip runs")
     parser.add_argument("--latency", type=float, nargs="*", default=[0, 40, 100], help="round trips (ms) of the far server")
     parser.add_argument("--link", type=float, default=44, help="MB/s of the far server's link, shared by its connections")
+    parser.add_argument("--tmp", type=Path, default=None,
+                        help="folder for the inputs and outputs (default: the system's temporary folder); a RAM disk "
+                             "takes the file system's cost of creating each output file out of the comparison")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="ichprep-bench-remote-"))
+    work = Path(tempfile.mkdtemp(prefix="ichprep-bench-remote-", dir=args.tmp))
     try:
         files = make_inputs(work, args.n)
         if "inflate" not in args.skip:

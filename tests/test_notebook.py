@@ -18,7 +18,7 @@ import pytest
 from zipserver import ZipServer
 
 from ichprep import SUBTYPES
-from ichprep.convert.sources.zipformat import TAIL
+from ichprep.convert.sources.zipformat import PROBE
 from ichprep.synth import IMAGES_DIR, LABELS_CSV, generate
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "download_to_submission.ipynb"
@@ -70,5 +70,5 @@ def test_the_notebook_goes_from_the_download_to_a_submission(tmp_path: Path) -> 
     expected = pd.read_csv(work / "stage_2_sample_submission.csv")
     assert sorted(sub["ID"]) == sorted(expected["ID"]) and sub["Label"].between(0, 1).all()
     listings = 4  # two fetches and two conversions each read the zip's end and directory once
-    assert served < 1.1 * zip_path.stat().st_size + listings * 2 * TAIL, "the notebook downloads each member about once"
+    assert served < 1.1 * zip_path.stat().st_size + listings * 2 * PROBE, "the notebook downloads each member about once"
     assert not list(work.rglob("*.dcm")), "no DICOM ever reaches the disk"

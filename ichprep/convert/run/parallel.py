@@ -39,16 +39,40 @@ def default_jobs() -> int:
 
 STREAM_BATCH = 64
 """Inputs per batch when their number is unknown (a stream)."""
+LEAST_BATCH = 8
+"""The smallest batch: fewer inputs and dispatch costs more than it saves."""
+FIRST_BATCH = 16
+"""Inputs of each process's first batch; the next ones double up to ``batch_size``."""
 
 
 def batches(items: Iterable[T], jobs: int) -> Iterator[list[T]]:
-    """Batches big enough to amortise dispatch, small enough for a lively progress bar."""
-    return chunks(items, batch_size(len(items), jobs) if isinstance(items, Sized) else STREAM_BATCH)
+    """Batches big enough to amortise dispatch, small enough for a lively progress bar; tapered when counted.
+
+    The first batches are small so that every process starts as soon as a few inputs are read
+    (over a link, before a whole batch has arrived), and the last ones shrink so that the
+    processes finish together instead of one converting a whole batch while the others wait.
+    Batches are cut as they are drawn, so the end is known from what is left.
+    """
+    if not isinstance(items, Sized):
+        return chunks(items, STREAM_BATCH)
+    return _tapered(items, len(items), jobs)
+
+
+def _tapered(items: Iterable[T], n: int, jobs: int) -> Iterator[list[T]]:
+    size, rest, left, k = batch_size(n, jobs), iter(items), n, 0
+    while left > 0:
+        ramp = FIRST_BATCH << min(k // jobs, 16)
+        tail = max(LEAST_BATCH, -(-left // (2 * jobs)))
+        batch = list(islice(rest, min(size, ramp, tail)))
+        if not batch:
+            return
+        yield batch
+        left, k = left - len(batch), k + 1
 
 
 def batch_size(n: int, jobs: int) -> int:
     """Inputs per batch when there are ``n`` of them: about eight batches per process, 8 to 256 inputs each."""
-    return int(np.clip(n // (jobs * 8) or 1, 8, 256))
+    return int(np.clip(n // (jobs * 8) or 1, LEAST_BATCH, 256))
 
 
 def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:

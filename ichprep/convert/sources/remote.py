@@ -23,7 +23,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from ichprep.convert.sources.base import ReadError
 from ichprep.convert.sources.inflight import IN_FLIGHT, Meter
-from ichprep.convert.sources.zipformat import TAIL
+from ichprep.convert.sources.zipformat import PROBE
 from ichprep.errors import IchprepError
 
 HEADERS_VARIABLE = "ICHPREP_HEADERS"
@@ -175,7 +175,7 @@ class Http:
 
     def probe(self) -> Body | None:
         """Ask for the archive's last bytes; a server that ignores ``Range`` sends all of it, returned to be streamed."""
-        response = self._get(f"bytes=-{TAIL}")
+        response = self._get(f"bytes=-{PROBE}")
         if response.status == 200:
             return Body(self, 0, None, response)
         first, last, total = self._content_range(response)

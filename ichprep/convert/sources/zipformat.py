@@ -37,6 +37,10 @@ FULL = 0xFFFFFFFF
 
 TAIL = END_RECORD.size + 0xFFFF + LOCATOR64_RECORD.size + END64_RECORD.size
 """Bytes at the end of an archive that hold its end records whatever the length of its comment."""
+PROBE = max(TAIL, 256 * 1024)
+"""Bytes asked for first at the end of an archive: its end records and, for up to about 2,500 members, its whole
+directory too, so that listing a sample or a test set over a link costs one round trip, not two. 256 KB cost less
+than a round trip on any link of 6 MB/s or more at 40 ms."""
 
 STORED, DEFLATED = 0, 8
 ENCRYPTED, HAS_DESCRIPTOR, UTF8 = 0x1, 0x8, 0x800

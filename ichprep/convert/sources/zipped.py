@@ -24,7 +24,7 @@ from ichprep.convert.sources.inflight import WINDOW_MOST, InFlight, Limits, Mete
 from ichprep.convert.sources.streamed import Packed
 from ichprep.convert.sources.zipformat import (
     LOCAL_HEADER,
-    TAIL,
+    PROBE,
     Member,
     find_directory,
     local_skip,
@@ -151,7 +151,7 @@ class ZipArchive:
     def members(self) -> list[Member]:
         """Every member of the archive, from its end records and central directory."""
         try:
-            size, tail = self.reader.tail(TAIL)
+            size, tail = self.reader.tail(PROBE)
             directory = find_directory(tail, size, self._read_at)
             if directory.offset >= size - len(tail):
                 start = directory.offset - (size - len(tail))
@@ -196,10 +196,10 @@ class ZipArchive:
         return Ahead(self, items, meter, _window(meter, members * typical))
 
     def _in_flight(self, items: Iterable[Input], meter: Meter, window: Callable[[], int],
-                   limits: Limits | None = None) -> Iterator[tuple[Input, Packed | Exception]]:
-        """The members' stored data, their ranges fetched several at a time."""
+                   limits: Limits | None = None, ordered: bool = True) -> Iterator[tuple[Input, Packed | Exception]]:
+        """The members' stored data, their ranges fetched several at a time (in the items' order, or as they arrive)."""
         spans = (_span(run) for run in runs(items, lambda: Reach(meter.round_trip_bytes, meter.range_most())))
-        fetching = InFlight(self.reader.open_range, spans, meter, window)
+        fetching = InFlight(self.reader.open_range, spans, meter, window, ordered=ordered)
         if limits is not None:
             fetching.limits = limits
         for span in fetching:
@@ -244,7 +244,7 @@ class Ahead:
         return len(self.items)
 
     def __iter__(self) -> Iterator[Input]:
-        for item, data in self.archive._in_flight(self.items, self.meter, self.window, self.limits):
+        for item, data in self.archive._in_flight(self.items, self.meter, self.window, self.limits, ordered=False):
             yield replace(item, ref=data)
 
 

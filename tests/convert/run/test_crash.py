@@ -286,6 +286,19 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+def described(pids: list[int]) -> list[str]:
+    """Each process's pid, state and command line, to tell which one outlived its run."""
+    lines = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:200]
+        except OSError:
+            continue
+        lines.append(f"{pid} {state} {command}")
+    return lines
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_a_parent_killed_with_sigkill_leaves_nothing_running_and_the_next_run_clears_its_leftovers(slices: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
@@ -302,7 +315,7 @@ def test_a_parent_killed_with_sigkill_leaves_nothing_running_and_the_next_run_cl
         deadline = time.monotonic() + 15
         while group_members(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert group_members(proc.pid) == [], "workers of a killed run are still running"
+        assert group_members(proc.pid) == [], f"workers of a killed run are still running: {described(group_members(proc.pid))}"
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)

@@ -18,6 +18,24 @@ def dead_pid() -> int:
     return proc.pid
 
 
+def test_batches_start_small_grow_to_the_batch_size_and_shrink_so_the_processes_finish_together() -> None:
+    n, jobs = 2000, 2
+    sizes = [len(b) for b in parallel.batches(list(range(n)), jobs)]
+    full = parallel.batch_size(n, jobs)
+    assert sizes[:jobs] == [parallel.FIRST_BATCH] * jobs, "each process's first batch is small: it starts on the first bytes"
+    assert sizes[jobs:2 * jobs] == [2 * parallel.FIRST_BATCH] * jobs and max(sizes) == full
+    assert sizes[-1] <= parallel.LEAST_BATCH and sizes[-jobs * 2:] == sorted(sizes[-jobs * 2:], reverse=True)
+    left = [n - sum(sizes[:k]) for k in range(len(sizes))]
+    assert all(size <= max(parallel.LEAST_BATCH, -(-rest // (2 * jobs))) for size, rest in zip(sizes, left)), \
+        "no batch holds more than half a process's share of what is left"
+    assert [x for b in parallel.batches(list(range(n)), jobs) for x in b] == list(range(n))
+
+
+def test_a_stream_of_unknown_length_is_cut_into_equal_batches() -> None:
+    sizes = [len(b) for b in parallel.batches(iter(range(200)), 2)]
+    assert sizes == [parallel.STREAM_BATCH] * 3 + [200 - 3 * parallel.STREAM_BATCH]
+
+
 def test_clear_stale_removes_only_what_dead_runs_left(tmp_path: Path) -> None:
     dead, alive = dead_pid(), os.getpid()
     left = [tmp_path / f"sem.loky-{dead}-abc", tmp_path / f"joblib_memmapping_folder_{dead}_0a1b_2c3d", tmp_path / f"loky-{dead}-x1"]

@@ -105,7 +105,8 @@ def test_the_parent_fetches_ahead_and_workers_read_the_same_bytes_from_their_tas
         by_range = {i.id: data for i, data in source.for_workers().read(wanted)}
         ahead = source.ahead(wanted, members=4)
         carried = list(ahead)
-        assert len(ahead) == len(wanted) and [i.id for i in carried] == [i.id for i in wanted]
+        assert len(ahead) == len(wanted) and sorted(i.id for i in carried) == sorted(i.id for i in wanted), \
+            "every input once, in the order its bytes arrived"
         assert not any(isinstance(i.ref, Member) for i in carried), "each input carries its stored bytes"
         requests = len(server.requests)
         from_tasks = {i.id: data for i, data in source.for_workers().read(carried)}
@@ -124,6 +125,48 @@ def test_a_range_that_fails_fails_its_members_and_the_rest_arrive_in_order():
     assert [items for items, _ in got] == [[k] for k in range(8)]
     assert isinstance(got[3][1], ReadError) and [data for _, data in got if not isinstance(data, Exception)] == [
         bytes([k]) for k in range(8) if k != 3]
+
+
+def test_unordered_a_span_is_handed_on_as_it_arrives_and_ordered_in_the_order_planned():
+    def open_range(start: int, end: int):
+        if start == 0:
+            time.sleep(0.3)
+        return Piece(bytes(end - start))
+
+    def order(ordered: bool) -> list[int]:
+        spans = [Span(k, k + 1, [k]) for k in range(6)]
+        return [span.items[0] for span in InFlight(open_range, spans, Meter(), lambda: 100, threads=6, ordered=ordered)]
+
+    assert order(ordered=True) == [0, 1, 2, 3, 4, 5]
+    unordered = order(ordered=False)
+    assert sorted(unordered) == [0, 1, 2, 3, 4, 5] and unordered[-1] == 0, "the slow first range waits for no one"
+
+
+def test_the_bytes_asked_for_and_not_arrived_stay_within_the_round_trips_the_link_carries():
+    asked, most, lock = [0], [0], threading.Lock()
+
+    class Trickle(Piece):
+        def read(self, n: int) -> bytes:
+            time.sleep(0.001)
+            piece = super().read(n)
+            with lock:
+                asked[0] -= len(piece)
+            return piece
+
+    def open_range(start: int, end: int):
+        with lock:
+            asked[0] += end - start
+            most[0] = max(most[0], asked[0])
+        return Trickle(bytes(end - start))
+
+    meter = Meter()
+    meter.first_byte(0.02)
+    meter.rate = 100_000_000.0
+    cap = meter.asked_most()
+    size = 1024 * 1024
+    spans = [Span(k * size, (k + 1) * size, [k]) for k in range(40)]
+    assert len(list(InFlight(open_range, spans, meter, lambda: 10**12, threads=32))) == 40
+    assert cap < 40 * size and size < most[0] <= cap, f"{most[0]} bytes asked for at once, the cap is {cap}"
 
 
 def test_the_window_bounds_the_bytes_held_ahead_of_a_consumer_that_does_not_draw():
