@@ -82,31 +82,77 @@ def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
-def run_tasks(job: Job, tasks: Iterable[Task], jobs: int, scheduler: str | None = None) -> Iterator[Done]:
-    """Results of the tasks as they finish: in-process for one job, else joblib (loky, or Dask at ``scheduler``).
+QUEUED = 2
+"""Tasks in flight per local worker: the one it converts and the next, already drawn and sent.
 
-    ``tasks`` is drawn lazily, so a stream's tasks are made as it is read. On this machine's cores
-    one task per worker is in flight (``pre_dispatch``): a task is seconds of work, so a worker
-    never waits for the next, and a killed run loses (and fetches again) only what was running.
+A worker that finishes starts its next task at once instead of waiting for the parent to notice
+and draw one (over a link, drawing a task waits for its bytes); a killed run loses (and fetches
+again) only these.
+"""
+
+
+def run_tasks(job: Job, tasks: Iterable[Task], jobs: int, scheduler: str | None = None) -> Iterator[Done]:
+    """Results of the tasks as they finish: in-process for one job, else loky's workers or Dask at ``scheduler``.
+
+    ``tasks`` is drawn lazily, so a stream's tasks are made as it is read.
     """
     if scheduler is None and jobs == 1:
         for task in tasks:
             yield run(job, task)
         return
-    from joblib import Parallel, delayed  # a one-process run never pays for joblib's import
     if scheduler is None:
-        from joblib._parallel_backends import LokyBackend
-
-        clear_stale()
-        backend = LokyBackend(initializer=watch_parent, initargs=(os.getpid(),), idle_worker_timeout=IDLE_SECONDS)
-        yield from Parallel(n_jobs=jobs, backend=backend, return_as="generator_unordered", batch_size=1, pre_dispatch="n_jobs",
-                            max_nbytes=None)(delayed(run)(job, task) for task in tasks)
+        yield from _on_this_machine(job, tasks, jobs)
         return
     from dask.distributed import Client
-    from joblib import parallel_config
+    from joblib import Parallel, delayed, parallel_config
 
     with Client(scheduler), parallel_config(backend="dask"):
         yield from Parallel(n_jobs=-1, return_as="generator_unordered", batch_size=1)(delayed(run)(job, task) for task in tasks)
+
+
+def _on_this_machine(job: Job, tasks: Iterable[Task], jobs: int) -> Iterator[Done]:
+    """Results of ``tasks`` run by ``jobs`` loky workers, :data:`QUEUED` per worker in flight, drawn in this thread.
+
+    Not joblib's ``Parallel``: it draws the next task in loky's manager thread when one completes,
+    and a task drawn from a download waits for its bytes there, so meanwhile no finished result
+    was collected and no drawn task was sent: the workers took turns, each idle about half the
+    time. Here the manager thread only moves tasks and results; a run that stops early (an error,
+    Ctrl-C, the caller leaving) kills the workers and waits for them, so nothing writes after it.
+    """
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    from joblib.externals.loky import get_reusable_executor  # a one-process run never pays for loky's import
+
+    clear_stale()
+    executor = get_reusable_executor(max_workers=jobs, timeout=IDLE_SECONDS, initializer=watch_parent,
+                                     initargs=(os.getpid(),), env=worker_env(jobs))
+    rest, running, finished = iter(tasks), set(), False
+    try:
+        while True:
+            while len(running) < QUEUED * jobs and (task := next(rest, None)) is not None:
+                running.add(executor.submit(run, job, task))
+            if not running:
+                break
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+        finished = True
+    finally:
+        if not finished:
+            executor.shutdown(wait=True, kill_workers=True)
+
+
+def worker_env(jobs: int) -> dict[str, str]:
+    """Environment of ``jobs`` workers: thread pools (OpenMP, BLAS, OpenCV's) sized to share the cores, as joblib does.
+
+    A variable the user set is kept.
+    """
+    from joblib._parallel_backends import LokyBackend
+
+    threads = str(max(1, default_jobs() // jobs))
+    env = {var: os.environ.get(var, threads) for var in LokyBackend.MAX_NUM_THREADS_VARS}
+    env.setdefault(LokyBackend.TBB_ENABLE_IPC_VAR, os.environ.get(LokyBackend.TBB_ENABLE_IPC_VAR, "1"))
+    return env
 
 
 WATCH_SECONDS = 0.5

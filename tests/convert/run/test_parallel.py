@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ichprep.convert.run import parallel
 
 
@@ -96,3 +98,42 @@ def test_a_worker_started_by_a_live_run_that_is_not_its_parent_keeps_running() -
     started = subprocess.run([sys.executable, "-c", "from ichprep.convert.run.parallel import watch_parent\n"
                               "watch_parent(1)\nprint('still running')"], capture_output=True, text=True)
     assert (started.returncode, started.stdout) == (0, "still running\n")
+
+
+def test_every_worker_holds_a_task_whenever_the_parent_draws_another(tmp_path: Path, write_ct) -> None:
+    """Over a link, drawing a task waits for its bytes: meanwhile no worker may be left without work.
+
+    Each time the parent draws a task, at least one drawn task per worker is not yet converted;
+    all results come back.
+    """
+    from ichprep.convert.render.windows import PRESETS
+    from ichprep.convert.run.worker import Job, Task
+    from ichprep.convert.sources import Files, Input
+    from ichprep.store import ImageFiles
+
+    jobs, per_task, n_tasks = 2, 8, 12
+    src, out = tmp_path / "in", tmp_path / "out"
+    out.mkdir()
+    slices = [write_ct(src / f"ID_{k}.dcm", np.full((256, 256), 40 + k, np.int16)) for k in range(per_task * n_tasks)]
+    items = [Input(p.stem, str(p), str(p)) for p in slices]
+    job = Job(Files(src, "folder"), (PRESETS["brain"],), 256, False, ImageFiles(str(out), "png"))
+    unconverted: list[int] = []
+
+    def tasks():
+        for k in range(n_tasks):
+            unconverted.append(k - len(list(out.glob("*.png"))) // per_task)
+            yield Task(tuple(items[k * per_task:(k + 1) * per_task]))
+
+    done = list(parallel.run_tasks(job, tasks(), jobs))
+    assert min(unconverted[parallel.QUEUED * jobs:]) >= jobs, f"a worker had nothing to do while the parent drew: {unconverted}"
+    assert sorted(row["id"] for d in done for row in d.rows) == sorted(i.id for i in items)
+    assert all(row["status"] == "ok" for d in done for row in d.rows)
+
+
+def test_worker_threads_share_the_cores_unless_the_user_set_them(monkeypatch) -> None:
+    monkeypatch.setattr(parallel, "default_jobs", lambda: 8)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    env = parallel.worker_env(2)
+    assert env["OMP_NUM_THREADS"] == "4" and env["OPENBLAS_NUM_THREADS"] == "3"
+    assert parallel.worker_env(16)["OMP_NUM_THREADS"] == "1", "never fewer than one thread"
