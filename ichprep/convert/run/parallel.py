@@ -118,14 +118,16 @@ def _on_this_machine(job: Job, tasks: Iterable[Task], jobs: int) -> Iterator[Don
     was collected and no drawn task was sent: the workers took turns, each idle about half the
     time. Here the manager thread only moves tasks and results; a run that stops early (an error,
     Ctrl-C, the caller leaving) kills the workers and waits for them, so nothing writes after it.
+    The executor is joblib's own (loky's, process-wide): a ``Parallel`` run after this one in the
+    same notebook finds one it can use.
     """
     from concurrent.futures import FIRST_COMPLETED, wait
 
-    from joblib.externals.loky import get_reusable_executor  # a one-process run never pays for loky's import
+    from joblib.executor import get_memmapping_executor  # a one-process run never pays for joblib's import
 
     clear_stale()
-    executor = get_reusable_executor(max_workers=jobs, timeout=IDLE_SECONDS, initializer=watch_parent,
-                                     initargs=(os.getpid(),), env=worker_env(jobs))
+    executor = get_memmapping_executor(jobs, timeout=IDLE_SECONDS, initializer=watch_parent, initargs=(os.getpid(),),
+                                       env=worker_env(jobs), max_nbytes=None)
     rest, running, finished = iter(tasks), set(), False
     try:
         while True:
@@ -139,7 +141,7 @@ def _on_this_machine(job: Job, tasks: Iterable[Task], jobs: int) -> Iterator[Don
         finished = True
     finally:
         if not finished:
-            executor.shutdown(wait=True, kill_workers=True)
+            executor.terminate(kill_workers=True)
 
 
 def worker_env(jobs: int) -> dict[str, str]:

@@ -137,3 +137,18 @@ def test_worker_threads_share_the_cores_unless_the_user_set_them(monkeypatch) ->
     env = parallel.worker_env(2)
     assert env["OMP_NUM_THREADS"] == "4" and env["OPENBLAS_NUM_THREADS"] == "3"
     assert parallel.worker_env(16)["OMP_NUM_THREADS"] == "1", "never fewer than one thread"
+
+
+def test_joblib_runs_before_and_after_a_conversion_in_the_same_process(tmp_path: Path, write_ct) -> None:
+    """A notebook mixes ichprep with its own joblib work: the process-wide worker pool must suit both."""
+    from joblib import Parallel, delayed
+
+    from ichprep.convert import Options, Settings, convert
+
+    write_ct("in/ID_a.dcm", np.full((64, 64), 40, np.int16))
+    write_ct("in/ID_b.dcm", np.full((64, 64), 60, np.int16))
+    assert Parallel(n_jobs=2)(delayed(abs)(-k) for k in range(4)) == [0, 1, 2, 3]
+    for k in range(2):
+        convert(tmp_path / "in", tmp_path / f"out{k}", Settings(), Options(jobs=2, quiet=True))
+        assert Parallel(n_jobs=2)(delayed(abs)(-k) for k in range(4)) == [0, 1, 2, 3]
+    assert sorted(p.name for p in (tmp_path / "out1").glob("*.png")) == ["ID_a.png", "ID_b.png"]
