@@ -145,15 +145,15 @@ def _on_this_machine(job: Job, tasks: Iterable[Task], jobs: int) -> Iterator[Don
 
 
 def worker_env(jobs: int) -> dict[str, str]:
-    """Environment of ``jobs`` workers: thread pools (OpenMP, BLAS, OpenCV's) sized to share the cores, as joblib does.
+    """Environment of ``jobs`` workers: thread pools (OpenMP, BLAS, Numba, TBB) sized to share the cores, as joblib does.
 
-    A variable the user set is kept.
+    A variable the user set is kept. OpenCV's pool is set in the worker itself.
     """
     from joblib._parallel_backends import LokyBackend
 
     threads = str(max(1, default_jobs() // jobs))
     env = {var: os.environ.get(var, threads) for var in LokyBackend.MAX_NUM_THREADS_VARS}
-    env.setdefault(LokyBackend.TBB_ENABLE_IPC_VAR, os.environ.get(LokyBackend.TBB_ENABLE_IPC_VAR, "1"))
+    env[LokyBackend.TBB_ENABLE_IPC_VAR] = os.environ.get(LokyBackend.TBB_ENABLE_IPC_VAR, "1")
     return env
 
 
@@ -170,17 +170,23 @@ def watch_parent(parent: int) -> None:
 
     A thread polling ``getppid`` works on every POSIX system and for any thread of the parent
     having started the worker (Linux's ``PR_SET_PDEATHSIG`` fires when that *thread* ends). A
-    worker still starting when its parent died is already someone else's child: it exits at once.
+    worker still starting when its parent died is already someone else's child: it exits at once
+    if the parent is gone, and otherwise (the killed parent is a zombie until it is reaped) as
+    soon as the parent's pid is gone.
     """
+    ours = os.getppid() == parent
+
+    def gone() -> bool:
+        return os.getppid() != parent if ours else not _alive(parent)
+
     def watch() -> None:
-        while os.getppid() == parent:
+        while not gone():
             time.sleep(WATCH_SECONDS)
         os._exit(1)
 
-    if os.getppid() == parent:
-        threading.Thread(target=watch, name="ichprep-parent-watch", daemon=True).start()
-    elif not _alive(parent):
+    if gone():
         os._exit(1)
+    threading.Thread(target=watch, name="ichprep-parent-watch", daemon=True).start()
 
 
 def clear_stale(folders: Iterable[Path] | None = None, pattern: re.Pattern[str] = STALE) -> list[Path]:
