@@ -125,7 +125,7 @@ def test_a_worker_started_by_a_live_run_that_is_not_its_parent_keeps_running() -
     assert (started.returncode, started.stdout) == (0, "still running\n")
 
 
-def test_every_worker_holds_a_task_whenever_the_parent_draws_another(tmp_path: Path, write_ct) -> None:
+def test_each_worker_holds_its_next_task_while_the_parent_draws_another(tmp_path: Path, write_ct) -> None:
     """Over a link, drawing a task waits for its bytes: meanwhile no worker may be left without work.
 
     When the parent draws a task to replace a finished one, the others drawn are all still to
