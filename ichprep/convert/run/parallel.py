@@ -128,33 +128,30 @@ def _on_this_machine(job: Job, tasks: Iterable[Task], jobs: int) -> Iterator[Don
     clear_stale()
     executor = get_memmapping_executor(jobs, timeout=IDLE_SECONDS, initializer=watch_parent, initargs=(os.getpid(),),
                                        env=worker_env(jobs), max_nbytes=None)
-    rest, running, finished = iter(tasks), set(), False
+    rest, running = iter(tasks), set()
     try:
         while True:
             while len(running) < QUEUED * jobs and (task := next(rest, None)) is not None:
                 running.add(executor.submit(run, job, task))
             if not running:
-                break
+                return
             done, running = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 yield future.result()
-        finished = True
-    finally:
-        if not finished:
-            executor.terminate(kill_workers=True)
+    except BaseException:
+        executor.terminate(kill_workers=True)
+        raise
 
 
 def worker_env(jobs: int) -> dict[str, str]:
-    """Environment of ``jobs`` workers: thread pools (OpenMP, BLAS, Numba, TBB) sized to share the cores, as joblib does.
+    """Environment of ``jobs`` workers: thread pools (OpenMP, BLAS, Numba, TBB) sized to share the cores.
 
-    A variable the user set is kept. OpenCV's pool is set in the worker itself.
+    joblib's own rule, the one its ``Parallel`` applies: a variable the user set is kept. OpenCV's
+    pool is set in the worker itself.
     """
     from joblib._parallel_backends import LokyBackend
 
-    threads = str(max(1, default_jobs() // jobs))
-    env = {var: os.environ.get(var, threads) for var in LokyBackend.MAX_NUM_THREADS_VARS}
-    env[LokyBackend.TBB_ENABLE_IPC_VAR] = os.environ.get(LokyBackend.TBB_ENABLE_IPC_VAR, "1")
-    return env
+    return LokyBackend()._prepare_worker_env(n_jobs=jobs)
 
 
 WATCH_SECONDS = 0.5
@@ -166,7 +163,7 @@ STALE = re.compile(r"^(?:sem\.loky-|loky-|joblib_memmapping_folder_)(\d+)[-_]")
 
 
 def watch_parent(parent: int) -> None:
-    """Worker initializer: exit as soon as ``parent`` (the run's process) is no longer this worker's parent.
+    """Worker initializer: exit as soon as ``parent`` (the run's process) is no longer this worker's parent, or is gone.
 
     A thread polling ``getppid`` works on every POSIX system and for any thread of the parent
     having started the worker (Linux's ``PR_SET_PDEATHSIG`` fires when that *thread* ends). A

@@ -158,7 +158,9 @@ def test_each_worker_holds_its_next_task_while_the_parent_draws_another(tmp_path
 
 
 def test_worker_threads_share_the_cores_unless_the_user_set_them(monkeypatch) -> None:
-    monkeypatch.setattr(parallel, "default_jobs", lambda: 8)
+    import joblib._parallel_backends
+
+    monkeypatch.setattr(joblib._parallel_backends, "cpu_count", lambda: 8)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
     env = parallel.worker_env(2)
