@@ -59,8 +59,8 @@ def measure(folder: Path, repeats: int, out_root: str | None = None) -> dict[str
 
     from ichprep.convert.read import dicom
     from ichprep.convert.render.renderer import Renderer
-    from ichprep.convert.render.windows import parse_windows
     from ichprep.store.images import encode_bgr
+    from ichprep.windows import parse_windows
 
     cv2.setNumThreads(1)
     paths = sorted((folder / "in").glob("*.dcm"))
@@ -101,9 +101,9 @@ def without_kernel(timed: Callable[[], float]) -> float:
 def worker_loop(folder: Path, crop: bool, repeats: int, out_root: str | None) -> float:
     """Median CPU ms per slice of the worker's task loop over the slices, writing JPEGs into a scratch folder under ``out_root``."""
     from ichprep.convert import sources
-    from ichprep.convert.render.windows import parse_windows
     from ichprep.convert.run.worker import Job, Task, run
     from ichprep.store.images import ImageFiles
+    from ichprep.windows import parse_windows
 
     source = sources.open_source(folder / "in")
     inputs = source.inputs()

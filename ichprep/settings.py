@@ -3,8 +3,8 @@
 convert saves it beside its output (``OUT/ichprep.json``) and refuses to add images made
 differently to that folder; ``ichprep train`` copies it into ``model.pt``; ``predict`` compares a
 model's settings with the data's and renders raw DICOMs with them. Kept apart from the conversion
-pipeline so that the training side learns how its images were made without importing it: of
-``convert`` it reads only ``render.windows`` (plain numpy), the type its channels have.
+pipeline so that the training side learns how its images were made without importing it: it reads
+only ``ichprep.windows`` (plain numpy), the type its channels have, and nothing of ``convert``.
 
 Run options (processes, progress bars, a scheduler, a dry run) are not settings: two runs that
 differ only in them make the same images.
@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from ichprep import __version__, atomic
-from ichprep.convert.render.windows import DEFAULT_WINDOWS, Channel, from_description, parse_windows, spec_of
 from ichprep.errors import IchprepError
 from ichprep.layout import SETTINGS
+from ichprep.windows import DEFAULT_WINDOWS, Channel, from_description, parse_windows, spec_of
 
 FORMATS: tuple[str, ...] = ("png", "jpg", "hdf5")
 CODECS: tuple[str, ...] = ("zstd", "blosc", "lzf", "gzip", "jpeg", "png")
@@ -36,7 +36,7 @@ class Settings:
     """The settings of a conversion, as ``ichprep convert`` takes them and ``OUT/ichprep.json`` keeps them.
 
     ``windows`` (the ``--windows`` value) is parsed once, here, into ``channels``: the one shape
-    windows have from then on (``render.windows``), and ``windows`` becomes the name the settings
+    windows have from then on (``ichprep.windows``), and ``windows`` becomes the name the settings
     file records (``fastai``, or the channels' names). Given ``channels`` (a saved record) win.
     The fastai preset's breakpoints are sampled by convert (``render.fastai``) before anything is
     rendered.

@@ -387,10 +387,10 @@ def case(name: str) -> Case:
 
 def convert_file(path: Path, size: int = 64, crop: bool = True, image_id: str | None = None) -> dict:
     """The manifest row a worker gives one file, its image written as ``<id>.png`` beside it."""
-    from ichprep.convert.render.windows import PRESETS
     from ichprep.convert.run.worker import Job, Task, run
     from ichprep.convert.sources import Files, Input
     from ichprep.store import ImageFiles
+    from ichprep.windows import PRESETS
 
     channels = (PRESETS["brain"], PRESETS["subdural"], PRESETS["bone"])
     job = Job(Files(path, "file"), channels, size, crop, ImageFiles(str(path.parent), "png"))

@@ -12,9 +12,9 @@ import json
 import pytest
 
 from ichprep import __version__
-from ichprep.convert.render.windows import FreqHist, Window, fastai_channels, parse_windows
 from ichprep.errors import IchprepError
 from ichprep.settings import Settings
+from ichprep.windows import FreqHist, Window, fastai_channels, parse_windows
 
 SAVED = """{
   "windows": "brain,-600/1500,30.5/100.25",

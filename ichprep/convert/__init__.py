@@ -7,8 +7,7 @@ stored pixels and HU mapping) -> ``render`` (windows, crop, resize: the image) -
 ``run.pipeline`` a whole run, with ``run.resume`` and ``run.budget`` keeping it safe and on the disk.
 
 The names below are imported on first use: ``ichprep.convert.read.dicom`` or ``.render``
-alone (a worker process, a notebook rendering one slice) then never pays for pandas and joblib,
-and ``ichprep.settings`` can read ``render.windows`` without importing itself in a circle.
+alone (a worker process, a notebook rendering one slice) then never pays for pandas and joblib.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """Rendering: a slice's stored pixels to the windowed, cropped, resized uint8 image.
 
-``windows`` holds what a channel is (a window, or fastai's histogram-equalised range: the one
-shape windows have once ``Settings`` parsed ``--windows``) and its pixel math, ``fastai`` samples
-that preset's breakpoints from a run's inputs, ``geometry`` finds the head and its square,
+The channels are ``ichprep.windows``' (a window, or fastai's histogram-equalised range: the one
+shape windows have once ``Settings`` parsed ``--windows``, with its pixel math), ``fastai``
+samples that preset's breakpoints from a run's inputs, ``geometry`` finds the head and its square,
 ``resample`` downscales the square (the compiled kernel ``_area.c`` or OpenCV) and ``renderer``
 puts them together with one lookup table per HU mapping.
-
-Importing this package costs nothing: ``ichprep.settings`` reads ``windows`` without the renderer.
 """

@@ -13,9 +13,9 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from ichprep.convert import sources
-from ichprep.convert.render.windows import fastai_channels, freqhist_breaks, is_fastai, unsampled
 from ichprep.errors import IchprepError
 from ichprep.settings import Settings
+from ichprep.windows import fastai_channels, freqhist_breaks, is_fastai, unsampled
 
 FREQHIST_SAMPLE = 32
 """Slices pooled for the fastai preset's breakpoints (Jeremy used a small sample too)."""

@@ -26,7 +26,7 @@ import numpy as np
 from ichprep.convert.read.dicom import Slice, hu_of
 from ichprep.convert.render import geometry
 from ichprep.convert.render.resample import BACKENDS, SLOTS, Resampler, Scratch, first_channels, pick, shrink, unpack
-from ichprep.convert.render.windows import (
+from ichprep.windows import (
     Channel,
     channel_stack,
     to_fixed16,

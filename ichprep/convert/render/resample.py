@@ -29,8 +29,8 @@ import cv2
 import numpy as np
 
 from ichprep.convert.render import geometry
-from ichprep.convert.render.windows import fixed16_to_uint8
 from ichprep.errors import IchprepError
+from ichprep.windows import fixed16_to_uint8
 
 try:
     from ichprep.convert.render import _area

@@ -17,10 +17,10 @@ import numpy as np
 
 from ichprep.convert.read import dicom
 from ichprep.convert.render.renderer import Renderer
-from ichprep.convert.render.windows import Channel
 from ichprep.convert.sources import Input, Source
 from ichprep.errors import DiskFullError
 from ichprep.store import Sink, SinkSpec
+from ichprep.windows import Channel
 
 
 @dataclass(frozen=True)

@@ -157,7 +157,7 @@ def test_the_renderer_resamples_a_cropped_slice_with_the_kernel_where_it_has_sim
 
     monkeypatch.setattr(resample, "_area", Spy)
     from ichprep.convert.read import dicom
-    from ichprep.convert.render.windows import parse_windows
+    from ichprep.windows import parse_windows
 
     raw = head((128, 128), np.random.default_rng(2))
     sl = dicom.decode(dicom.parse(make_ct(raw, bits_stored=12, intercept=-1024.0)))

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from ichprep.convert.render import fastai
-from ichprep.convert.render.windows import fastai_channels, freqhist_breaks, unsampled
 from ichprep.convert.sources import Input
 from ichprep.errors import IchprepError
 from ichprep.settings import Settings
+from ichprep.windows import fastai_channels, freqhist_breaks, unsampled
 
 
 class Listed:

@@ -12,7 +12,7 @@ from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian, RLELossless
 from ichprep.convert.read import dicom
 from ichprep.convert.render import resample
 from ichprep.convert.render.renderer import Renderer
-from ichprep.convert.render.windows import FreqHist, Window, parse_windows
+from ichprep.windows import FreqHist, Window, parse_windows
 
 DEFAULT = parse_windows("brain,subdural,bone")
 RNG = np.random.default_rng(11)

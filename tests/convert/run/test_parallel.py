@@ -132,10 +132,10 @@ def test_each_worker_holds_its_next_task_while_the_parent_draws_another(tmp_path
     convert: every worker has its task and its next one (in most draws: a parent descheduled for a
     task's length finds more done); all results come back.
     """
-    from ichprep.convert.render.windows import PRESETS
     from ichprep.convert.run.worker import Job, Task
     from ichprep.convert.sources import Files, Input
     from ichprep.store import ImageFiles
+    from ichprep.windows import PRESETS
 
     jobs, per_task, n_tasks = 2, 24, 12
     src, out = tmp_path / "in", tmp_path / "out"

@@ -22,11 +22,11 @@ from ichprep.convert import sources
 from ichprep.convert.read import dicom
 from ichprep.convert.render import fastai
 from ichprep.convert.render.renderer import Renderer
-from ichprep.convert.render.windows import parse_windows
 from ichprep.convert.run import pipeline, resume
 from ichprep.convert.run.pipeline import Options
 from ichprep.errors import IchprepError
 from ichprep.settings import Settings
+from ichprep.windows import parse_windows
 
 REPO = Path(__file__).resolve().parents[3]
 SIDE = 64

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ichprep.convert.render.windows import (
+from ichprep.windows import (
     FASTAI,
     FreqHist,
     Window,
