@@ -91,7 +91,8 @@ def run_demo(out: Path, n: int = 1000, seed: int = 0, jobs: int | None = None, q
     report = clean_meta(paths.images, paths.raw / LABELS_CSV, paths.meta, jobs=jobs, quiet=quiet)
     contact_sheet(paths.images, paths.meta / layout.TRAIN_TABLE, paths.sheet, per_subtype=4, seed=seed)
     from ichprep.models.device import pick_device
-    from ichprep.series.train import SeriesConfig, train_series
+    from ichprep.series.config import SeriesConfig
+    from ichprep.series.train import train_series
     from ichprep.train import TrainConfig, train_folds
 
     cfg = TrainConfig(data=paths.images, out=paths.run, labels=paths.meta / layout.TRAIN_TABLE, epochs=EPOCHS, folds=FOLDS,
@@ -104,14 +105,23 @@ def run_demo(out: Path, n: int = 1000, seed: int = 0, jobs: int | None = None, q
     return DemoResult(paths, converted, report, folds, series, cfg.arch, str(pick_device(cfg.device)), test_images, scores)
 
 
+TESTED: tuple[tuple[str, str, bool], ...] = (("fold_ensemble_as_learned", "model", False), ("fold_ensemble", "model", True),
+                                           ("two_stage", "series_model", True))
+"""What the test phantoms score: the fold ensemble at the rates it learned on the 1:1 sample, the same corrected to
+the true rates (predict's default), and both stages: calibration's gain and the second stage's, apart."""
+
+
 def _test(paths: DemoPaths, quiet: bool) -> tuple[int, dict[str, Any]]:
-    """Predict the test DICOMs with the fold ensemble and with the two stages, score both, write the two-stage submission."""
+    """Predict the test DICOMs with the fold ensemble (as learned and corrected) and with the two stages, score each, write
+    the two-stage submission; the scores also hold each prediction's mean probability of ``any``."""
+    from ichprep.labels import load_labels
     from ichprep.predict import evaluate, predict, submission
 
-    scores = {}
-    for name, model in (("fold_ensemble", paths.model), ("two_stage", paths.series_model)):
-        pred = predict(model, paths.test_dicoms, workers=0, quiet=quiet)
+    scores, labels = {}, load_labels(paths.test_labels)
+    for name, model, corrected in TESTED:
+        pred = predict(getattr(paths, model), paths.test_dicoms, workers=0, quiet=quiet, prior_correction=corrected)
         scores[name], _ = evaluate(pred, paths.test_labels)
+        scores[name].update(mean_any=float(pred.probs[:, 0].mean()), true_any=float(labels.loc[pred.ids, "any"].mean()))
     with atomic.replacing(paths.submission) as tmp:
         submission(pred).to_csv(tmp, index=False)
     atomic.write_bytes(paths.scores, strict_json.dumps(scores, indent=2).encode())

@@ -13,11 +13,12 @@ and ``predict`` uses ``is_converted`` to tell convert's output from a folder of 
     META/meta.parquet ...     every row of the table, Jeremy-named Feather copies, report.json and report.png
 
     RUN/model.pt, last.pt     what predict needs, and the checkpoint a run resumes from (train, train-series)
-    RUN/best.pt               the checkpoint of the best validation epoch (train)
+    RUN/best.pt               the checkpoint of the best validation epoch (train, train-series)
+    RUN/epoch<N>.pt           with --snapshots, the model record of every epoch (train)
     RUN/metrics.csv, curves.png   one row and one point per epoch (train, train-series)
     RUN/lr_find.csv, .png     the learning-rate range test (lr-find)
     RUN/fold<i>/ ...          a --folds run's folds, each a run; RUN/oof.csv, folds.csv, oof_scores.json assembled from them
-    SRUN/oof_embeddings.parquet, series.pt, scores.json   train-series' embeddings, best weights and scores
+    SRUN/oof_embeddings.parquet, scores.json   train-series' embeddings (of every CNN epoch it embeds) and scores
 
     DEMO/sheet.png, test_scores.json, submission.csv      the demo's own outputs beside the folders above
 """
@@ -46,6 +47,7 @@ REPORT_PLOT = "report.png"
 MODEL = "model.pt"
 LAST = "last.pt"
 BEST = "best.pt"
+SNAPSHOT = "epoch{}.pt"
 METRICS = "metrics.csv"
 CURVES = "curves.png"
 LR_FIND = "lr_find.csv"
@@ -55,7 +57,7 @@ OOF = "oof.csv"
 FOLD_SCORES = "folds.csv"
 OOF_SCORES = "oof_scores.json"
 OOF_EMBEDDINGS = "oof_embeddings.parquet"
-SERIES_WEIGHTS = "series.pt"
+EPOCH_EMBEDDINGS = "oof_embeddings_epoch{}.parquet"
 SERIES_SCORES = "scores.json"
 SHEET = "sheet.png"
 TEST_SCORES = "test_scores.json"

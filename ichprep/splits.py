@@ -99,3 +99,56 @@ def _spare_holder(has: pd.DataFrame, order: list[str], valid: list[str], cls: st
     train = [p for p in order if p not in chosen]
     last_holders = has.loc[train, needed].sum() == 1
     return next((p for p in train if has.at[p, cls] and not (last_holders & has.loc[p, needed]).any()), None)
+
+
+def patients_of(ids: list[str], *sources: pd.Series | None) -> pd.Series:
+    """The patient of each id (a Series on ``ids``): from the first source that knows it, else the id itself.
+
+    ``sources`` are id -> patient tables in order of trust (the label table's PatientID, clean-meta's
+    meta table, the manifest's, the series as a last resort): a patient is never split between
+    training and validation, and an image nothing places stands alone.
+    """
+    out = pd.Series(np.nan, index=pd.Index(ids), dtype=object)
+    for source in sources:
+        if source is not None and out.isna().any():
+            out = out.fillna(source[~source.index.duplicated()].reindex(out.index))
+    return out.fillna(pd.Series(ids, index=out.index)).astype(str)
+
+
+def fold_column(given: pd.Series, ids: list[str], patients: pd.Series, k: int) -> pd.Series | None:
+    """The folds of a table's own integer ``fold`` column (id -> fold) spread to every id through its patient;
+    None unless that places every id and uses exactly the folds 0..k-1."""
+    numbers = pd.to_numeric(given, errors="coerce").dropna()
+    if numbers.empty or (numbers % 1 != 0).any():
+        return None
+    by_patient = numbers.astype(int).groupby(patients.reindex(numbers.index)).first()
+    folds = patients.reindex(ids).map(by_patient)
+    if folds.isna().any() or set(folds.astype(int)) != set(range(k)):
+        return None
+    return folds.astype(int)
+
+
+def kfold(ids: list[str], patients: pd.Series, k: int, seed: int, positive: pd.Series,
+          given: pd.Series | None = None) -> tuple[pd.Series, str]:
+    """The fold (0..k-1) of every id and how it was decided: the table's own integer fold column when it places
+    every id, else whole patients dealt by ``patient_kfold``."""
+    if given is not None:
+        folds = fold_column(given, ids, patients, k)
+        if folds is not None:
+            return folds, "the table's fold column"
+    return patient_kfold(patients.reindex(ids), k, seed, positive.reindex(ids).fillna(False)), \
+        f"{k} patient-grouped folds (seed {seed})"
+
+
+def holdout(ids: list[str], patients: pd.Series, val_frac: float | None, seed: int, labels: pd.DataFrame,
+            valid_patients: set[str] | None = None) -> tuple[np.ndarray, str]:
+    """Which ids validate (a boolean array) and how that was decided: the patients a table marked ``valid``
+    (``valid_patients``, used when ``val_frac`` is None), else ``val_frac`` of the patients, drawn by ``patient_folds``."""
+    chosen = patients.reindex(ids)
+    if val_frac is None and valid_patients is not None:
+        return chosen.isin(valid_patients).to_numpy(), "the table's fold column"
+    frac = 0.2 if val_frac is None else val_frac
+    if frac <= 0:
+        return np.zeros(len(ids), dtype=bool), "no validation"
+    folds = patient_folds(chosen, frac, seed, labels.reindex(ids))
+    return (folds == "valid").to_numpy(), f"{frac:.0%} of patients (seed {seed})"

@@ -148,7 +148,7 @@ def write_model(path: Path, settings_from: Path, size: int = 32, neighbours: int
     from ichprep.models.pretrained import RANDOM, Start, build
     from ichprep.store import open_converted
     from ichprep.train import TrainConfig
-    from ichprep.train.checkpoint import save_atomic
+    from ichprep.models.saved import save
     from ichprep.train.network import model_record
 
     in_channels = 3 * (2 * neighbours + 1)
@@ -158,5 +158,5 @@ def write_model(path: Path, settings_from: Path, size: int = 32, neighbours: int
     start = Start("resnet18", RANDOM)
     state = build(start, in_channels).state_dict()
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_atomic(model_record(cfg, state, rates, in_channels, size, start), path)
+    save(model_record(cfg, state, rates, in_channels, size, start, 0, "fixture"), path)
     return path

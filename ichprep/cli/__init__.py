@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from ichprep.cli import convert_cmd, demo_cmd, meta_cmd, series_cmd, synth_cmd, train_cmd  # noqa: F401  (registers commands)
+from ichprep.cli import convert_cmd, demo_cmd, meta_cmd, predict_cmd, series_cmd, synth_cmd, train_cmd  # noqa: F401  (registers)
 from ichprep.cli.app import app
 
 INTERRUPTED = 130

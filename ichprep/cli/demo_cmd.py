@@ -63,10 +63,42 @@ def next_commands(paths: DemoPaths, command: str) -> list[str]:
     return lines
 
 
+def _models(made: DemoResult) -> list[str]:
+    """The summary's lines on the two stages: what trained on what, and their validation scores."""
+    from ichprep.demo import EPOCHS, FOLDS
+
+    series = made.series
+    return [
+        f"models:        {_from_here(made.paths.run)}  ({FOLDS} folds of {made.arch} from scratch, {EPOCHS} epochs each on "
+        f"{made.device}, trained on clean-meta's 1:1 sample)",
+        f"               out-of-fold weighted log loss {made.folds['oof_weighted_log_loss']:.4f} on every labelled image, at the "
+        "true rates; model.pt averages fold0/ and fold1/",
+        f"               {_from_here(made.paths.srun)}  (a bidirectional GRU over each complete series of the folds' "
+        "out-of-fold outputs)",
+        f"               validation: fold CNNs {series['val_cnn_learned_wll']:.4f} as learned, {series['val_cnn_wll']:.4f} at "
+        f"the true rates, series model {series['val_series_wll']:.4f}",
+    ]
+
+
+def _tests(made: DemoResult) -> list[str]:
+    """The summary's lines on the test phantoms: calibration's gain and the second stage's, apart, and the two-stage table."""
+    from ichprep.cli.predict_cmd import scores_table
+
+    s = made.scores
+    raw, calibrated, both = (s[k] for k in ("fold_ensemble_as_learned", "fold_ensemble", "two_stage"))
+    rows = [("fold ensemble, as it learned", raw, ""),
+            ("fold ensemble, at the true rates", calibrated,
+             f"calibration {calibrated['weighted_log_loss'] - raw['weighted_log_loss']:+.4f}"),
+            ("both stages", both, f"second stage {both['weighted_log_loss'] - calibrated['weighted_log_loss']:+.4f}")]
+    lines = [f"test scores:   {_from_here(made.paths.scores)}  ({made.test_images} new phantoms from their DICOMs, any in "
+             f"{raw['true_any']:.1%} of them): weighted log loss, mean predicted any"]
+    lines += [f"               {name:<34}{r['weighted_log_loss']:.4f}  {r['mean_any']:6.1%}  {gain}".rstrip() for name, r, gain in rows]
+    return lines + [scores_table(both)]
+
+
 def summary(made: DemoResult, n: int) -> list[str]:
     """Where each output went, with what it holds, and the scores on the test phantoms."""
-    from ichprep.cli.train_cmd import scores_table
-    from ichprep.demo import EPOCHS, FOLDS, SIZE
+    from ichprep.demo import SIZE
 
     paths, converted, report = made.paths, made.converted, made.report
     folds = report["folds"]
@@ -79,16 +111,10 @@ def summary(made: DemoResult, n: int) -> list[str]:
         f"{_from_here(paths.test)}  ({made.test_images} new ones to test on)",
         f"images:        {_from_here(paths.images)}  ({done}; {SIZE} px PNG, manifest.parquet)",
         f"clean tables:  {_from_here(paths.meta)}  ({report['rows_kept']} of {report['rows_in']} images kept: "
-        f"{folds['train']['rows']} train / {folds['valid']['rows']} validation, split by patient; train.parquet, report.png)",
+        f"{folds['train']['rows']} train / {folds['valid']['rows']} validation, split by patient)",
         f"contact sheet: {_from_here(paths.sheet)}",
-        f"models:        {_from_here(paths.run)}  ({FOLDS} folds of {made.arch} from scratch, {EPOCHS} epochs each on {made.device}; "
-        f"out-of-fold weighted log loss {made.folds['oof_weighted_log_loss']:.4f}; model.pt averages fold0/ and fold1/)",
-        f"               {_from_here(paths.srun)}  (a bidirectional GRU over each series of the folds' out-of-fold outputs; "
-        f"validation {made.series['val_cnn_wll']:.4f} -> {made.series['val_series_wll']:.4f})",
-        f"test scores:   {_from_here(paths.scores)}  ({made.test_images} new phantoms, predicted from their DICOMs): weighted log loss "
-        f"{made.scores['fold_ensemble']['weighted_log_loss']:.4f} with the fold ensemble, "
-        f"{made.scores['two_stage']['weighted_log_loss']:.4f} with both stages:",
-        scores_table(made.scores["two_stage"]),
+        *_models(made),
+        *_tests(made),
         f"submission:    {_from_here(paths.submission)}  ({made.test_images} images x 6 rows, both stages)",
     ]
 

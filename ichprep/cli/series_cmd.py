@@ -9,65 +9,72 @@ import typer
 
 from ichprep import layout
 from ichprep.cli.app import app
-from ichprep.cli.train_cmd import DEVICE, QUIET, SEED, TTA, WORKERS, _tta
-from ichprep.errors import IchprepError
-from ichprep.paths import existing, output_file, output_folder
+from ichprep.cli.common import (
+    DEVICE,
+    DRY_RUN,
+    OPTIMIZER,
+    QUIET,
+    RECIPE,
+    RESUME,
+    SCALE,
+    SCHEDULE,
+    SEED,
+    STOP_AFTER,
+    TTA,
+    WORKERS,
+    resolved_options,
+    say,
+)
+from ichprep.paths import existing, output_file
+
+RUN = typer.Argument(None, metavar="RUN", show_default=False, help="A finished `ichprep train --folds K` run folder "
+                     "(not needed with --dry-run).")
+SRUN = typer.Option(None, "--out", "-o", show_default=False, help="Folder: oof_embeddings.parquet, metrics.csv, curves.png, "
+                    "last.pt, best.pt, model.pt (the fold CNNs and the sequence model), scores.json.")
+CELL = typer.Option("gru", help="gru or lstm: the bidirectional recurrent layer.")
+HIDDEN = typer.Option(64, min=1, help="Units per direction of the recurrent layers.")
+LAYERS = typer.Option(2, min=1, help="Recurrent layers.")
+CONV = typer.Option(0, min=0, help="Kernel of the 1-D convolutions along the series before the RNN (odd; 0: none).")
+DILATIONS = typer.Option("1", help="With --conv: one convolution per dilation, e.g. 1,2,4,2 (the 1st place's).")
+FEATURES = typer.Option(True, "--features/--logits-only", help="Feed the CNNs' pooled features with their logits, or the "
+                        "six logits alone.")
+DELTAS = typer.Option(False, "--deltas", help="Also feed each slice's features minus its neighbours' (the 2nd place's).")
+SPACING = typer.Option(False, "--spacing", help="Also feed the distances to the previous and the next slice (the 1st place's).")
+EPOCHS = typer.Option(15, min=1, help="Epochs.")
+BATCH = typer.Option(16, "--batch-size", "-b", min=1, help="Series per batch.")
+LR = typer.Option(2e-3, help="Peak learning rate of the schedule.")
+WD = typer.Option(1e-2, help="Weight decay.")
+DROPOUT = typer.Option(0.2, min=0.0, max=0.9, help="Dropout between and after the recurrent layers.")
+BAGS = typer.Option(1, min=1, help="Average the predictions of the last N epochs' weights (the 2nd place's epoch "
+                    "bagging); 1 keeps the best epoch's.")
+SEQ_AUG = typer.Option(None, "--seq-aug", help="Training series read backwards (reverse) and/or every other slice (skip), "
+                       "each with probability 0.5.")
+CROP = typer.Option(0, min=0, help="Train on random windows of N slices of each series (0: whole series).")
+REVERSE = typer.Option(False, "--reverse-tta", help="Average each prediction with that of the series read backwards.")
+CNN_EPOCHS = typer.Option(None, "--cnn-epochs", help="One sequence model per CNN epoch listed (folds trained with "
+                          "--snapshots), e.g. 1,2,3,4,5; their predictions averaged (default: the folds' model.pt).")
+VAL_FRAC = typer.Option(0.2, "--val-frac", min=0.0, max=0.9, help="Share of patients held out for validation.")
 
 
 @app.command("train-series")
 def train_series_cmd(
-    ctx: typer.Context,
-    run: Path = typer.Argument(..., metavar="RUN", help="A finished `ichprep train --folds K` run folder."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder: oof_embeddings.parquet, metrics.csv, curves.png, last.pt, "
-                             "model.pt (the fold CNNs and the sequence model), scores.json."),
-    recipe: Optional[str] = typer.Option(None, "--recipe", help="Set every option of a published configuration "
-                                         "(nobrainer-2019, seutao-2019, fastai-2019); options given explicitly win."),
-    scale: str = typer.Option("full", help="With --recipe: full (as published) or tiny (a tiny network, a few epochs: "
-                              "minutes on a CPU)."),
-    cell: str = typer.Option("gru", help="gru or lstm: the bidirectional recurrent layer."),
-    hidden: int = typer.Option(64, min=1, help="Units per direction of the recurrent layers."),
-    layers: int = typer.Option(2, min=1, help="Recurrent layers."),
-    conv: int = typer.Option(0, min=0, help="Kernel of a 1-D convolution along the series before the RNN (odd; 0: none)."),
-    features: bool = typer.Option(True, "--features/--logits-only", help="Feed the CNNs' pooled features with their "
-                                  "logits, or the six logits alone."),
-    epochs: int = typer.Option(15, min=1, help="Epochs."),
-    batch_size: int = typer.Option(16, "--batch-size", "-b", min=1, help="Series per batch."),
-    lr: float = typer.Option(2e-3, help="Peak learning rate of the one-cycle schedule."),
-    wd: float = typer.Option(1e-2, help="AdamW weight decay."),
-    dropout: float = typer.Option(0.2, min=0.0, max=0.9, help="Dropout between and after the recurrent layers."),
-    val_frac: float = typer.Option(0.2, "--val-frac", min=0.0, max=0.9, help="Share of patients held out for validation."),
-    tta: Optional[str] = TTA,
-    seed: int = SEED,
-    workers: Optional[int] = WORKERS,
-    device: str = DEVICE,
-    quiet: bool = QUIET,
-    resume: bool = typer.Option(False, "--resume", help="Continue from SRUN/last.pt with the same options."),
-    stop_after: Optional[int] = typer.Option(None, "--stop-after", min=1, help="Stop after N epochs of this call."),
+    ctx: typer.Context, run: Optional[Path] = RUN, out: Optional[Path] = SRUN, recipe: Optional[str] = RECIPE,
+    scale: str = SCALE, dry_run: bool = DRY_RUN, cell: str = CELL, hidden: int = HIDDEN, layers: int = LAYERS,
+    conv: int = CONV, dilations: str = DILATIONS, features: bool = FEATURES, deltas: bool = DELTAS, spacing: bool = SPACING,
+    epochs: int = EPOCHS, batch_size: int = BATCH, optimizer: str = OPTIMIZER, lr: float = LR, wd: float = WD,
+    schedule: str = SCHEDULE, dropout: float = DROPOUT, bags: int = BAGS, seq_aug: Optional[str] = SEQ_AUG, crop: int = CROP,
+    reverse: bool = REVERSE, cnn_epochs: Optional[str] = CNN_EPOCHS, val_frac: float = VAL_FRAC, tta: Optional[str] = TTA,
+    seed: int = SEED, workers: Optional[int] = WORKERS, device: str = DEVICE, quiet: bool = QUIET, resume: bool = RESUME,
+    stop_after: Optional[int] = STOP_AFTER,
 ) -> None:
     """Train a sequence model over each series on a --folds run's out-of-fold embeddings."""
-    options = dict(cell=cell, hidden=hidden, layers=layers, conv=conv, features=features, epochs=epochs, batch_size=batch_size,
-                   lr=lr, wd=wd, dropout=dropout, val_frac=val_frac, tta=tta, seed=seed)
-    if recipe is not None:
-        from ichprep.series.recipes import apply, show
+    from ichprep.series.config import series_config
 
-        options = apply(ctx, recipe, "series", options, scale)
-        typer.echo(show(recipe, "series", options, scale), err=True)
-    existing(run, "RUN", "folder")
-    output_folder(out, "--out")
-    if options["cell"] not in ("gru", "lstm"):
-        raise IchprepError(f"--cell {options['cell']!r}: choose gru or lstm")
-    if options["conv"] and options["conv"] % 2 == 0:
-        raise IchprepError(f"--conv {options['conv']}: the kernel must be odd, so each slice sits at its centre")
-    options["tta"] = _tta(options["tta"])
-    from ichprep.series.train import SeriesConfig, run_config
-    from ichprep.series.train import train_series as fit
+    cfg = series_config(resolved_options(ctx, "series"))
+    from ichprep.series.train import train_series
 
-    run_config(run)
-    cfg = SeriesConfig(run=run, out=out, workers=workers, device=device, quiet=quiet, resume=resume, stop_after=stop_after,
-                       **options)
-    fit(cfg, say=lambda m: typer.echo(m, err=True))
-    if (out / layout.MODEL).exists() and not stop_after:
-        typer.echo(f"model: {out / layout.MODEL}")
+    if train_series(cfg, say=say):
+        typer.echo(f"model: {cfg.out / layout.MODEL}")
 
 
 @app.command("embed")
@@ -79,16 +86,17 @@ def embed_cmd(
                              "f0000... (float16)."),
     tta: Optional[str] = TTA,
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help="Images per batch."),
-    workers: Optional[int] = WORKERS,
-    device: str = DEVICE,
-    quiet: bool = QUIET,
+    workers: Optional[int] = WORKERS, device: str = DEVICE, quiet: bool = QUIET,
 ) -> None:
     """Write every image's pooled CNN features and six logits, with its series and position, for a second stage of your own."""
     existing(model, "MODEL", "file")
     existing(data, "DATA", "folder")
     output_file(out, "--out", (".parquet",))
-    views = _tta(tta)
-    from ichprep.series.embed import embed_data
+    from ichprep.models.inputs import views
 
-    table = embed_data(model, data, out, views, batch_size, workers, device, quiet)
-    typer.echo(f"{len(table)} images x {sum(c.startswith('f') and c[1:].isdigit() for c in table.columns)} features -> {out}")
+    views_ = views(tta)
+    from ichprep.predict.embed import embed_data
+    from ichprep.series.embeddings import width
+
+    table = embed_data(model, data, out, views_, batch_size, workers, device, quiet)
+    typer.echo(f"{len(table)} images x {width(table)} features -> {out}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ichprep.models.inputs import SPACING_MM
 from ichprep.store import Converted
 from ichprep.store.converted import ORIENTATION, POSITION
 
@@ -80,3 +81,9 @@ def series_order(data: Converted, ids: list[str] | None = None) -> tuple[pd.Data
         if count:
             notes.append(f"{count} series ordered (at least partly) by {why}")
     return out.set_index("id")[["series", "position", "slice"]], notes
+
+
+def positions(order: pd.DataFrame) -> np.ndarray:
+    """Each slice's position along its series (``series_order``'s table); where unknown, its slice number at the usual spacing."""
+    known = order["position"].to_numpy(dtype=np.float64)
+    return np.where(np.isfinite(known), known, order["slice"].to_numpy(dtype=np.float64) * SPACING_MM)

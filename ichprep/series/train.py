@@ -1,12 +1,16 @@
-"""`ichprep train-series`: the sequence model trained on a `--folds` run's out-of-fold embeddings.
+"""`ichprep train-series`: the sequence model trained on a `--folds` run's out-of-fold embeddings, on the engine.
 
-Every labelled image is embedded by the fold CNN that did not train on it (so the second stage
-never learns from outputs a CNN made on its own training images, which are over-confident), the
-series are put in slice order (``order.series_order``), and the sequence model learns the
-competition's weighted loss on whole series, validated on held-out patients. Like `train`: one
-metrics.csv row and curves.png per epoch, last.pt every epoch, exact resume (each epoch reseeds
-from (seed, epoch)). The embeddings are kept in SRUN/oof_embeddings.parquet, so a resumed or
-re-tuned run does not embed again.
+Every labelled image of every series of the run is embedded by the fold CNN that did not train on
+it (so the second stage never learns from outputs a CNN made on its own training images, which
+are over-confident), and, since the folds validated on every labelled image of their patients,
+the series are complete, as test series are. They are put in slice order (``order.series_order``)
+and the sequence model learns the competition's weighted loss on whole series, validated on
+held-out patients, by the same engine as `train` (metrics.csv, curves.png, last.pt and best.pt
+every epoch, exact resume, ``--stop-after``). The embeddings are kept in
+SRUN/oof_embeddings.parquet, keyed by the fold models they came from and the TTA views, so a
+resumed or re-tuned run does not embed again and a re-trained run is never paired with old ones.
+With ``--cnn-epochs`` one sequence model is trained per CNN epoch (in SRUN/cnn-epoch<N>/), and
+the two-stage model averages them, as the 2nd place of 2019 did.
 """
 
 from __future__ import annotations
@@ -21,245 +25,242 @@ import pandas as pd
 import torch
 
 from ichprep import LABELS, atomic, layout, strict_json
+from ichprep.data.workers import loader_workers, usable_cores
 from ichprep.errors import IchprepError
 from ichprep.metrics import LABEL_WEIGHTS, weighted_log_loss
-from ichprep.models.saved import load_plain
-from ichprep.series import embed
-from ichprep.series.model import series_probs
-from ichprep.series.network import build, series_record
+from ichprep.models.apply import Embedded, check_views, default_batch, embed_ids
+from ichprep.models.device import pick_device
+from ichprep.models.saved import CnnModel, SeriesNet, SeriesPart, TwoStage, load_cnn, rates, save
+from ichprep.models.series_net import SeriesModel, padded, series_probs
+from ichprep.series import embeddings
+from ichprep.series.config import RESUME_KEYS, FoldRun, SeriesConfig, fold_run
 from ichprep.series.order import series_order
-from ichprep.series.smooth import smoothed
-from ichprep.splits import patient_folds
+from ichprep.series.stage import Stage, augmented, baselines, stage_data
 from ichprep.store import Converted, open_converted
-from ichprep.train.checkpoint import epoch_seed, save_atomic, seed_everything
+from ichprep.train.checkpoint import SERIES_CHECKPOINT, Checkpoint, epoch_seed, load_checkpoint, seed_everything
+from ichprep.train.engine import Callback, Engine, plain
 from ichprep.train.folds import fold_dir
 from ichprep.train.loss import weighted_bce
-from ichprep.train.trainset import prepare, resolve_labels
-
-SERIES_CHECKPOINT = "ichprep-series-checkpoint/1"
-RESUME_KEYS: tuple[str, ...] = ("run", "tta", "cell", "hidden", "layers", "conv", "features", "epochs", "batch_size", "lr", "wd",
-                                "dropout", "val_frac", "seed")
+from ichprep.train.schedule import Schedule, optimizer, place
+from ichprep.train.trainset import TrainSet, prepare
 
 
-@dataclass
-class SeriesConfig:
-    """The options of `ichprep train-series`, one to one."""
-
-    run: Path
-    out: Path
-    tta: tuple[str, ...] = ()
-    cell: str = "gru"
-    hidden: int = 64
-    layers: int = 2
-    conv: int = 0
-    features: bool = True
-    epochs: int = 15
-    batch_size: int = 16
-    lr: float = 2e-3
-    wd: float = 1e-2
-    dropout: float = 0.2
-    val_frac: float = 0.2
-    seed: int = 42
-    device: str = "auto"
-    workers: int | None = None
-    embed_batch: int | None = None
-    quiet: bool = False
-    resume: bool = False
-    stop_after: int | None = None
+def held_out(run: FoldRun, data: Converted, fold: int) -> TrainSet:
+    """What fold ``fold`` of the run validated on (every labelled image of its patients), as the run decided it."""
+    c = run.config
+    return prepare(data, c["labels"], None, c["seed"], c["max_images"], c["folds"], fold, c["neg_ratio"])
 
 
-def run_config(run: Path) -> dict:
-    """The options a `--folds` RUN was trained with (from its first fold's last.pt); refuses anything else."""
-    first = fold_dir(run, 0) / layout.LAST
-    if not first.exists() or not (run / layout.OOF).exists():
-        raise IchprepError(f"RUN {run} is not a finished `ichprep train --folds` run (no {first.name} in fold0/ or no oof.csv)")
-    config = load_plain(first, f"RUN {run}: {first} is not a checkpoint of this ichprep")["config"]
-    return config
+def cnn_records(run: FoldRun, epoch: int | None) -> list[CnnModel]:
+    """The run's fold CNNs: each fold's model.pt, or its snapshot of CNN epoch ``epoch`` (``train --snapshots``)."""
+    name = layout.MODEL if epoch is None else layout.SNAPSHOT.format(epoch)
+    paths = [fold_dir(run.folder, f) / name for f in run.folds]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise IchprepError(f"--cnn-epochs {epoch}: RUN {run.folder} has no {missing[0].relative_to(run.folder)}; "
+                           "train the folds with --snapshots to keep every epoch")
+    return [load_cnn(p) for p in paths]
 
 
-@dataclass
-class Stage:
-    """The second stage's data: per series (slice order) its rows, inputs and labels, and which are validation."""
-
-    table: pd.DataFrame
-    groups: list[np.ndarray]
-    inputs: list[torch.Tensor]
-    targets: list[torch.Tensor]
-    valid: np.ndarray
-
-
-def oof_embeddings(cfg: SeriesConfig, rc: dict, data: Converted, device: torch.device, say: Callable[[str], None]) -> pd.DataFrame:
-    """Every image of the run embedded by the fold that held it out (cached in SRUN/oof_embeddings.parquet for this --tta)."""
-    from ichprep.data.workers import loader_workers, usable_cores
-    from ichprep.models.saved import load_model, load_record
-
-    path = cfg.out / layout.OOF_EMBEDDINGS
-    tta = ",".join(cfg.tta)
-    if path.exists():
-        import pyarrow.parquet as pq
-
-        meta = pq.read_schema(path).metadata or {}
-        if meta.get(b"tta", b"").decode() == tta:
-            say(f"out-of-fold embeddings: {path} (already made)")
-            return pd.read_parquet(path)
+def oof_embeddings(cfg: SeriesConfig, run: FoldRun, cnns: list[CnnModel], data: Converted, out: Path, device: torch.device,
+                   say: Callable[[str], None]) -> pd.DataFrame:
+    """Every image the run's folds held out, embedded by the fold that held it out: read from ``out``'s cache when it
+    was made by these very fold models with these views, else made and cached."""
+    path = out / layout.OOF_EMBEDDINGS
+    key = {"tta": ",".join(cfg.tta), "models": ";".join(c.identity for c in cnns)}
+    if path.exists() and all(embeddings.metadata(path).get(k) == v for k, v in key.items()):
+        say(f"out-of-fold embeddings: {path} (already made)")
+        return pd.read_parquet(path)
     workers, prefetch = loader_workers(cfg.workers, device, 1, usable_cores())
-    batch = cfg.embed_batch or (256 if device.type == "cuda" else 64)
     parts = []
-    for fold in range(int(rc["folds"])):
-        ts = prepare(data, rc["labels"], None, rc["seed"], rc["max_images"], rc["folds"], fold)
-        record = load_record(fold_dir(cfg.run, fold) / layout.MODEL)
-        model = load_model(record, device)
-        emb = embed.embed_ids(model, record, data, ts.val_ids, device, cfg.tta, batch, workers, prefetch, cfg.quiet)
+    for fold, record in zip(run.folds, cnns):
+        ids = held_out(run, data, fold).val_ids
+        emb = embed_ids(record, data, ids, device, cfg.tta, cfg.embed_batch or default_batch(device), workers, prefetch, cfg.quiet)
         say(f"fold {fold}: embedded its {len(emb.ids)} held-out images ({emb.features.shape[1]} features"
-            + (f", TTA {tta}" if tta else "") + ")")
+            + (f", TTA {key['tta']}" if cfg.tta else "") + ")")
         parts.append((emb, fold))
-        del model
     ids = [i for emb, _ in parts for i in emb.ids]
     order, notes = series_order(data, ids)
     for note in notes:
         say(note)
-    table = embed.frame(ids, np.concatenate([e.features for e, _ in parts]), np.concatenate([e.logits for e, _ in parts]), order)
-    table.insert(4, "fold", np.concatenate([[f] * len(e.ids) for e, f in parts]))
-    embed.write(table, path, {"tta": tta})
+    every = Embedded(ids, np.concatenate([e.features for e, _ in parts]), np.concatenate([e.logits for e, _ in parts]))
+    table = embeddings.frame(every, order, np.concatenate([[f] * len(e.ids) for e, f in parts]))
+    out.mkdir(parents=True, exist_ok=True)
+    embeddings.write(table, path, key)
     return table
 
 
-def _patients(data: Converted, labels: pd.DataFrame, table: pd.DataFrame) -> pd.Series:
-    """PatientID per image (labels, else the manifest), else its series: a validation never splits a series."""
-    ids = table["id"].tolist()
-    patients = labels["PatientID"].reindex(ids) if "PatientID" in labels else pd.Series(np.nan, index=ids, dtype=object)
-    if patients.isna().any() and data.patients is not None:
-        patients = patients.fillna(data.patients.reindex(ids))
-    return patients.fillna(pd.Series(table["series"].to_numpy(), index=ids)).astype(str)
+@dataclass
+class SeriesTask:
+    """The live objects of a sequence model's run, and what the engine asks of them."""
+
+    cfg: SeriesConfig
+    stage: Stage
+    model: SeriesModel
+    opt: torch.optim.Optimizer
+    device: torch.device
+    scheduler: object = None
+
+    @property
+    def train_idx(self) -> np.ndarray:
+        return np.flatnonzero(~self.stage.valid)
+
+    @property
+    def val_idx(self) -> np.ndarray:
+        return np.flatnonzero(self.stage.valid)
+
+    @property
+    def steps(self) -> int:
+        return math.ceil(len(self.train_idx) / self.cfg.batch_size)
+
+    def begin_epoch(self, epoch: int, first: bool) -> None:
+        if first:
+            rates = [self.cfg.lr] * len(self.opt.param_groups)
+            self.scheduler = place(Schedule.parse(self.cfg.schedule), self.opt, rates, self.steps, self.cfg.epochs, epoch)
+
+    def lr(self) -> float:
+        return max(g["lr"] for g in self.opt.param_groups)
+
+    def columns(self, epoch: int) -> dict:
+        return {}
+
+    def train_epoch(self, epoch: int) -> float:
+        """One pass over the training series in a seeded order, each augmented; the mean weighted loss of its steps."""
+        seed = epoch_seed(self.cfg.seed, epoch, 0)
+        seed_everything(seed)
+        rng = np.random.default_rng(seed)
+        self.model.train()
+        weights = torch.tensor(LABEL_WEIGHTS, device=self.device)
+        order = self.train_idx[torch.randperm(len(self.train_idx)).numpy()]
+        losses = []
+        for k in range(0, len(order), self.cfg.batch_size):
+            chosen = order[k : k + self.cfg.batch_size]
+            rows = [(i, augmented(len(self.stage.inputs[i]), rng, self.cfg.seq_aug, self.cfg.crop)) for i in chosen]
+            x, lengths = padded([self.stage.inputs[i][r.copy()].float() for i, r in rows])
+            y, _ = padded([self.stage.targets[i][r.copy()] for i, r in rows])
+            mask = (torch.arange(x.shape[1])[None, :] < lengths[:, None]).to(self.device)
+            loss = weighted_bce(self.model(x.to(self.device), lengths)[mask], y.to(self.device)[mask], weights)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+            self.opt.step()
+            self.scheduler.step()
+            losses.append(float(loss.detach()))
+        return float(np.mean(losses))
+
+    def probabilities(self, networks: list[SeriesModel]) -> np.ndarray:
+        """The validation slices' probabilities, averaged over ``networks`` (a bag) and, with ``reverse``, both orders."""
+        inputs = [self.stage.inputs[i] for i in self.val_idx]
+        return np.mean([np.concatenate(series_probs(n, inputs, self.device, reverse=self.cfg.reverse)) for n in networks], axis=0)
+
+    def validate(self, epoch: int) -> tuple[np.ndarray, np.ndarray] | None:
+        if not len(self.val_idx):
+            return None
+        return self.stage.labels(self.val_idx), self.probabilities([self.model])
+
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict()}
+
+    def restore(self, ckpt: Checkpoint) -> list[str]:
+        self.model.load_state_dict(ckpt.model)
+        self.opt.load_state_dict(ckpt.optimizer)
+        return []
 
 
-def stage_data(cfg: SeriesConfig, rc: dict, data: Converted, table: pd.DataFrame) -> Stage:
-    """Group the embeddings into series in slice order, attach labels, split whole patients off for validation."""
-    labels, _ = resolve_labels(data, Path(rc["labels"]) if rc["labels"] else None)
-    table = table.sort_values(["series", "slice"], kind="stable").reset_index(drop=True)
-    emb = embed.from_frame(table)
-    x = np.concatenate([emb.features if cfg.features else emb.features[:, :0], emb.logits], axis=1)
-    y = labels.loc[emb.ids, list(LABELS)].to_numpy(dtype=np.float32)
-    starts = np.flatnonzero(np.r_[True, table["series"].to_numpy()[1:] != table["series"].to_numpy()[:-1]])
-    groups = np.split(np.arange(len(table)), starts[1:])
-    folds = patient_folds(_patients(data, labels, table).set_axis(emb.ids), cfg.val_frac, cfg.seed,
-                          labels[list(LABELS)].reindex(emb.ids)) if cfg.val_frac > 0 else pd.Series("train", index=emb.ids)
-    valid = np.array([folds.iloc[g[0]] == "valid" for g in groups])
-    return Stage(table, groups, [torch.from_numpy(x[g]).half() for g in groups], [torch.from_numpy(y[g]) for g in groups], valid)
+@dataclass
+class Bag(Callback):
+    """The weights of the last ``size`` epochs, whose predictions the model averages (the 2nd place's epoch bagging)."""
+
+    size: int
+    model: SeriesModel
+    states: list[dict] | None = None
+
+    def after_epoch(self, engine: Engine, epoch: int, row: dict, is_best: bool) -> None:
+        kept = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.states = ((self.states or []) + [kept])[-self.size :]
+
+    def extra(self) -> dict:
+        return {"bag": self.states or []}
+
+    def restore(self, extra: dict) -> None:
+        self.states = list(extra.get("bag", []))
 
 
-def _epoch(model: torch.nn.Module, stage: Stage, train_idx: np.ndarray, cfg: SeriesConfig, epoch: int, optimizer,
-           scheduler, device: torch.device) -> float:
-    """One pass over the training series in a seeded order; the mean weighted loss over its steps."""
-    from ichprep.series.model import padded
-
-    seed_everything(epoch_seed(cfg.seed, epoch, 0))
-    model.train()
-    weights = torch.tensor(LABEL_WEIGHTS, device=device)
-    order = train_idx[torch.randperm(len(train_idx)).numpy()]
-    losses = []
-    for k in range(0, len(order), cfg.batch_size):
-        chosen = order[k : k + cfg.batch_size]
-        x, lengths = padded([stage.inputs[i].float() for i in chosen])
-        y, _ = padded([stage.targets[i] for i in chosen])
-        mask = torch.arange(x.shape[1])[None, :] < lengths[:, None]
-        out = model(x.to(device), lengths)
-        loss = weighted_bce(out[mask.to(device)], y.to(device)[mask.to(device)], weights)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        losses.append(float(loss.detach()))
-    return float(np.mean(losses))
+def _describe(cfg: SeriesConfig, stage: Stage, task: SeriesTask, device: torch.device) -> str:
+    """The first line of a sequence model's run: its data, its network, its epochs."""
+    shape = task.model.shape
+    inputs = f"{shape.features} features" + (" and their deltas" if shape.deltas else "") + (", slice spacing" if shape.spacing else "")
+    conv = f", 1-D conv {cfg.conv} dilated {','.join(map(str, cfg.dilations))}" if cfg.conv else ""
+    return (f"{len(stage.groups)} series ({len(task.train_idx)} train / {len(task.val_idx)} validation, whole patients), "
+            f"bidirectional {cfg.cell.upper()} x {cfg.layers}, hidden {cfg.hidden}{conv}, inputs {inputs} + 6 logits; "
+            f"{cfg.epochs} epochs on {device}" + (f", the last {cfg.bags} averaged" if cfg.bags > 1 else ""))
 
 
-def hparams(cfg: SeriesConfig, width: int) -> dict:
-    """The sequence model's shape from the options and the CNNs' feature width."""
-    return {"features": width if cfg.features else 0, "hidden": cfg.hidden, "layers": cfg.layers, "cell": cfg.cell,
-            "conv": cfg.conv, "dropout": cfg.dropout}
+def fit_part(cfg: SeriesConfig, stage: Stage, out: Path, resume: bool, device: torch.device,
+             say: Callable[[str], None]) -> tuple[SeriesNet, SeriesTask] | None:
+    """One sequence model trained on ``stage`` into ``out``; its weights (a bag, or the best epoch's), or None when stopped."""
+    shape = cfg.shape(embeddings.width(stage.table))
+    seed_everything(cfg.seed)
+    model = SeriesModel(shape).to(device)
+    task = SeriesTask(cfg, stage, model, optimizer(cfg.optimizer, list(model.parameters()), cfg.lr, cfg.wd), device)
+    bag = [Bag(cfg.bags, model)] if cfg.bags > 1 else []
+    config = {k: v for k, v in plain(asdict(cfg)).items() if k in RESUME_KEYS}
+    engine = Engine(out, cfg.epochs, SERIES_CHECKPOINT, config, RESUME_KEYS, say, resume, cfg.stop_after, callbacks=bag)
+    start = engine.start(task)
+    say(_describe(cfg, stage, task, device) + (f", resuming at epoch {start + 1}" if start else ""))
+    engine.fit(task, start)
+    if engine.stopped():
+        return None
+    states = bag[0].states if bag else [load_checkpoint(out / layout.BEST, SERIES_CHECKPOINT).model]
+    return SeriesNet(shape.plain(), states), task
 
 
-def _plain(cfg: SeriesConfig) -> dict:
-    return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
-
-
-def baselines(stage: Stage, rows: np.ndarray) -> dict[str, float]:
-    """Weighted log loss of the CNNs' out-of-fold probabilities on ``rows`` of series, raw and smoothed along each series."""
-    probs = 1 / (1 + np.exp(-stage.table[embed.LOGIT_COLUMNS].to_numpy(np.float64)))
-    groups = [stage.groups[i] for i in rows]
-    picked = np.concatenate(groups)
-    y = np.concatenate([stage.targets[i].numpy() for i in rows]).astype(np.float64)
-    return {"cnn": weighted_log_loss(y, probs[picked]), "smoothed": weighted_log_loss(y, smoothed(probs, groups)[picked])}
+def _part(cfg: SeriesConfig, run: FoldRun, data: Converted, epoch: int | None, out: Path, resume: bool, device: torch.device,
+          say: Callable[[str], None]):
+    """The part of CNN epoch ``epoch`` (None: the folds' model.pt): its CNNs, trained sequence model, task and rates."""
+    cnns = cnn_records(run, epoch)
+    for fold, record in zip(run.folds, cnns):
+        check_views(record, cfg.tta, fold_dir(run.folder, fold) / layout.MODEL)
+    table = oof_embeddings(cfg, run, cnns, data, out, device, say)
+    population = held_out(run, data, run.folds[0])
+    stage = stage_data(table, population.labels, population.patients, cfg.features, cfg.val_frac, cfg.seed)
+    fitted = fit_part(cfg, stage, out, resume, device, say)
+    if fitted is None:
+        return None
+    return SeriesPart(cnns, fitted[0]), fitted[1], population, {f: rates(r) for f, r in zip(run.folds, cnns)}
 
 
 def train_series(cfg: SeriesConfig, say: Callable[[str], None] = print) -> dict:
-    """Train per ``cfg``, writing SRUN/oof_embeddings.parquet, metrics.csv, curves.png, last.pt, model.pt; returns the scores."""
-    from ichprep.models.device import pick_device
-    from ichprep.models.saved import load_record
-    from ichprep.plots.training import plot_curves
-    from ichprep.train.loop import metrics_row, one_cycle
+    """Train per ``cfg``, writing SRUN/oof_embeddings.parquet, metrics.csv, curves.png, last.pt, best.pt, model.pt and
+    scores.json (one sequence model per ``--cnn-epochs`` in its own folder); returns the scores ({} when stopped)."""
+    device, run = pick_device(cfg.device), fold_run(cfg.run)
+    data = open_converted(run.data)
+    places = [(None, cfg.out)] if not cfg.cnn_epochs else [(e, cfg.out / f"cnn-epoch{e}") for e in cfg.cnn_epochs]
+    made = []
+    for k, (epoch, out) in enumerate(places):
+        if epoch is not None:
+            say(f"CNN epoch {epoch} -> {out}")
+        part = _part(cfg, run, data, epoch, out, cfg.resume and (k == 0 or (out / layout.LAST).exists()), device, say)
+        if part is None:
+            return {}
+        made.append(part)
+    return _finish(cfg, made, say)
 
-    device = pick_device(cfg.device)
-    if cfg.resume and not (cfg.out / layout.LAST).exists():
-        raise IchprepError(f"--resume: no {cfg.out / layout.LAST} to continue from")
-    rc = run_config(cfg.run)
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    data = open_converted(rc["data"])
-    stage = stage_data(cfg, rc, data, oof_embeddings(cfg, rc, data, device, say))
-    width = len([c for c in stage.table.columns if c.startswith("f") and c[1:].isdigit()])
-    shape = hparams(cfg, width)
-    seed_everything(cfg.seed)
-    model = build(shape).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.wd)
-    train_idx, val_idx = np.flatnonzero(~stage.valid), np.flatnonzero(stage.valid)
-    steps = math.ceil(len(train_idx) / cfg.batch_size)
-    ckpt = {"epoch": -1, "history": [], "best": math.inf}
-    if cfg.resume:
-        last = cfg.out / layout.LAST
-        ckpt = load_plain(last, f"--resume: {last} is not a train-series checkpoint", SERIES_CHECKPOINT)
-        changed = [k for k in RESUME_KEYS if ckpt["config"].get(k) != _plain(cfg)[k]]
-        if changed:
-            raise IchprepError(f"--resume: {last} was made with other settings ({', '.join(changed)}); use the same options")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-    start, history, best = int(ckpt["epoch"]) + 1, list(ckpt["history"]), float(ckpt["best"])
-    scheduler = one_cycle(optimizer, cfg.lr, steps, cfg.epochs, start)
-    say(f"{len(stage.groups)} series ({len(train_idx)} train / {len(val_idx)} validation, whole patients), "
-        f"bidirectional {cfg.cell.upper()} x {cfg.layers}, hidden {cfg.hidden}" + (f", 1-D conv {cfg.conv}" if cfg.conv else "")
-        + f", inputs {shape['features']} features + 6 logits; {cfg.epochs} epochs on {device}"
-        + (f", resuming at epoch {start + 1}" if start else ""))
-    y_val = np.concatenate([stage.targets[i].numpy() for i in val_idx]).astype(np.float64) if len(val_idx) else None
-    for epoch in range(start, cfg.epochs):
-        if cfg.stop_after is not None and epoch - start >= cfg.stop_after:
-            break
-        lr = max(g["lr"] for g in optimizer.param_groups)
-        loss = _epoch(model, stage, train_idx, cfg, epoch, optimizer, scheduler, device)
-        p_val = np.concatenate(series_probs(model, [stage.inputs[i] for i in val_idx], device)) if len(val_idx) else None
-        row = metrics_row(epoch, None, lr, loss, y_val, p_val)
-        history.append(row)
-        score = row.get("val_wll", loss)
-        if score < best:
-            best = score
-            save_atomic(model.state_dict(), cfg.out / layout.SERIES_WEIGHTS)
-        pd.DataFrame(history).to_csv(cfg.out / layout.METRICS, index=False)
-        plot_curves(pd.DataFrame(history), cfg.out / layout.CURVES)
-        save_atomic({"format": SERIES_CHECKPOINT, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "epoch": epoch, "best": best, "history": history, "config": _plain(cfg)}, cfg.out / layout.LAST)
-        say(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
-                     if k in ("epoch", "train_loss", "val_wll")))
-    if len(history) < cfg.epochs:
-        say(f"stopped after epoch {len(history)} of {cfg.epochs}: continue with --resume")
-        return {}
-    model.load_state_dict(torch.load(cfg.out / layout.SERIES_WEIGHTS, map_location=device, weights_only=True))
-    scores = {"series": best}
-    if len(val_idx):
-        scores.update(baselines(stage, val_idx))
+
+def _finish(cfg: SeriesConfig, made: list, say: Callable[[str], None]) -> dict:
+    """The two-stage model.pt and scores.json of the trained parts, the validation scores said."""
+    task, population = made[-1][1], made[-1][2]
+    scores = {}
+    if len(task.val_idx):
+        probs = np.mean([t.probabilities(p.series.networks(t.device)) for p, t, _, _ in made], axis=0)
+        scores = {"series": weighted_log_loss(task.stage.labels(task.val_idx), probs), **baselines(task.stage, task.val_idx, made[-1][3])}
     scores = {f"val_{k}_wll": v for k, v in scores.items()}
-    cnns = [load_record(fold_dir(cfg.run, f) / layout.MODEL) for f in range(int(rc["folds"]))]
-    save_atomic(series_record(cnns, model.state_dict(), shape, list(cfg.tta), scores), cfg.out / layout.MODEL)
+    rate = population.labels.loc[population.labels.index.isin(task.stage.table["id"]), list(LABELS)].to_numpy(np.float64).mean(0)
+    record = TwoStage([p for p, _, _, _ in made], list(cfg.tta), cfg.reverse, rate.tolist(), rate.tolist(), scores)
+    save(record, cfg.out / layout.MODEL)
     atomic.write_bytes(cfg.out / layout.SERIES_SCORES, strict_json.dumps(scores, indent=2).encode())
-    if len(val_idx):
-        say(f"validation weighted log loss: fold CNNs {scores['val_cnn_wll']:.4f}, smoothed along the series "
-            f"{scores['val_smoothed_wll']:.4f}, series model {scores['val_series_wll']:.4f}")
+    if scores:
+        say(f"validation weighted log loss: fold CNNs {scores['val_cnn_learned_wll']:.4f} as they learned, "
+            f"{scores['val_cnn_wll']:.4f} at the true rates, smoothed along the series {scores['val_smoothed_wll']:.4f}, "
+            f"series model {scores['val_series_wll']:.4f}")
     return scores

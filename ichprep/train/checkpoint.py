@@ -14,28 +14,49 @@ tensors and plain values, so it loads with ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ichprep import atomic
-from ichprep.models.saved import load_plain
+from ichprep.models.saved import as_plain, load_plain, save_plain
 
-CHECKPOINT_FORMAT = "ichprep-checkpoint/2"
-"""The marker of last.pt and best.pt; /2 dropped the generator states that /1 (unmarked) pickled."""
-
-
-def save_atomic(obj: Any, path: Path) -> None:
-    """torch.save under a temporary name, renamed onto PATH when complete."""
-    with atomic.replacing(path) as tmp:
-        torch.save(obj, tmp)
+CHECKPOINT_FORMAT = "ichprep-checkpoint/3"
+"""The marker of an image run's last.pt and best.pt; /2 lacked the run's identity, /1 (unmarked) pickled generator states."""
+SERIES_CHECKPOINT = "ichprep-series-checkpoint/2"
+"""The marker of train-series' last.pt and best.pt."""
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint written by `ichprep train`."""
-    return load_plain(path, f"--resume: {path} is not a checkpoint this ichprep can continue; start a new run", CHECKPOINT_FORMAT)
+@dataclass
+class Checkpoint:
+    """What last.pt and best.pt hold: the states to continue from, the run so far, and the options it was made with."""
+
+    format: str
+    model: dict
+    optimizer: dict
+    epoch: int
+    best: float
+    history: list[dict]
+    config: dict
+    scaler: dict = field(default_factory=dict)
+    world: int = 1
+    run: str = ""
+    """The run's identity, kept across resumes (its model records name it)."""
+    extra: dict = field(default_factory=dict)
+    """The callbacks' own state (a bag of epochs' weights, for one)."""
+
+
+def save_checkpoint(ckpt: Checkpoint, path: Path) -> None:
+    """The checkpoint at PATH, written atomically (``save_plain``)."""
+    save_plain(as_plain(ckpt), path)
+
+
+def load_checkpoint(path: Path, marker: str = CHECKPOINT_FORMAT) -> Checkpoint:
+    """A checkpoint of the run kind ``marker`` names, refused in one line when it is anything else."""
+    values = load_plain(path, f"--resume: {path} is not a checkpoint this ichprep can continue; start a new run", marker)
+    return Checkpoint(**values)
 
 
 def restore_scaler(scaler: torch.amp.GradScaler, state: dict[str, Any]) -> None:

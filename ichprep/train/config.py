@@ -10,7 +10,8 @@ from ichprep.models.pretrained import RANDOM, Start
 
 RESUME_KEYS: tuple[str, ...] = (
     "arch", "epochs", "batch_size", "lr", "wd", "sizes", "stage_epochs", "neighbours", "stack", "seed", "max_images",
-    "freeze_epochs", "lr_mult", "norm", "folds", "fold",
+    "freeze_epochs", "lr_mult", "norm", "folds", "fold", "optimizer", "schedule", "augment", "flips", "rotate", "scale",
+    "shift", "affine_p", "accumulate", "neg_ratio",
 )
 """Settings a resumed run must share with the run it continues (else it would not be the same run)."""
 
@@ -25,7 +26,13 @@ class TrainConfig:
     ``fine_tune``: the new head learns before it can disturb the body) and 0 from random ones.
     ``norm`` is ``auto`` (the pretrained config's mean and std with trained weights, the data's
     otherwise), ``pretrained`` or ``data``; ``mean``/``std`` are its per-channel values once resolved.
-    ``folds``/``fold``: K patient-grouped folds, and the one of them this run trains.
+    ``folds``/``fold``: K patient-grouped folds, and the one of them this run trains; ``train_folds`` the
+    folds a ``--folds`` run trains and its ensemble averages (all when empty).
+    ``neg_ratio``: None trains on the label table's rows as given; R draws R negatives per positive
+    afresh each epoch from every labelled image of the training patients (inf: all of them).
+    ``flips``, ``rotate``, ``scale``, ``shift``, ``affine_p``: the augmentation (``augment.AugmentOptions``).
+    ``accumulate``: batches whose gradients add up to one optimizer step (a recipe's batch on a smaller GPU).
+    ``snapshots``: keep every epoch's model record (RUN/epoch<N>.pt) for a second stage that embeds several.
     """
 
     data: Path
@@ -61,6 +68,17 @@ class TrainConfig:
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
     compile: bool = False
+    optimizer: str = "adamw"
+    schedule: str = "one-cycle"
+    flips: tuple[str, ...] = ("hflip", "vflip")
+    rotate: float = 15.0
+    scale: float = 0.1
+    shift: float = 0.05
+    affine_p: float = 1.0
+    accumulate: int = 1
+    neg_ratio: float | None = None
+    train_folds: tuple[int, ...] = ()
+    snapshots: bool = False
 
     def frozen_epochs(self) -> int:
         """Epochs that train the head alone (the body's learning rate is 0 during them)."""
@@ -69,6 +87,14 @@ class TrainConfig:
         if self.start is not None:
             return 0 if self.start.kind == RANDOM else 1
         return 1 if self.weights is not None or self.pretrained else 0
+
+    def views(self) -> list[str]:
+        """The views training draws, which are the views TTA may average over: the flips, when it augments."""
+        return list(self.flips) if self.augment else []
+
+    def folds_trained(self) -> list[int]:
+        """The folds a ``--folds`` run trains and averages: ``train_folds``, else every one."""
+        return list(self.train_folds) if self.train_folds else list(range(self.folds or 0))
 
     def stages(self) -> list[int | None]:
         """The image size of every epoch: progressive resizing, or None (stored size) throughout."""

@@ -89,3 +89,18 @@ def sync_buffers(d: Dist, module: torch.nn.Module) -> None:
 def barrier(d: Dist) -> None:
     if d.enabled:
         dist.barrier()
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The network inside DistributedDataParallel's and torch.compile's wrappers.
+
+    Its state_dict keys carry neither ``module.`` nor ``_orig_mod.``, so a checkpoint or model.pt
+    loads the same whether the run that wrote it (or reads it) ran under torchrun or compiled.
+    """
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif isinstance(model, torch.nn.parallel.DistributedDataParallel):
+            model = model.module
+        else:
+            return model

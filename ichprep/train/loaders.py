@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -18,20 +18,35 @@ from ichprep.train.trainset import TrainSet
 
 
 class EpochSampler(Sampler[int]):
-    """A shuffling sampler whose order is a pure function of (seed, epoch), like DistributedSampler's."""
+    """A shuffling sampler whose order is a pure function of (seed, epoch), and this process's share of it.
 
-    def __init__(self, n: int, seed: int) -> None:
-        self.n, self.seed, self.epoch = n, seed, 0
+    ``rows(epoch)`` picks the positions an epoch trains on (``TrainSet.epoch_rows``: a rebalanced
+    draw), all of them when None. Under torchrun every process takes every ``world``-th position
+    of the same order, padded with its first ones to a multiple of ``world`` as DistributedSampler pads.
+    """
+
+    def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1,
+                 rows: Callable[[int], np.ndarray | None] | None = None) -> None:
+        self.n, self.seed, self.rank, self.world, self.epoch = n, seed, rank, world, 0
+        self.rows = rows or (lambda _epoch: None)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def _chosen(self) -> np.ndarray:
+        chosen = self.rows(self.epoch)
+        return np.arange(self.n) if chosen is None else chosen
+
     def __iter__(self) -> Iterator[int]:
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=g).tolist())
+        chosen = self._chosen()
+        order = chosen[torch.randperm(len(chosen), generator=g).numpy()]
+        total = len(self) * self.world
+        order = np.concatenate([order, order[: total - len(order)]])
+        return iter(order[self.rank : total : self.world].tolist())
 
     def __len__(self) -> int:
-        return self.n
+        return -(-len(self._chosen()) // self.world)
 
 
 def seed_worker(worker_id: int) -> None:
@@ -42,11 +57,10 @@ def seed_worker(worker_id: int) -> None:
 
 
 def make_loaders(
-    cfg: TrainConfig, d: Dist, train_ds: ICHDataset, val_ds: ICHDataset | None
+    cfg: TrainConfig, d: Dist, train_ds: ICHDataset, val_ds: ICHDataset | None,
+    rows: Callable[[int], np.ndarray | None] | None = None,
 ) -> tuple[DataLoader, DataLoader | None, np.ndarray]:
-    """Training loader (seeded shuffle, whole batches) and this rank's unpadded validation slice."""
-    from torch.utils.data.distributed import DistributedSampler
-
+    """Training loader (seeded shuffle of each epoch's ``rows``, whole batches) and this rank's unpadded validation slice."""
     workers, prefetch = loader_workers(cfg.workers, d.device, d.local_world, usable_cores())
     common = dict(
         num_workers=workers,
@@ -56,10 +70,7 @@ def make_loaders(
         persistent_workers=workers > 0,
         generator=torch.Generator().manual_seed(cfg.seed),
     )
-    if d.enabled:
-        sampler = DistributedSampler(train_ds, d.world, d.rank, shuffle=True, seed=cfg.seed)
-    else:
-        sampler = EpochSampler(len(train_ds), cfg.seed)
+    sampler = EpochSampler(len(train_ds), cfg.seed, d.rank, d.world, rows)
     loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, **common)
     if len(loader) == 0:
         raise IchprepError(f"{len(train_ds)} training images per process is less than one batch of {cfg.batch_size}")

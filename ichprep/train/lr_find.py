@@ -19,11 +19,12 @@ from ichprep import layout
 from ichprep.data.batches import model_input
 from ichprep.models.device import pick_device
 from ichprep.store import open_converted
-from ichprep.train.augment import augment
+from ichprep.train.augment import AugmentOptions, augment
 from ichprep.train.config import TrainConfig
 from ichprep.train.distributed import Dist
 from ichprep.train.loaders import datasets, make_loaders
 from ichprep.train.network import build_model, normalisation, start_of
+from ichprep.train.schedule import optimizer
 from ichprep.train.step import make_step
 from ichprep.train.trainset import prepare
 
@@ -65,16 +66,16 @@ def lr_find(
     """
     device = pick_device(cfg.device)
     d = Dist(0, 1, device)
-    ts = prepare(open_converted(cfg.data), cfg.labels, cfg.val_frac, cfg.seed, cfg.max_images)
+    ts = prepare(open_converted(cfg.data), cfg.labels, cfg.val_frac, cfg.seed, cfg.max_images, neg_ratio=cfg.neg_ratio)
     train_ds, _ = datasets(cfg, ts)
     start_w = start_of(cfg)
     mean, std = normalisation(cfg, start_w, train_ds.channels)
     cfg = replace(cfg, start=start_w, mean=mean, std=std)
     model = build_model(cfg, train_ds.channels, device, start_w)
     loader, _, _ = make_loaders(cfg, d, train_ds, None)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=start, weight_decay=cfg.wd)
-    step = make_step(model, optimizer, device, cfg.clip)
-    transform = partial(augment, g=torch.Generator(device=device).manual_seed(cfg.seed)) if cfg.augment else None
+    step = make_step(model, optimizer(cfg.optimizer, list(model.parameters()), start, cfg.wd), device, cfg.clip)
+    options = AugmentOptions(cfg.flips, cfg.rotate, cfg.scale, cfg.shift, cfg.affine_p)
+    transform = partial(augment, g=torch.Generator(device=device).manual_seed(cfg.seed), options=options) if cfg.augment else None
     size = cfg.stages()[0] if cfg.sizes else None
     rows, best = [], np.inf
     model.train()
@@ -85,9 +86,9 @@ def lr_find(
         except StopIteration:
             batches = iter(loader)
             x, y = next(batches)
-        for group in optimizer.param_groups:
+        for group in step.optimizer.param_groups:
             group["lr"] = float(lr)
-        loss = step(model_input(x, device, size, cfg.mean, cfg.std, transform), y.to(device, non_blocking=True))
+        loss, _ = step(model_input(x, device, size, cfg.mean, cfg.std, transform), y.to(device, non_blocking=True))
         rows.append((float(lr), loss.item()))
         smoothed = smooth(np.array([r[1] for r in rows]))[-1]
         best = min(best, smoothed)

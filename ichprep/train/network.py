@@ -9,10 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ichprep import LABELS, __version__
 from ichprep.data.dataset import MEAN, STD
 from ichprep.models.pretrained import RANDOM, Start, build, resolve
-from ichprep.models.saved import MODEL_FORMAT
+from ichprep.models.saved import CnnModel
 from ichprep.train.checkpoint import seed_everything
 from ichprep.train.config import TrainConfig
 from ichprep.train.trainset import TrainSet
@@ -50,23 +49,12 @@ def build_model(cfg: TrainConfig, in_channels: int, device: torch.device, start:
     return model
 
 
-def model_record(cfg: TrainConfig, state: dict, ts: TrainSet, in_channels: int, size: int, start: Start) -> dict:
-    """Everything `ichprep predict` needs, and nothing it has to guess."""
-    return {
-        "format": MODEL_FORMAT,
-        "arch": start.arch,
-        "weights": start.record(),
-        "state_dict": state,
-        "in_channels": in_channels,
-        "neighbours": cfg.neighbours,
-        "stack": cfg.stack,
-        "size": size,
-        "settings": ts.data.settings.to_dict() if ts.data.settings is not None else {},
-        "mean": list(cfg.mean),
-        "std": list(cfg.std),
-        "labels": list(LABELS),
-        "train_pos_rate": ts.train_rate.tolist(),
-        "true_pos_rate": ts.true_rate.tolist(),
-        "fold": cfg.fold,
-        "ichprep_version": __version__,
-    }
+def model_record(cfg: TrainConfig, state: dict, ts: TrainSet, in_channels: int, size: int, start: Start, epoch: int,
+                 run: str) -> CnnModel:
+    """Everything `ichprep predict` needs, and nothing it has to guess: the weights of epoch ``epoch`` (0-based) of run ``run``."""
+    return CnnModel(
+        arch=start.arch, weights=start.record(), state_dict=state, in_channels=in_channels, neighbours=cfg.neighbours,
+        stack=cfg.stack, size=size, settings=ts.data.settings.to_dict() if ts.data.settings is not None else {},
+        mean=list(cfg.mean), std=list(cfg.std), train_pos_rate=ts.train_rate.tolist(), true_pos_rate=ts.true_rate.tolist(),
+        views=cfg.views(), fold=cfg.fold, epoch=epoch + 1, trained=run,
+    )

@@ -5,6 +5,9 @@ loss is scaled before the backward pass, or gradients smaller than fp16's 6e-8 w
 gradients are unscaled before clipping so the clip sees their true norm. The loss comes back
 still on the device: reading it (``.item()``) makes the host wait for the GPU, so the caller
 decides how rarely to do that.
+
+With ``accumulate`` N, the gradients of N batches add up (each loss divided by N) before one
+optimizer step: a recipe's batch of 32 at 480 px on a 16 GB GPU that holds 8.
 """
 
 from __future__ import annotations
@@ -29,23 +32,31 @@ class Step:
     weights: torch.Tensor
     dtype: torch.dtype | None
     clip: float
+    accumulate: int = 1
+    pending: int = 0
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Forward, weighted BCE, (scaled) backward, clip, optimizer step; the loss, detached, on the device."""
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, last: bool = False) -> tuple[torch.Tensor, bool]:
+        """Forward, weighted BCE, (scaled) backward; every ``accumulate`` batches (or at the ``last`` of an epoch)
+        clip and the optimizer step. The loss, detached, on the device, and whether the optimizer stepped."""
+        if self.pending == 0:
+            self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(x.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
             logits = self.model(x)
         loss = weighted_bce(logits, y, self.weights)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        self.scaler.scale(loss / self.accumulate).backward()
+        self.pending += 1
+        if self.pending < self.accumulate and not last:
+            return loss.detach(), False
+        self.pending = 0
         self.scaler.unscale_(self.optimizer)
         nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return loss.detach()
+        return loss.detach(), True
 
 
-def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, clip: float) -> Step:
+def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, clip: float, accumulate: int = 1) -> Step:
     """The Step of ``model`` on ``device``, with a GradScaler that is enabled exactly when the precision is fp16."""
     dtype = amp_dtype(device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    return Step(model, optimizer, scaler, torch.tensor(LABEL_WEIGHTS, device=device), dtype, clip)
+    return Step(model, optimizer, scaler, torch.tensor(LABEL_WEIGHTS, device=device), dtype, clip, accumulate)

@@ -17,6 +17,7 @@ from safetensors.numpy import load_file
 
 from ichprep.errors import IchprepError
 from ichprep.models.pretrained import resolve
+from ichprep.models.saved import CnnModel, load_cnn
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -42,21 +43,21 @@ def kernels(state: dict) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in state.items() if np.asarray(v).ndim == 4}
 
 
-def trained(run: Path) -> dict:
-    return torch.load(run / "model.pt", weights_only=True)
+def trained(run: Path) -> CnnModel:
+    return load_cnn(run / "model.pt")
 
 
 def test_the_default_run_starts_from_the_cached_imagenet_weights_and_keeps_their_exact_kernels(blobs, tmp_path):
     done = ichprep("train", blobs / "img", "--out", tmp_path / "run", *FROZEN)
     assert done.exit_code == 0, done.output
     record = trained(tmp_path / "run")
-    assert record["arch"] == "resnet18.a1_in1k"
-    assert record["weights"] == {"arch": "resnet18.a1_in1k", "kind": "hub", "source": "timm/resnet18.a1_in1k"}
-    expected, got = kernels(cached_weights()), kernels(record["state_dict"])
+    assert record.arch == "resnet18.a1_in1k"
+    assert record.weights == {"arch": "resnet18.a1_in1k", "kind": "hub", "source": "timm/resnet18.a1_in1k"}
+    expected, got = kernels(cached_weights()), kernels(record.state_dict)
     assert expected.keys() == got.keys() and len(got) == 20
     for key in expected:
         assert np.array_equal(got[key], expected[key]), key
-    assert record["mean"] == pytest.approx([0.485, 0.456, 0.406]) and record["std"] == pytest.approx([0.229, 0.224, 0.225])
+    assert record.mean == pytest.approx([0.485, 0.456, 0.406]) and record.std == pytest.approx([0.229, 0.224, 0.225])
 
 
 def test_stacked_slices_get_the_rgb_stem_tiled_and_scaled_and_2_5d_keeps_it_exact(blobs, tmp_path):
@@ -64,15 +65,15 @@ def test_stacked_slices_get_the_rgb_stem_tiled_and_scaled_and_2_5d_keeps_it_exac
     done = ichprep("train", blobs / "img", "--out", tmp_path / "nine", "--neighbours", "1", *FROZEN)
     assert done.exit_code == 0, done.output
     nine = trained(tmp_path / "nine")
-    stem = np.asarray(nine["state_dict"]["conv1.weight"])
-    assert stem.shape == (64, 9, 7, 7) and nine["in_channels"] == 9
+    stem = np.asarray(nine.state_dict["conv1.weight"])
+    assert stem.shape == (64, 9, 7, 7) and nine.in_channels == 9
     assert np.allclose(stem, np.concatenate([rgb] * 3, axis=1) / 3, rtol=1e-6, atol=0)
-    assert nine["mean"] == pytest.approx([0.485, 0.456, 0.406] * 3)
+    assert nine.mean == pytest.approx([0.485, 0.456, 0.406] * 3)
     done = ichprep("train", blobs / "img", "--out", tmp_path / "flat", "--stack", "2.5d", *FROZEN)
     assert done.exit_code == 0, done.output
     flat = trained(tmp_path / "flat")
-    assert flat["in_channels"] == 3 and flat["stack"] == "2.5d"
-    assert np.array_equal(np.asarray(flat["state_dict"]["conv1.weight"]), rgb)
+    assert flat.in_channels == 3 and flat.stack == "2.5d"
+    assert np.array_equal(np.asarray(flat.state_dict["conv1.weight"]), rgb)
 
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
@@ -91,8 +92,8 @@ def test_weights_from_a_file_load_into_an_arch_the_old_trainer_never_had(blobs, 
     done = ichprep("train", blobs / "img", "--out", tmp_path / "run", "--arch", "efficientnet_b0", "--weights", path, *FROZEN)
     assert done.exit_code == 0, done.output
     record = trained(tmp_path / "run")
-    assert record["weights"] == {"arch": "efficientnet_b0", "kind": "file", "source": str(path)}
-    expected, got = kernels({k: v.numpy() for k, v in state.items()}), kernels(record["state_dict"])
+    assert record.weights == {"arch": "efficientnet_b0", "kind": "file", "source": str(path)}
+    expected, got = kernels({k: v.numpy() for k, v in state.items()}), kernels(record.state_dict)
     assert expected.keys() == got.keys()
     for key in expected:
         assert np.array_equal(got[key], expected[key]), key

@@ -20,7 +20,8 @@ from real_manifest import RSNA
 from ichprep import LABELS, SUBTYPES
 from ichprep.metrics import prior_correct, summary
 from ichprep.predict import Predictions, evaluate, predict, submission
-from ichprep.predict.inference import predict_loader
+from ichprep.models.apply import Inputs, predict_loader
+from ichprep.models.saved import load_cnn
 from ichprep.predict.submission import CLIP
 from ichprep.train import TrainConfig, train
 
@@ -31,11 +32,13 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A one-epoch model on 32 fabricated 16 px images, the image folder and the same images as shards."""
+    """A one-epoch model on 32 fabricated 16 px images (trained with every flip, so every TTA view is in its
+    distribution), the image folder and the same images as shards."""
     root = tmp_path_factory.mktemp("predict")
     ids, images, labels, _ = labelled_folder(root, 32, seed=5, size=16)
     write_shards(root / "shards", ids, images, None)
-    train(TrainConfig(data=root / "img", out=root / "run", epochs=1, batch_size=8, workers=0, quiet=True), say=lambda _m: None)
+    train(TrainConfig(data=root / "img", out=root / "run", epochs=1, batch_size=8, workers=0, quiet=True,
+                      flips=("hflip", "vflip", "transpose")), say=lambda _m: None)
     return root, ids, images, labels
 
 
@@ -87,10 +90,10 @@ def test_tta_averages_over_the_views_of_the_stored_images(trained, tmp_path, tta
 def test_prior_correction_uses_the_rates_saved_with_the_model(trained):
     root, _, _, _ = trained
     model = root / "run" / "model.pt"
-    record = torch.load(model, weights_only=False)
-    raw = predict(model, root / "img", workers=0, quiet=True).probs
-    corrected = predict(model, root / "img", workers=0, quiet=True, prior_correction=True).probs
-    expected = prior_correct(raw, np.array(record["true_pos_rate"]), np.array(record["train_pos_rate"]))
+    record = load_cnn(model)
+    raw = predict(model, root / "img", workers=0, quiet=True, prior_correction=False).probs
+    corrected = predict(model, root / "img", workers=0, quiet=True).probs
+    expected = prior_correct(raw, np.array(record.true_pos_rate), np.array(record.train_pos_rate))
     assert np.allclose(corrected, expected)
 
 
@@ -154,15 +157,14 @@ def test_a_model_trained_at_another_size_sees_images_resized_on_the_device_like_
     from torch.utils.data import DataLoader
 
     from ichprep.data.dataset import make_dataset
-    from ichprep.models.saved import load_model, load_record
     from ichprep.store import open_store
 
-    model = load_model(load_record(tmp_path / "model.pt"), torch.device("cpu"))
+    model = load_cnn(tmp_path / "model.pt").network(torch.device("cpu"))
     small = tmp_path / "small"
     write_folder(small, ids, area_resized(images, 8))
     store = open_store(small)
     loader = DataLoader(make_dataset(store, list(store.ids), None), batch_size=8)
-    by_opencv = predict_loader(model, loader, torch.device("cpu"), None, record["mean"], record["std"])
+    by_opencv = predict_loader(model, loader, torch.device("cpu"), Inputs(None, record["mean"], record["std"]))
     order = [store.ids.index(i) for i in ids]
     assert on_device.shape == (len(ids), len(LABELS))
     assert np.allclose(on_device, by_opencv[order][:, [LABELS.index(n) for n in record["labels"]]], atol=2e-3)
@@ -187,18 +189,17 @@ def test_tta_is_one_forward_pass_of_the_images_and_their_mirrors_without_autogra
 
     from ichprep.data.batches import normalise
     from ichprep.data.dataset import make_dataset
-    from ichprep.models.saved import load_model, load_record
     from ichprep.store import open_store
 
-    record = load_record(root / "run" / "model.pt")
-    network = load_model(record, torch.device("cpu"))
+    record = load_cnn(root / "run" / "model.pt")
+    network = record.network(torch.device("cpu"))
     source = open_store(root / "img")
     loader = DataLoader(make_dataset(source, source.ids, None), batch_size=12)
     spy = Recorder(network)
-    probs = predict_loader(spy, loader, torch.device("cpu"), None, record["mean"], record["std"], ("hflip",))
+    probs = predict_loader(spy, loader, torch.device("cpu"), Inputs.of(record), ("hflip",))
     assert spy.batches == [24, 24, 16] and all(spy.inference)
     with torch.no_grad():
-        x = normalise(torch.cat([x for x, _ in loader]), record["mean"], record["std"])
+        x = normalise(torch.cat([x for x, _ in loader]), record.mean, record.std)
         expected = (torch.sigmoid(network(x)) + torch.sigmoid(network(torch.flip(x, dims=[3])))) / 2
     assert np.allclose(probs, expected.double().numpy(), atol=1e-6)
 
@@ -264,7 +265,7 @@ def test_the_temporary_folder_is_removed_when_predict_fails(trained, raw_dicoms,
     def broken(*args, **kwargs):
         raise RuntimeError("out of GPU memory")
 
-    monkeypatch.setattr(module, "predict_loader", broken)
+    monkeypatch.setattr(module, "predict_ids", broken)
     with pytest.raises(RuntimeError):
         predict(trained[0] / "run" / "model.pt", raw_dicoms, workers=0, quiet=True, scratch=tmp_path)
     assert len(seen) == 1 and temporaries(tmp_path) == []

@@ -15,7 +15,7 @@ import pytest
 from cli_run import ichprep
 
 from ichprep.convert import Options, convert
-from ichprep.convert.render.windows import Channel, fastai_channels, parse_windows
+from ichprep.windows import Channel, fastai_channels, parse_windows
 from ichprep.predict import predict
 from ichprep.settings import Settings
 from ichprep.synth import IMAGES_DIR, generate

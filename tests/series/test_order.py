@@ -2,9 +2,10 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
-from ichprep.series.model import SeriesModel, padded
+from ichprep.models.series_net import SeriesModel, SeriesShape, padded, series_probs
 from ichprep.series.order import series_order
 from ichprep.series.smooth import smoothed
 from ichprep.store import Converted, open_converted
@@ -50,12 +51,15 @@ def test_fallbacks_repeats_missing_positions_and_lone_slices(tmp_path):
     assert only.loc["ID_unknown", "series"] == "ID_unknown" and only.loc["ID_e", "slice"] == 0
 
 
-def test_a_series_output_does_not_depend_on_what_it_is_batched_and_padded_with():
+@pytest.mark.parametrize("shape", [SeriesShape(8, 16, 2, "lstm", conv=3),
+                                   SeriesShape(8, 16, 2, "gru", conv=3, dilations=(1, 2, 4, 2), deltas=True, spacing=True)])
+def test_a_series_output_does_not_depend_on_what_it_is_batched_and_padded_with(shape):
+    """Deltas and spacing read each slice's neighbours, dilated convolutions reach 9 slices away: padding reaches none."""
     torch.manual_seed(0)
-    model = SeriesModel(features=8, hidden=16, layers=2, cell="lstm", conv=3).eval()
+    model = SeriesModel(shape).eval()
     for p in model.head.parameters():
         torch.nn.init.normal_(p)  # the head starts at zero: make the RNN's output count
-    series = [torch.randn(n, 8 + 6) for n in (1, 7, 130)]
+    series = [torch.randn(n, shape.width) for n in (1, 7, 130)]
     with torch.no_grad():
         alone = [model(*padded([s]))[0] for s in series]
         together = model(*padded(series))
@@ -63,6 +67,11 @@ def test_a_series_output_does_not_depend_on_what_it_is_batched_and_padded_with()
     for k, s in enumerate(series):
         assert torch.allclose(together[k, : len(s)], alone[k], atol=1e-5)
         assert torch.allclose(reordered[len(series) - 1 - k, : len(s)], alone[k], atol=1e-5)
+    both = series_probs(model, series, torch.device("cpu"), reverse=True)
+    for k, s in enumerate(series):
+        backwards = torch.sigmoid(model(*padded([s.flip(0)]))[0]).flip(0)
+        expected = (torch.sigmoid(alone[k]) + backwards) / 2
+        assert np.allclose(both[k], expected.detach().numpy(), atol=1e-5)
 
 
 def test_smoothing_is_a_fixed_kernel_within_each_series_with_the_edges_repeated():

@@ -7,8 +7,8 @@ from cli_run import ichprep
 from ich_fixtures import labelled_folder
 
 from ichprep import LABELS
-from ichprep.models.saved import load_record
-from ichprep.series.recipes import RECIPES
+from ichprep.models.saved import load
+from ichprep.train.recipes import RECIPES
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -41,8 +41,8 @@ def test_train_series_writes_its_run_and_resumes_exactly(run, tmp_path):
         lambda c: c.map(__import__("math").exp)))
     assert abs(probs.to_numpy() - oof.loc[emb["id"], list(LABELS)].to_numpy()).max() < 1e-4
     assert (emb.groupby("series")["slice"].apply(lambda s: sorted(s) == list(range(len(s))))).all()
-    record = load_record(tmp_path / "whole" / "model.pt")
-    assert len(record["cnns"]) == 2 and record["series"]["cell"] == "gru"
+    record = load(tmp_path / "whole" / "model.pt")
+    assert len(record.cnns) == 2 and record.parts[0].series.series_shape.cell == "gru"
     first = ichprep("train-series", root / "run", "--out", tmp_path / "cut", *SERIES, "--stop-after", "1")
     assert first.exit_code == 0 and "continue with --resume" in first.stderr, first.output
     assert not (tmp_path / "cut" / "model.pt").exists()
@@ -95,12 +95,14 @@ def test_each_recipe_runs_end_to_end_at_tiny_scale_on_phantoms(phantoms, tmp_pat
     data, labels = phantoms
     done = ichprep("train", data, "--labels", labels, "--out", tmp_path / "run", "--recipe", name, "--scale", "tiny", "-q")
     assert done.exit_code == 0, done.output
-    assert done.stderr.startswith(f"recipe {name} (tiny scale)") and "  --arch test_resnet" in done.stderr
-    assert "  --folds 2" in done.stderr and "  --lr" not in done.stderr  # printed in full: every option it sets
+    assert done.stderr.startswith(f"recipe {name} (tiny scale)") and "  --arch test_resnet  (--scale tiny)" in done.stderr
+    assert "  --folds 2  (--scale tiny)" in done.stderr and "  --lr " in done.stderr  # printed in full: every option
     series = ichprep("train-series", tmp_path / "run", "--out", tmp_path / "srun", "--recipe", name, "--scale", "tiny", "-q")
     assert series.exit_code == 0, series.output
-    assert f"  --cell {RECIPES[name]['series']['cell']}" in series.stderr and "  --lr 0.002  (ichprep default)" in series.stderr
-    assert load_record(tmp_path / "srun" / "model.pt")["series"]["cell"] == RECIPES[name]["series"]["cell"]
+    cell = RECIPES[name].series["cell"].value if "cell" in RECIPES[name].series else "gru"
+    assert f"  --cell {cell}  (" in series.stderr and "  --seed 42  (ichprep default)" in series.stderr
+    record = load(tmp_path / "srun" / "model.pt")
+    assert record.parts[0].series.series_shape.cell == cell
 
 
 def test_an_option_given_explicitly_wins_over_the_recipe(phantoms, tmp_path):

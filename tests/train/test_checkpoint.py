@@ -8,18 +8,20 @@ from ichprep.errors import IchprepError
 from ichprep.train.augment import augment
 from ichprep.train.checkpoint import (
     CHECKPOINT_FORMAT,
+    Checkpoint,
     epoch_seed,
     load_checkpoint,
     restore_scaler,
-    save_atomic,
+    save_checkpoint,
 )
 
 
 def test_a_checkpoint_of_tensors_and_plain_values_loads(tmp_path):
-    ckpt = {"format": CHECKPOINT_FORMAT, "model": {"w": torch.ones(2)}, "history": [{"epoch": 1, "size": None}]}
-    save_atomic(ckpt, tmp_path / "last.pt")
+    ckpt = Checkpoint(CHECKPOINT_FORMAT, {"w": torch.ones(2)}, {}, 0, 0.5, [{"epoch": 1, "size": None}], {"lr": 0.1})
+    save_checkpoint(ckpt, tmp_path / "last.pt")
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["format"] == CHECKPOINT_FORMAT
     loaded = load_checkpoint(tmp_path / "last.pt")
-    assert torch.equal(loaded["model"]["w"], torch.ones(2)) and loaded["history"] == ckpt["history"]
+    assert torch.equal(loaded.model["w"], torch.ones(2)) and loaded.history == ckpt.history and loaded.config == {"lr": 0.1}
 
 
 def test_a_checkpoint_that_needs_the_unpickler_is_refused_in_one_line(tmp_path):

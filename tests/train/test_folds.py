@@ -61,8 +61,10 @@ def test_folds_give_a_complete_patient_disjoint_oof_table_and_a_fold_ensemble(bl
     members = [predict(run / f"fold{f}" / "model.pt", root / "img", workers=0, quiet=True).probs for f in range(3)]
     assert np.allclose(ensemble.probs, np.mean(members, axis=0), atol=1e-9)
     done = ichprep("evaluate", run / "model.pt", run / "fold0" / "model.pt", root / "img", "--labels", root / "train.parquet",
-                   "--json", "-q", "--workers", "0", "--tta", "hflip")
+                   "--json", "-q", "--workers", "0")
     assert done.exit_code == 0, done.output
+    unseen = ichprep("evaluate", run / "model.pt", root / "img", "--labels", root / "train.parquet", "-q", "--tta", "hflip")
+    assert unseen.exit_code == 2 and "never saw that view in training (its augmentation drew no flips)" in unseen.stderr
 
 
 def test_one_fold_at_a_time_is_assembled_when_the_last_one_is_there(blobs, tmp_path):

@@ -20,6 +20,7 @@ from ichprep import LABELS
 from ichprep.errors import IchprepError
 from ichprep.metrics import LABEL_WEIGHTS, weighted_log_loss
 from ichprep.models.backbones import create
+from ichprep.models.saved import load_cnn
 from ichprep.train import TrainConfig, train
 from ichprep.train.augment import AugmentOptions, augment
 from ichprep.train.distributed import Dist
@@ -60,13 +61,13 @@ def test_augment_is_seeded_and_identity_when_switched_off():
     a = augment(x, torch.Generator().manual_seed(1), options)
     b = augment(x, torch.Generator().manual_seed(1), options)
     assert torch.equal(a, b) and not torch.allclose(a, x)
-    still = AugmentOptions(hflip=False, vflip=False, rotate=0, scale=0, shift=0)
+    still = AugmentOptions(flips=(), rotate=0, scale=0, shift=0)
     assert torch.allclose(augment(x, torch.Generator().manual_seed(1), still), x, atol=1e-5)
 
 
 def test_augment_flips_reverse_the_image_exactly():
     x = torch.rand(64, 1, 8, 8)
-    flips = AugmentOptions(hflip=True, vflip=False, rotate=0, scale=0, shift=0)
+    flips = AugmentOptions(flips=("hflip",), rotate=0, scale=0, shift=0)
     out = augment(x, torch.Generator().manual_seed(0), flips)
     flipped = torch.isclose(out, torch.flip(x, dims=[3]), atol=1e-5).flatten(1).all(1)
     same = torch.isclose(out, x, atol=1e-5).flatten(1).all(1)
@@ -84,13 +85,13 @@ def test_training_writes_the_run_folder(blobs, tmp_path):
         assert (tmp_path / "run" / name).stat().st_size > 0, name
     metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
     assert {"train_loss", "val_wll", "val_logloss_subdural", "val_auc_any", "val_acc_epidural"} <= set(metrics.columns)
-    record = torch.load(tmp_path / "run" / "model.pt", weights_only=False)
-    assert record["arch"] == "resnet18" and record["in_channels"] == 3 and record["labels"] == list(LABELS)
-    assert (record["mean"], record["std"]) == ([0.6] * 3, [0.25] * 3) and record["settings"]["format"] == "png"
-    assert record["weights"] == {"arch": "resnet18", "kind": "random", "source": ""}
+    record = load_cnn(tmp_path / "run" / "model.pt")
+    assert record.arch == "resnet18" and record.in_channels == 3 and record.labels == list(LABELS)
+    assert (record.mean, record.std) == ([0.6] * 3, [0.25] * 3) and record.settings["format"] == "png"
+    assert record.weights == {"arch": "resnet18", "kind": "random", "source": ""} and record.views == ["hflip", "vflip"]
     table = pd.read_parquet(blobs / "train.parquet")
     rate = table.loc[table["fold"] == "train", list(LABELS)].mean().to_numpy()
-    assert np.allclose(record["train_pos_rate"], rate)
+    assert np.allclose(record.train_pos_rate, rate)
     assert not list((tmp_path / "run").glob(".*tmp*"))
 
 
@@ -166,12 +167,12 @@ def test_a_bf16_run_resumes_in_fp16_with_a_fresh_loss_scale(blobs, tmp_path, mon
 
 def test_every_process_augments_its_images_its_own_way(blobs, tmp_path, monkeypatch):
     """The same batch position on ranks 0 and 1 gets different transforms; each rank repeats its own."""
-    import ichprep.train.loop as loop
+    import ichprep.train.cnn as loop
 
     first: dict[str, torch.Tensor] = {}
 
-    def recorded(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        out = augment(x, g)
+    def recorded(x: torch.Tensor, g: torch.Generator, options: AugmentOptions) -> torch.Tensor:
+        out = augment(x, g, options)
         first.setdefault(current, out)
         return out
 
@@ -203,7 +204,6 @@ def test_the_epoch_loss_is_the_mean_of_every_step_loss(blobs, tmp_path, monkeypa
 def test_a_compiled_run_saves_the_networks_own_keys_and_resumes_uncompiled(blobs, tmp_path, monkeypatch):
     """torch.compile's wrapper prefixes every key with _orig_mod.; neither last.pt nor model.pt may carry it.
     The eager backend keeps the test fast; the wrapper and its keys are the same as inductor's."""
-    from ichprep.models.saved import load_record
 
     compiled = []
     real = torch.compile
@@ -218,7 +218,7 @@ def test_a_compiled_run_saves_the_networks_own_keys_and_resumes_uncompiled(blobs
     train(replace(cfg, compile=True, stop_after=1), say=lines.append)
     assert len(compiled) == 1 and any(", compiled" in line for line in lines)
     expected = set(create("resnet18", 3).state_dict())
-    assert set(load_record(cfg.out / "model.pt")["state_dict"]) == expected
+    assert set(load_cnn(cfg.out / "model.pt").state_dict) == expected
     assert set(torch.load(cfg.out / "last.pt", weights_only=True)["model"]) == expected
     assert [row["epoch"] for row in train(replace(cfg, resume=True), say=lambda _m: None)] == [1, 2]
 
@@ -375,7 +375,7 @@ def test_synth_convert_clean_train_predict_beats_the_prior(tmp_path):
 
 
 def test_a_compiled_network_unwraps_to_itself():
-    from ichprep.train.loop import unwrap
+    from ichprep.train.distributed import unwrap
 
     model = create("resnet18", 3)
     compiled = torch.compile(model, backend="eager")
