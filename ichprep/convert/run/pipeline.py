@@ -203,8 +203,7 @@ def _show_fetched(bar: Any, fetched: int, started: float, watch: Watch | None = 
     bar.set_postfix_str(f"{budget.human(fetched)} fetched, {budget.human(rate)}/s{limit}", refresh=False)
 
 
-def _ahead(source: Source, todo: list[Input] | Iterator[Input], job: Job, jobs: int,
-           options: Options) -> Ahead | None:
+def _ahead(source: Source, todo: list[Input] | Iterator[Input], job: Job, jobs: int, options: Options) -> Ahead | None:
     """A URL's members fetched by the parent ahead of its workers, so that no task starts with a round trip.
 
     A batch for each worker is held ahead (and two round trips' worth of the link on top): when
