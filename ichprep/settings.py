@@ -38,7 +38,7 @@ class Settings:
     ``windows`` (the ``--windows`` value) is parsed once, here, into ``channels``: the one shape
     windows have from then on (``ichprep.windows``), and ``windows`` becomes the name the settings
     file records (``fastai``, or the channels' names). Given ``channels`` (a saved record) win.
-    The fastai preset's breakpoints are sampled by convert (``render.fastai``) before anything is
+    The fastai preset's breakpoints are sampled by convert (``convert.run.plan``) before anything is
     rendered.
     """
 

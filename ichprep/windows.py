@@ -55,7 +55,7 @@ class Window:
 class FreqHist:
     """fastai's histogram-equalised full range: piecewise-linear over sample quantiles.
 
-    No ``breaks`` yet: the preset as asked for, before ``render.fastai`` samples them from the data.
+    No ``breaks`` yet: the preset as asked for, before ``convert.run.plan`` samples them from the data.
     """
 
     name: str
@@ -95,7 +95,7 @@ def parse_windows(spec: str) -> tuple[Channel, ...]:
     """Parse ``--windows``: names or ``LEVEL/WIDTH`` pairs, or the ``fastai`` preset.
 
     The ``fastai`` preset's third channel has no breakpoints yet: they are sampled from the data
-    (``render.fastai``). Raises ValueError with the offending item for anything else.
+    (``convert.run.plan``). Raises ValueError with the offending item for anything else.
     """
     if spec.strip().lower() == FASTAI:
         return fastai_channels(())

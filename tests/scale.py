@@ -69,7 +69,7 @@ def converted_folder(out: Path, n: int, in_parts: int = 0) -> Path:
     parts = out / layout.STATE_DIR / layout.PARTS
     parts.mkdir(parents=True, exist_ok=True)
     for k, start in enumerate(range(n - in_parts, n, 5000)):
-        table.iloc[start : start + 5000].to_parquet(parts / f"part-{k:06d}.parquet", index=False)
+        table.iloc[start : start + 5000].to_parquet(parts / layout.PART_PATTERN.format(k), index=False)
     if not in_parts:
         table[["id", "output", "row"]].rename(columns={"output": "shard"}).to_parquet(out / layout.INDEX, index=False)
     for name in table["output"].unique():

@@ -275,16 +275,49 @@ def _lesion_mask(frame: _Frame, lesion: Lesion, brain: np.ndarray, ventricles: t
     return vent & (frame.y >= level)
 
 
+@dataclass(frozen=True)
+class _Anatomy:
+    """The masks of one slice's structures, before any lesion, noise or reconstruction circle."""
+
+    head: np.ndarray
+    skull: np.ndarray
+    intracranial: np.ndarray
+    ventricle_sides: tuple[np.ndarray, np.ndarray]
+    """The right and left lateral ventricles, inside the skull."""
+    ventricles: np.ndarray
+    sulci: np.ndarray
+    brain: np.ndarray
+    table: np.ndarray
+
+
 def render(rng: np.random.Generator, head: Head, section: Section) -> Phantom:
     """The slice ``section`` of ``head`` in HU, with the mask of every structure and lesion drawn.
 
     ``rng`` supplies the texture and noise only, so a fixed seed gives the same pixels.
     """
-    shape = section.shape
     if section.blank:
-        return Phantom(np.full(shape, AIR_HU, np.float32))
+        return Phantom(np.full(section.shape, AIR_HU, np.float32))
     frame = _Frame(head, section)
-    d, e = frame.depth, frame.below_inner
+    anatomy = _anatomy(frame)
+    hu = _tissue(rng, frame, anatomy)
+    lesions = _draw_lesions(hu, frame, anatomy)
+    _add_noise(rng, hu, section, anatomy, lesions)
+    fov = _field_of_view(hu, frame)
+    regions = {
+        "head": anatomy.head & fov,
+        "skull": anatomy.skull & fov,
+        "intracranial": anatomy.intracranial & fov,
+        "ventricles": anatomy.ventricles & fov,
+        "sulci": anatomy.sulci & fov,
+        "table": anatomy.table & fov,
+        "fov": fov,
+    }
+    return Phantom(hu, regions, {name: mask & fov for name, mask in lesions.items()})
+
+
+def _anatomy(frame: _Frame) -> _Anatomy:
+    """Where the scalp, skull, brain, ventricles, sulci and table lie on this slice."""
+    head, d, e = frame.head, frame.depth, frame.below_inner
     head_mask = d >= 0
     skull = head_mask & (d >= head.scalp) & (e < 0)
     intracranial = e >= 0
@@ -294,44 +327,53 @@ def render(rng: np.random.Generator, head: Head, section: Section) -> Phantom:
     sulci = _lines(frame, spokes, 1.0) & intracranial & ~ventricles
     brain = intracranial & ~ventricles
     table = _table(frame) & ~head_mask
+    return _Anatomy(head_mask, skull, intracranial, (right & intracranial, left & intracranial), ventricles, sulci, brain, table)
 
-    hu = np.full(shape, AIR_HU, np.float32)
-    hu[head_mask] = SCALP_HU
+
+def _tissue(rng: np.random.Generator, frame: _Frame, anatomy: _Anatomy) -> np.ndarray:
+    """The slice's HU without lesions or noise: scalp, a layered skull, textured grey and white matter, CSF, table."""
+    head, d, e = frame.head, frame.depth, frame.below_inner
+    skull, brain = anatomy.skull, anatomy.brain
+    hu = np.full(frame.section.shape, AIR_HU, np.float32)
+    hu[anatomy.head] = SCALP_HU
     thickness = np.maximum(d[skull] - e[skull] - head.scalp, 1e-3)
     u = np.clip((d[skull] - head.scalp) / thickness, 0.0, 1.0)
     hu[skull] = head.diploe_hu + (head.cortical_hu - head.diploe_hu) * np.abs(2 * u - 1) ** 0.6
     low = rng.standard_normal((6, 6)).astype(np.float32) * 2.5
-    texture = cv2.resize(low, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
+    texture = cv2.resize(low, (frame.section.shape[1], frame.section.shape[0]), interpolation=cv2.INTER_CUBIC)
     ribbon = head.cortex * (1.0 + 0.3 * np.cos(7 * frame.psi[brain]))
     grey = e[brain] < ribbon
     hu[brain] = np.where(grey, np.float32(head.grey_hu), np.float32(head.white_hu)) + texture[brain]
-    hu[sulci | ventricles] = CSF_HU
-    hu[table] = head.table[3] if head.table is not None else AIR_HU
+    hu[anatomy.sulci | anatomy.ventricles] = CSF_HU
+    hu[anatomy.table] = head.table[3] if head.table is not None else AIR_HU
+    return hu
 
+
+def _draw_lesions(hu: np.ndarray, frame: _Frame, anatomy: _Anatomy) -> dict[str, np.ndarray]:
+    """Draw the section's hemorrhages into ``hu``; the mask of each subtype drawn."""
     lesions: dict[str, np.ndarray] = {}
-    for lesion in section.lesions:
-        mask = _lesion_mask(frame, lesion, brain, (right & intracranial, left & intracranial))
+    for lesion in frame.section.lesions:
+        mask = _lesion_mask(frame, lesion, anatomy.brain, anatomy.ventricle_sides)
         hu[mask] = lesion.hu
-        lesions[lesion.subtype] = lesions.get(lesion.subtype, np.zeros(shape, bool)) | mask
+        lesions[lesion.subtype] = lesions.get(lesion.subtype, np.zeros(frame.section.shape, bool)) | mask
+    return lesions
 
-    body = head_mask | table
+
+def _add_noise(rng: np.random.Generator, hu: np.ndarray, section: Section, anatomy: _Anatomy, lesions: dict[str, np.ndarray]) -> None:
+    """Pixel noise over the head and table, then bone and blood kept within their ranges."""
+    body = anatomy.head | anatomy.table
     hu[body] += rng.standard_normal(int(body.sum()), dtype=np.float32) * np.float32(section.noise_hu)
-    np.clip(hu, BONE_RANGE[0], BONE_RANGE[1], out=hu, where=skull)
-    blood = np.logical_or.reduce(list(lesions.values())) if lesions else np.zeros(shape, bool)
+    np.clip(hu, BONE_RANGE[0], BONE_RANGE[1], out=hu, where=anatomy.skull)
+    blood = np.logical_or.reduce(list(lesions.values())) if lesions else np.zeros(section.shape, bool)
     np.clip(hu, BLOOD_RANGE[0], BLOOD_RANGE[1], out=hu, where=blood)
 
-    fov = np.ones(shape, bool)
+
+def _field_of_view(hu: np.ndarray, frame: _Frame) -> np.ndarray:
+    """The reconstruction circle (everywhere when the section has none); outside it ``hu`` becomes the padding value."""
+    section = frame.section
+    fov = np.ones(section.shape, bool)
     if section.fov > 0:
-        radius = section.fov * min(shape) * section.spacing / 2
+        radius = section.fov * min(section.shape) * section.spacing / 2
         fov = np.hypot(frame.image_x, frame.image_y) <= radius
         hu[~fov] = section.padding_hu
-    regions = {
-        "head": head_mask & fov,
-        "skull": skull & fov,
-        "intracranial": intracranial & fov,
-        "ventricles": ventricles & fov,
-        "sulci": sulci & fov,
-        "table": table & fov,
-        "fov": fov,
-    }
-    return Phantom(hu, regions, {name: mask & fov for name, mask in lesions.items()})
+    return fov

@@ -296,43 +296,42 @@ def plan(n: int, seed: int = 0, size: int = 512, noise: float = NOISE_HU) -> lis
     image_ids = _hex_ids(rng, n, 9, taken)
     specs: list[SliceSpec] = []
     for planned in series:
-        (patient,) = _hex_ids(rng, 1, 8, taken)
-        study, series_uid = _hex_ids(rng, 2, 10, taken)
-        fov_mm = float(rng.integers(205, 251))
-        spacing = fov_mm / size
-        z0 = float(rng.integers(-60, 120)) + float(rng.choice([0.0, 0.5]))
-        base = Encoding(
-            explicit_vr=bool(rng.random() < 0.75),
-            windows=(((40.0, 80.0), (35.0, 135.0), (30.0, 80.0), (40.0, 150.0))[int(rng.integers(0, 4))],),
-        )
-        fov = float(rng.uniform(0.97, 1.0)) if rng.random() < 0.8 else 0.0
-        for k, t in enumerate(planned.levels):
-            index = len(specs)
-            quirk = quirks[index]
-            encoding = _encoding(rng, base, quirk)
-            rows, cols = size, max(8, int(round(size * encoding.columns_ratio)))
-            cuts = tuple(cuts[k] for cuts in planned.lesions if k in cuts)
-            blank = "zero_variance" in quirk
-            hemorrhages = set() if blank else {lesion.subtype for lesion in cuts}
-            labels = [int(m in hemorrhages) for m in HEMORRHAGES]
-            padding = -1000.0 if encoding.signed_as_unsigned else encoding.intercept + encoding.padding_raw
-            section = Section(float(t), (rows, cols), spacing, padding, fov, () if blank else cuts, blank, noise)
-            specs.append(
-                SliceSpec(
-                    image_id=image_ids[index],
-                    patient_id=patient,
-                    study_uid=study,
-                    series_uid=series_uid,
-                    z=z0 + SLICE_THICKNESS * k,
-                    origin=(-cols * spacing / 2, -rows * spacing / 2),
-                    head=planned.head,
-                    section=section,
-                    encoding=encoding,
-                    labels=(*labels, max(labels)),
-                    quirks=quirk,
-                    seed=int(rng.integers(0, 2**63)),
-                )
-            )
+        specs += _series_specs(rng, planned, len(specs), image_ids, quirks, taken, size, noise)
+    return specs
+
+
+def _series_specs(rng: np.random.Generator, planned: _Series, first: int, image_ids: list[str], quirks: list[tuple[str, ...]],
+                  taken: set[str], size: int, noise: float) -> list[SliceSpec]:
+    """The slices of one series, bottom first: its patient, ids, field of view and encoding drawn once, then each slice's.
+
+    ``first`` is the index of the series' first slice in the set's ``image_ids`` and ``quirks``;
+    the draws are made in the order a data set's bytes depend on.
+    """
+    (patient,) = _hex_ids(rng, 1, 8, taken)
+    study, series_uid = _hex_ids(rng, 2, 10, taken)
+    fov_mm = float(rng.integers(205, 251))
+    spacing = fov_mm / size
+    z0 = float(rng.integers(-60, 120)) + float(rng.choice([0.0, 0.5]))
+    base = Encoding(
+        explicit_vr=bool(rng.random() < 0.75),
+        windows=(((40.0, 80.0), (35.0, 135.0), (30.0, 80.0), (40.0, 150.0))[int(rng.integers(0, 4))],),
+    )
+    fov = float(rng.uniform(0.97, 1.0)) if rng.random() < 0.8 else 0.0
+    specs: list[SliceSpec] = []
+    for k, t in enumerate(planned.levels):
+        quirk = quirks[first + k]
+        encoding = _encoding(rng, base, quirk)
+        rows, cols = size, max(8, int(round(size * encoding.columns_ratio)))
+        cuts = tuple(cuts[k] for cuts in planned.lesions if k in cuts)
+        blank = "zero_variance" in quirk
+        hemorrhages = set() if blank else {lesion.subtype for lesion in cuts}
+        labels = [int(m in hemorrhages) for m in HEMORRHAGES]
+        padding = -1000.0 if encoding.signed_as_unsigned else encoding.intercept + encoding.padding_raw
+        section = Section(float(t), (rows, cols), spacing, padding, fov, () if blank else cuts, blank, noise)
+        specs.append(SliceSpec(image_id=image_ids[first + k], patient_id=patient, study_uid=study, series_uid=series_uid,
+                               z=z0 + SLICE_THICKNESS * k, origin=(-cols * spacing / 2, -rows * spacing / 2), head=planned.head,
+                               section=section, encoding=encoding, labels=(*labels, max(labels)), quirks=quirk,
+                               seed=int(rng.integers(0, 2**63))))
     return specs
 
 

@@ -1,4 +1,4 @@
-"""Where the head is, the square crop around it, and resizing. Pure array functions.
+"""Where the head is and the square crop around it. Pure array functions (resizing is ``resample``'s).
 
 The head is found on a coarse HU image (about 64 px): tissue denser than fat is kept, a
 morphological opening removes thin things (the patient table, rings at the edge of the field
@@ -123,10 +123,3 @@ def crop_pad(image: np.ndarray, square: Square, fill, out: np.ndarray | None = N
     if sy1 > sy0 and sx1 > sx0:
         out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = image[sy0:sy1, sx0:sx1]
     return out
-
-
-def resize_area(image: np.ndarray, size: int, out: np.ndarray | None = None) -> np.ndarray:
-    """Area-interpolated resize to ``size`` x ``size`` (the identity when already that size), into ``out`` if given."""
-    if image.shape[0] == size and image.shape[1] == size:
-        return image
-    return cv2.resize(np.ascontiguousarray(image), (size, size), dst=out, interpolation=cv2.INTER_AREA)

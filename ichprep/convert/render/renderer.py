@@ -12,8 +12,9 @@ Why not 8-bit lanes when resampling: averaging grey levels that were already rou
 94 to 96 % of pixels equal to the float reference on the real slices, under the 99 % the output
 promises (8.8: 99.7 %).
 
-The resampling of a cropped slice goes to one of two backends (``resample``: the compiled
-kernel or OpenCV), both within one grey level of the float reference.
+Every resize goes through ``resample``'s interface, to one of its two backends (the compiled
+kernel or OpenCV), both within one grey level of the float reference. A slice whose stored values
+are too many to tabulate (32-bit, float) is its own table: one word per pixel, indexed by position.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 
 from ichprep.convert.read.dicom import Slice, hu_of
 from ichprep.convert.render import geometry
-from ichprep.convert.render.resample import BACKENDS, SLOTS, Resampler, Scratch, first_channels, pick, shrink, unpack
+from ichprep.convert.render.resample import BACKENDS, SLOTS, Resampler, Scratch, first_channels, pick, unpack
 from ichprep.windows import (
     Channel,
     channel_stack,
@@ -112,27 +113,33 @@ class Renderer:
         return geometry.square_around(box, shape, margin)
 
     def render(self, sl: Slice, bgr: bool = False) -> np.ndarray:
-        """The (size, size, C) uint8 image, channels in the given order (RGB unless ``bgr``)."""
+        """The (size, size, C) uint8 image, channels in the given order (RGB unless ``bgr``).
+
+        Every resize goes to a resampler: downscales of a tabulated slice to ``resampler``,
+        upscales and slices that are their own table to OpenCV's.
+        """
         square = self.square(sl)
         exact = square.side == self.size
-        raw = sl.raw
-        scratch = self._scratch
-        if raw.dtype in TABLE_DTYPES:
-            _, lowest = self._hu_tables(raw.dtype.str, sl.slope, sl.intercept, sl.fix)
-            table = self._word_tables(raw.dtype.str, sl.slope, sl.intercept, sl.fix, exact, bgr)
-            index = _index_view(raw)
-            if not exact:
-                backend = self.resampler if square.side > self.size else BACKENDS["opencv"]
-                return backend.resample(index, table, lowest, square, self.size, len(self.channels))
-            index = geometry.crop_pad(index, square, lowest, out=scratch.array("index", (square.side, square.side), index.dtype))
-            words = scratch.array("words", index.shape, table.dtype)
-            np.take(table, index, out=words, mode="clip")  # every index is in the table: 'clip' is only numpy's fast path
-        else:
-            channels = self.channels[::-1] if bgr else self.channels
-            hu = sl.hu()
-            packed = _pack(channel_stack(channels, hu), exact)
-            words = geometry.crop_pad(packed, square, packed.flat[int(np.argmin(hu))])
-        lanes = unpack(words, exact)
+        tabulated = sl.raw.dtype in TABLE_DTYPES
+        index, table, lowest = self._looked_up(sl, exact, bgr) if tabulated else self._own_table(sl, exact, bgr)
         if not exact:
-            return shrink(lanes, self.size, len(self.channels), scratch)
-        return first_channels(lanes, len(self.channels))
+            backend = self.resampler if tabulated and square.side > self.size else BACKENDS["opencv"]
+            return backend.resample(index, table, lowest, square, self.size, len(self.channels))
+        scratch = self._scratch
+        index = geometry.crop_pad(index, square, lowest, out=scratch.array("index", (square.side, square.side), index.dtype))
+        words = scratch.array("words", index.shape, table.dtype)
+        np.take(table, index, out=words, mode="clip")  # every index is in the table: 'clip' is only numpy's fast path
+        return first_channels(unpack(words, exact), len(self.channels))
+
+    def _looked_up(self, sl: Slice, exact: bool, bgr: bool) -> tuple[np.ndarray, np.ndarray, int]:
+        """(index, table, lowest): the stored pixels index the table of every stored value's channel words."""
+        key = (sl.raw.dtype.str, sl.slope, sl.intercept, sl.fix)
+        _, lowest = self._hu_tables(*key)
+        return _index_view(sl.raw), self._word_tables(*key, exact, bgr), lowest
+
+    def _own_table(self, sl: Slice, exact: bool, bgr: bool) -> tuple[np.ndarray, np.ndarray, int]:
+        """(index, table, lowest) of a slice with too many possible values to tabulate: its own words, indexed by position."""
+        channels = self.channels[::-1] if bgr else self.channels
+        hu = sl.hu()
+        table = _pack(channel_stack(channels, hu), exact).ravel()
+        return np.arange(hu.size).reshape(hu.shape), table, int(np.argmin(hu))

@@ -106,8 +106,15 @@ class OpenCV:
 
 def shrink(lanes: np.ndarray, size: int, channels: int, scratch: Scratch) -> np.ndarray:
     """8.8 lanes (H, W, SLOTS) area-resized to ``size`` by OpenCV and rounded: the first ``channels`` as uint8."""
-    resized = geometry.resize_area(lanes, size, out=scratch.array("resized", (size, size, SLOTS), lanes.dtype))
+    resized = resize_area(lanes, size, out=scratch.array("resized", (size, size, SLOTS), lanes.dtype))
     return first_channels(fixed16_to_uint8(resized, out=scratch.array("lanes", resized.shape, np.uint8)), channels)
+
+
+def resize_area(image: np.ndarray, size: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Area-interpolated resize to ``size`` x ``size`` (the identity when already that size), into ``out`` if given."""
+    if image.shape[0] == size and image.shape[1] == size:
+        return image
+    return cv2.resize(np.ascontiguousarray(image), (size, size), dst=out, interpolation=cv2.INTER_AREA)
 
 
 def unpack(words: np.ndarray, exact: bool) -> np.ndarray:

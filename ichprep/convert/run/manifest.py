@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from ichprep import atomic
 from ichprep.convert.read.header import scalar
-from ichprep.layout import MANIFEST, PARTS, STATE_DIR
+from ichprep.layout import MANIFEST, PART_GLOB, PART_PATTERN, PARTS, STATE_DIR
 
 FLUSH_ROWS = 5000
 FLUSH_SECONDS = 30.0
@@ -93,8 +93,12 @@ def write_atomic(table: pd.DataFrame, path: Path) -> None:
 
 def _files(out: Path) -> list[Path]:
     """The manifest and the parts of an unfinished run, oldest first: later files have the last word."""
-    parts = sorted((out / STATE_DIR / PARTS).glob("part-*.parquet")) if (out / STATE_DIR / PARTS).is_dir() else []
-    return ([out / MANIFEST] if (out / MANIFEST).is_file() else []) + parts
+    return ([out / MANIFEST] if (out / MANIFEST).is_file() else []) + _parts(out / STATE_DIR / PARTS)
+
+
+def _parts(folder: Path) -> list[Path]:
+    """The part files in ``folder`` (none when there is no such folder), oldest first."""
+    return sorted(folder.glob(PART_GLOB)) if folder.is_dir() else []
 
 
 def _latest(files: list[Path]) -> list[np.ndarray]:
@@ -237,8 +241,7 @@ class ManifestWriter:
         self.out = out
         self.parts_dir = out / STATE_DIR / PARTS
         self.parts_dir.mkdir(parents=True, exist_ok=True)
-        existing = sorted(self.parts_dir.glob("part-*.parquet"))
-        self._next = 1 + max((int(p.stem.split("-")[1]) for p in existing), default=-1)
+        self._next = 1 + max((int(p.stem.split("-")[1]) for p in _parts(self.parts_dir)), default=-1)
         self._pending: list[dict[str, Any]] = []
         self._flushed = time.monotonic()
 
@@ -252,7 +255,7 @@ class ManifestWriter:
         self._flushed = time.monotonic()
         if not self._pending:
             return
-        write_atomic(frame(self._pending), self.parts_dir / f"part-{self._next:06d}.parquet")
+        write_atomic(frame(self._pending), self.parts_dir / PART_PATTERN.format(self._next))
         self._next += 1
         self._pending = []
 

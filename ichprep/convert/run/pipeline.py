@@ -1,37 +1,36 @@
 """The conversion pipeline: a source's inputs in tasks -> workers -> images + manifest rows.
 
-The parent lists the inputs, resolves the settings, checks them against what OUT already holds,
-keeps the progress bar and writes the manifest; workers (``ichprep.convert.run.worker``) read, render
-and store. Everything a user can get wrong is checked before anything is created, and a refused
-run leaves no trace in a folder that did not exist. Re-running the same command resumes.
+The parent lists the inputs, has the run planned (``plan``: the settings resolved and checked
+against what OUT already holds, the inputs sorted, the disk fitted), keeps the progress bar and
+writes the manifest; workers (``ichprep.convert.run.worker``) read, render and store. Everything a
+user can get wrong is checked before anything is created, and a refused run leaves no trace in a
+folder that did not exist. Re-running the same command resumes.
 """
 
 from __future__ import annotations
 
 import errno
-import shutil
 import sys
 import time
-from collections import deque
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ichprep import LABELS, layout
-from ichprep.convert import sources
-from ichprep.convert.render import fastai
-from ichprep.convert.run import budget, fit, ladder, manifest, resume
+from ichprep.convert.run import budget, fit, ladder, manifest, plan, resume
 from ichprep.convert.run.parallel import batch_size, batches, chunks, default_jobs, run_tasks
+from ichprep.convert.run.plan import Triage
 from ichprep.convert.run.worker import Job, Task
+from ichprep.convert.sources import Input, Source, open_source
 from ichprep.convert.sources.inflight import Watch
 from ichprep.convert.sources.zipped import Ahead, ZipArchive
-from ichprep.errors import DiskFullError, IchprepError, StreamCutError
+from ichprep.errors import DiskFullError, IchprepError
 from ichprep.paths import output_folder, removed_if_refused
-from ichprep.settings import DEFAULT_QUALITY, Settings
-from ichprep.store import ImageFiles, Shards, SinkSpec
+from ichprep.settings import Settings
+from ichprep.store import Shards
 from ichprep.store.shards import DEFAULT_SHARD_SIZE, index_frame
 
 STREAM_SHARD_SIZE = 256
@@ -99,7 +98,7 @@ def convert(
     out = output_folder(Path(out), "OUT")
     settings.check()
     options.check()
-    source = sources.open_source(src, options.headers)
+    source = open_source(src, options.headers)
     inputs = source.inputs(options.ids)
     if isinstance(inputs, list) and not inputs:
         raise IchprepError(_nothing_found(source, options))
@@ -107,18 +106,20 @@ def convert(
         _check_streamable(source, settings, options)
     labels = _labels_by_id(options.labels)
     if options.dry_run:
-        return _dry_run(source, inputs, out, settings, options)
+        planned = plan.dry_run(source, inputs, out, settings, options.max_disk, options.min_quality)
+        return Result(skipped=planned.triage.skipped, estimate=planned.fitted.estimate, settings=planned.settings,
+                      fitted=planned.fitted)
     with removed_if_refused(out):
         out.mkdir(parents=True, exist_ok=True)
         with resume.locked(out):
             return _convert(source, inputs, out, settings, options, labels, say)
 
 
-def _nothing_found(source: sources.Source, options: Options) -> str:
+def _nothing_found(source: Source, options: Options) -> str:
     return f"{source.name}: no DICOM files found{' among the --ids given' if options.ids is not None else ''}"
 
 
-def _check_streamable(source: sources.Source, settings: Settings, options: Options) -> None:
+def _check_streamable(source: Source, settings: Settings, options: Options) -> None:
     """Refuse what needs the inputs counted or sampled before the run, or a whole shard's members in memory."""
     why = f"{source.name} is a stream (read once, front to back; a URL whose server answers range requests is not)"
     if options.dry_run or options.max_disk is not None:
@@ -129,8 +130,8 @@ def _check_streamable(source: sources.Source, settings: Settings, options: Optio
 
 
 def _convert(
-    source: sources.Source,
-    inputs: list[sources.Input] | Iterator[sources.Input],
+    source: Source,
+    inputs: list[Input] | Iterator[Input],
     out: Path,
     settings: Settings,
     options: Options,
@@ -142,8 +143,8 @@ def _convert(
 
     say = say or (lambda line: tqdm.write(line, file=sys.stderr))
     done, recorded = resume.previous_runs(out)
-    settings, job, triage, todo = _plan(source, inputs, out, settings, done)
-    settings, job, fitted = _fit(settings, job, todo, out, out, options)
+    planned = plan.plan(source, inputs, out, settings, done, out, options.max_disk, options.min_quality, options.dry_run)
+    settings, job, triage, todo, fitted = planned.settings, planned.job, planned.triage, planned.todo, planned.fitted
     result = Result(manifest=out / layout.MANIFEST, settings=settings, estimate=fitted.estimate, fitted=fitted)
     if fitted.picked:
         say(fitted.announce())
@@ -202,8 +203,7 @@ def _show_fetched(bar: Any, fetched: int, started: float, watch: Watch | None = 
     bar.set_postfix_str(f"{budget.human(fetched)} fetched, {budget.human(rate)}/s{limit}", refresh=False)
 
 
-def _ahead(source: sources.Source, todo: list[sources.Input] | Iterator[sources.Input], job: Job, jobs: int,
-           options: Options) -> Ahead | None:
+def _ahead(source: Source, todo: list[Input] | Iterator[Input], job: Job, jobs: int, options: Options) -> Ahead | None:
     """A URL's members fetched by the parent ahead of its workers, so that no task starts with a round trip.
 
     A batch for each worker is held ahead (and two round trips' worth of the link on top): when
@@ -216,126 +216,6 @@ def _ahead(source: sources.Source, todo: list[sources.Input] | Iterator[sources.
             or options.scheduler is not None or isinstance(job.sink, Shards)):
         return None
     return source.ahead(todo, batch_size(len(todo), jobs) * jobs)
-
-
-def _dry_run(source: sources.Source, inputs: list[sources.Input], out: Path, settings: Settings, options: Options) -> Result:
-    """Estimate the output size from a converted sample and leave OUT as it was (nothing created)."""
-    created = next((p for p in [*reversed(out.absolute().parents), out, out / layout.STATE_DIR] if not p.exists()), None)
-    try:
-        done = resume.done_ids(out, manifest.load(out, manifest.STATE_COLUMNS)) if out.exists() else set()
-        settings, job, triage, todo = _plan(source, inputs, out, settings, done)
-        where = out if out.exists() else _existing_parent(out)
-        settings, job, fitted = _fit(settings, job, todo, out, where, options)
-    finally:
-        if created is not None:
-            shutil.rmtree(created, ignore_errors=True)
-    return Result(skipped=triage.skipped, estimate=fitted.estimate, settings=settings, fitted=fitted)
-
-
-def _fit(settings: Settings, job: Job, todo: list[sources.Input] | Iterator[sources.Input], out: Path, where: Path,
-         options: Options) -> tuple[Settings, Job, fit.Fit]:
-    """The run's settings and job with the quality its budget affords (``BudgetError`` when nothing fits).
-
-    A stream cannot be sampled: its run keeps the quality given (or the default) and stops if the
-    disk fills.
-    """
-    if isinstance(todo, list):
-        fitted = fit.fit(job, todo, settings, out / layout.STATE_DIR / "sample", where, options.max_disk,
-                         options.min_quality, options.dry_run)
-    else:
-        fitted = fit.Fit(settings.quality or DEFAULT_QUALITY)
-    settings = replace(settings, quality=fitted.quality)
-    return settings, replace(job, sink=replace(job.sink, quality=fitted.quality)), fitted
-
-
-def _plan(source: sources.Source, inputs: list[sources.Input] | Iterator[sources.Input], out: Path, settings: Settings,
-          done: set[str]) -> tuple[Settings, Job, Triage, list[sources.Input] | Iterator[sources.Input]]:
-    """What a run will do: its resolved settings, the job its workers share, and the inputs still to convert.
-
-    A listed source gives a list of what is left (it is counted and sampled); a stream an iterator
-    that sorts its members as they arrive.
-    """
-    settings = _resolve(settings, source, inputs, out)
-    job = Job(source.for_workers(), settings.channels, settings.size, settings.crop, _sink(out, settings))
-    triage = Triage(done)
-    todo = triage.pending(inputs)
-    return settings, job, triage, list(todo) if isinstance(inputs, list) else todo
-
-
-def _existing_parent(path: Path) -> Path:
-    """The nearest folder above ``path`` that exists (where its free space is measured)."""
-    return next(p for p in path.absolute().parents if p.exists())
-
-
-def _resolve(settings: Settings, source: sources.Source, inputs: Sequence[sources.Input] | Iterator[sources.Input],
-             out: Path) -> Settings:
-    """The run's settings, ready to render (``render.fastai``), checked against what OUT already holds."""
-    previous = Settings.load(out)
-    settings = fastai.resolve(settings, source, inputs, previous)
-    if settings.quality is None and previous is not None and previous.format == settings.format:
-        settings = replace(settings, quality=previous.quality)  # a resumed run keeps the quality its budget picked
-    changed = previous.output_differences(settings) if previous is not None else []
-    if changed:
-        raise IchprepError(f"{out} holds output made with other settings ({'; '.join(changed)}): use another output folder")
-    return settings
-
-
-def _sink(out: Path, settings: Settings) -> SinkSpec:
-    """Where a run's images go: image files, or shards that record the settings in their attributes."""
-    if settings.format != "hdf5":
-        return ImageFiles(str(out), settings.format, settings.quality)
-    import json
-
-    attrs = (("windows", json.dumps([c.describe() for c in settings.channels])), ("crop", json.dumps(settings.crop)))
-    return Shards(str(out), settings.codec, settings.size, len(settings.channels), settings.quality, attrs)
-
-
-class Triage:
-    """Which inputs a run converts: unsafe or duplicate ids become failed rows, ids already converted are skipped.
-
-    It sorts the inputs as they are drawn, so a stream's members are sorted as the stream is
-    read; joblib may draw them in its dispatch thread, so failed rows wait in a deque that the
-    run's loop drains. A stream that breaks off ends the inputs there (``cut``): the members
-    already read are still converted, then the run stops.
-    """
-
-    def __init__(self, done: Collection[str] = ()) -> None:
-        self.done = done
-        self.seen: dict[str, str] = {}
-        """Id -> the file or member name that has it (strings the inputs already hold)."""
-        self.skipped = 0
-        self.refused: deque[dict[str, Any]] = deque()
-        self.cut: StreamCutError | None = None
-
-    def pending(self, inputs: Iterable[sources.Input]) -> Iterator[sources.Input]:
-        """The inputs still to convert, in order."""
-        try:
-            yield from self._sorted(inputs)
-        except StreamCutError as err:
-            self.cut = err
-
-    def _sorted(self, inputs: Iterable[sources.Input]) -> Iterator[sources.Input]:
-        for item in inputs:
-            reason = None
-            if not sources.is_safe_id(item.id):
-                reason = f"unsafe image id {item.id!r} for a file name"
-            elif item.id in self.seen:
-                reason = f"duplicate image id (also {self.seen[item.id]})"
-            if reason:
-                self.refused.append({"id": item.id, "source": item.source, "fname": item.source, "status": "failed", "error": reason})
-                continue
-            self.seen[item.id] = item.member or item.where
-            if item.id in self.done:
-                self.skipped += 1
-                continue
-            yield item
-
-    def take_refused(self) -> list[dict[str, Any]]:
-        """The failed rows of refused inputs found since the last call."""
-        rows = []
-        while self.refused:
-            rows.append(self.refused.popleft())
-        return rows
 
 
 def _report(row: dict[str, Any], result: Result, say: Callable[[str], None]) -> None:
@@ -359,7 +239,7 @@ def _labels_by_id(path: Path | None) -> dict[str, np.ndarray]:
     return dict(zip(table["SOPInstanceUID"].astype(str), values))
 
 
-def _tasks(todo: Iterable[sources.Input], job: Job, out: Path, jobs: int, options: Options,
+def _tasks(todo: Iterable[Input], job: Job, out: Path, jobs: int, options: Options,
            labels: dict[str, np.ndarray]) -> Iterator[Task]:
     """Image batches, or whole shards numbered after every shard already on disk; drawn as the run goes."""
     if not isinstance(job.sink, Shards):
@@ -370,7 +250,7 @@ def _tasks(todo: Iterable[sources.Input], job: Job, out: Path, jobs: int, option
         yield Task(tuple(items), first + k, {i.id: labels[i.id] for i in items if i.id in labels})
 
 
-def shard_size(todo: Iterable[sources.Input], largest: int, jobs: int) -> int:
+def shard_size(todo: Iterable[Input], largest: int, jobs: int) -> int:
     """Images per shard: ``--shard-size``, or fewer when that would leave processes idle.
 
     A shard is one process's task, so 3,000 inputs in shards of 10,000 would be converted by
@@ -410,7 +290,7 @@ def scan(src: Path | str, jobs: int | None = None, quiet: bool = True, ids: Sequ
     """Manifest rows (header fields, pixel statistics, outcome) of every input, writing nothing."""
     from tqdm import tqdm
 
-    source = sources.open_source(src, headers)
+    source = open_source(src, headers)
     inputs = source.inputs(ids)
     triage = Triage()
     good = triage.pending(inputs)

@@ -1,8 +1,7 @@
-"""Head box, square crop and resize on synthetic phantoms whose geometry is known."""
+"""Head box and square crop on synthetic phantoms whose geometry is known."""
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 
@@ -143,9 +142,3 @@ def test_crop_pad_is_numpy_padding_then_slicing(square):
 def test_crop_pad_inside_the_image_is_a_view():
     image = np.zeros((32, 32), dtype=np.uint16)
     assert np.shares_memory(geometry.crop_pad(image, Square(4, 4, 16), 0), image)
-
-
-def test_resize_area_is_opencvs_area_resize_and_the_identity_at_size():
-    image = np.random.default_rng(0).random((60, 60, 3))
-    np.testing.assert_array_equal(geometry.resize_area(image, 24), cv2.resize(image, (24, 24), interpolation=cv2.INTER_AREA))
-    assert geometry.resize_area(image, 60) is image

@@ -162,6 +162,19 @@ def test_generated_slices_resampled_are_the_area_resized_formula(make_ct, refere
     assert_close_to(renderer.render(sl), expected, kind)
 
 
+@pytest.mark.parametrize("crop, size", [(False, 64), (True, 48), (False, 100)])
+def test_a_slice_of_32_bit_values_renders_as_the_formula_without_a_table(reference, crop, size):
+    """Stored values too many to tabulate: exactly the formula at the slice's own size, the area-resized formula otherwise."""
+    raw = S16.astype(np.int32) * 3
+    sl = dicom.Slice(raw, 1.0, -2000.0, False)
+    renderer = Renderer(DEFAULT, size=size, crop=crop)
+    hu = raw.astype(np.float64) - 2000.0
+    if renderer.square(sl).side == size:
+        np.testing.assert_array_equal(renderer.render(sl), reference.window_u8(hu))
+    else:
+        assert_close_to(renderer.render(sl), reference.resampled(hu, renderer.square(sl), size))
+
+
 def circle_hu(shape: tuple[int, int], radius: float) -> np.ndarray:
     hu = np.full(shape, -1000.0)
     yy, xx = np.mgrid[: shape[0], : shape[1]]

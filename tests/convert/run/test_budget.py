@@ -29,18 +29,6 @@ def test_parse_size_rejects_what_is_not_a_size(text):
         budget.parse_size(text)
 
 
-def test_dry_run_estimates_from_a_real_sample_and_converts_nothing(images, tmp_path):
-    out = tmp_path / "out"
-    result = convert(images, out, Settings(size=64), Options(dry_run=True, jobs=1, quiet=True))
-    assert result.converted == 0 and not list(out.glob("*.png"))
-    real = convert(images, tmp_path / "real", Settings(size=64), Options(jobs=1, quiet=True))
-    actual = sum(p.stat().st_blocks * 512 for p in (tmp_path / "real").glob("*.png")) / real.converted
-    assert result.estimate.images == 24
-    assert result.estimate.per_image == pytest.approx(actual, rel=0.25)
-
-
-
-
 def test_low_free_space_stops_the_run_keeping_a_resumable_manifest(images, tmp_path, monkeypatch):
     out = tmp_path / "out"
     calls = iter(range(10**6))

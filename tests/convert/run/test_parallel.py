@@ -56,9 +56,10 @@ def test_clear_stale_removes_only_what_dead_runs_left(tmp_path: Path) -> None:
 ORPHAN = """
 import os, sys, time
 from ichprep.convert.run.parallel import watch_parent
+parent = os.getpid()
 child = os.fork()
 if child == 0:
-    watch_parent(os.getppid())
+    watch_parent(parent)
     time.sleep(60)
     os._exit(0)
 print(child, flush=True)
@@ -67,6 +68,11 @@ time.sleep(60)
 
 
 def test_a_worker_exits_soon_after_its_parent_is_killed() -> None:
+    """The parent's pid is the parent's own, passed down as ``run_tasks`` passes it to its workers.
+
+    Read by the child with ``getppid`` it could already be the reaper's: the parent may be killed
+    before the child runs, and the child would then watch the wrong process.
+    """
     parent = subprocess.Popen([sys.executable, "-c", ORPHAN], stdout=subprocess.PIPE, text=True)
     child = int(parent.stdout.readline())
     assert parallel._alive(child)

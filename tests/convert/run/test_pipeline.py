@@ -20,9 +20,8 @@ from pydicom.uid import ImplicitVRLittleEndian, RLELossless
 
 from ichprep.convert import sources
 from ichprep.convert.read import dicom
-from ichprep.convert.render import fastai
 from ichprep.convert.render.renderer import Renderer
-from ichprep.convert.run import pipeline, resume
+from ichprep.convert.run import pipeline, plan, resume
 from ichprep.convert.run.pipeline import Options
 from ichprep.errors import IchprepError
 from ichprep.settings import Settings
@@ -500,7 +499,7 @@ def test_a_fastai_resume_reuses_the_saved_breakpoints(src, tmp_path, monkeypatch
     def no_new_sample(*_args, **_kwargs):
         raise AssertionError("a resumed fastai run must not estimate new breakpoints")
 
-    monkeypatch.setattr(fastai, "sample_breaks", no_new_sample)
+    monkeypatch.setattr(plan, "sample_breaks", no_new_sample)
     again = pipeline.convert(src, out, *quiet(windows="fastai", crop=False, size=SIDE))
     assert again.converted == 2
     assert json.loads((out / "ichprep.json").read_text())["channels"][2]["breaks"] == saved
