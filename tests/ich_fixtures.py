@@ -146,9 +146,9 @@ def write_model(path: Path, settings_from: Path, size: int = 32, neighbours: int
     import torch
 
     from ichprep.models.pretrained import RANDOM, Start, build
+    from ichprep.models.saved import save
     from ichprep.store import open_converted
     from ichprep.train import TrainConfig
-    from ichprep.models.saved import save
     from ichprep.train.network import model_record
 
     in_channels = 3 * (2 * neighbours + 1)

@@ -19,9 +19,9 @@ from real_manifest import RSNA
 
 from ichprep import LABELS, SUBTYPES
 from ichprep.metrics import prior_correct, summary
-from ichprep.predict import Predictions, evaluate, predict, submission
 from ichprep.models.apply import Inputs, predict_loader
 from ichprep.models.saved import load_cnn
+from ichprep.predict import Predictions, evaluate, predict, submission
 from ichprep.predict.submission import CLIP
 from ichprep.train import TrainConfig, train
 

@@ -15,10 +15,10 @@ import pytest
 from cli_run import ichprep
 
 from ichprep.convert import Options, convert
-from ichprep.windows import Channel, fastai_channels, parse_windows
 from ichprep.predict import predict
 from ichprep.settings import Settings
 from ichprep.synth import IMAGES_DIR, generate
+from ichprep.windows import Channel, fastai_channels, parse_windows
 from tests.ich_fixtures import fabricate, write_folder, write_model, write_shards
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
