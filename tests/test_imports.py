@@ -1,8 +1,11 @@
-"""The stages' import rules, read from the source with ast: inference never imports training.
+"""The stages' import rules, read from the source with ast: the rooms in layers, and inference never imports training.
 
-``ichprep.predict`` applies a model.pt with what ``models``, ``data`` and ``store`` offer; were it to
-import ``ichprep.train`` (directly, inside a function, or through another module it imports) the
-stages would be one again. The rule is checked on the import graph of the source, every import
+The package is a house of rooms (each subpackage, convert's folders, each top-level module) in
+layers (``LAYERS``): a room imports only rooms of the layers below it, so there is no cycle and
+no arrow that runs up, and a change to a room never reaches the rooms beneath it. ``ichprep.predict``
+applies a model.pt with what ``models``, ``series``' data and ``store`` offer; were it to import
+``ichprep.train`` (directly, inside a function, or through another module it imports) the stages
+would be one again. The rules are checked on the import graph of the source, every import
 statement counted wherever it sits, so a lazy import inside a function cannot hide a dependency.
 """
 
@@ -45,6 +48,70 @@ def imported(name: str, path: Path, known: dict[str, Path]) -> set[str]:
             if ".".join(parts[:end]) in known:
                 out.add(".".join(parts[:end]))
     return out
+
+
+def named(name: str, path: Path, known: dict[str, Path]) -> set[str]:
+    """The ichprep modules that module ``name`` names in its imports (``from a import b``: ``a``, and ``a.b`` if a module)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            anchor = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+            base = ".".join(anchor + ([node.module] if node.module else []))
+            found |= {base} | {f"{base}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+    return {module for module in found if module in known}
+
+
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("__main__",), ("cli",), ("demo",), ("predict",), ("series",), ("train",), ("meta",), ("models",),
+    ("data", "plots", "synth"), ("convert",), ("convert.run",), ("convert.render",), ("convert.read",), ("convert.sources",),
+    ("store",), ("settings",), ("windows", "labels", "paths", "metrics", "splits"), ("strict_json", "layout", "errors", "atomic"),
+    ("ichprep",),
+)
+"""The rooms, top layer first: the command line, the demo, inference, the second stage, training, the
+metadata table, the networks and the data they read, conversion and its stages, the stores, and
+the plain facts everything shares (the package itself: the label names and the version)."""
+
+
+def room(module: str) -> str:
+    """The room of a module: convert's folder, else the subpackage or top-level module under ichprep."""
+    parts = module.split(".")
+    if len(parts) == 1:
+        return "ichprep"
+    return ".".join(parts[1:3]) if parts[1] == "convert" and len(parts) > 2 else parts[1]
+
+
+def layer(name: str) -> int:
+    return next(k for k, rooms in enumerate(LAYERS) if name in rooms)
+
+
+def room_arrows(root: Path) -> set[tuple[str, str, str]]:
+    """(room, room it imports, the module importing) for every import between two rooms under ``root``."""
+    known = modules(root)
+    return {(room(name), room(target), name) for name, path in known.items() for target in named(name, path, known)
+            if room(name) != room(target)}
+
+
+def test_every_room_has_its_layer():
+    assert {room(name) for name in modules(PACKAGE.parent)} <= {r for rooms in LAYERS for r in rooms}
+
+
+def test_rooms_import_only_rooms_of_the_layers_below_so_nothing_runs_up_and_nothing_cycles():
+    assert sorted(arrow for arrow in room_arrows(PACKAGE.parent) if layer(arrow[1]) <= layer(arrow[0])) == []
+
+
+def test_the_layer_check_finds_an_arrow_up_and_a_pair_in_one_layer(tmp_path):
+    write(tmp_path, "ichprep.models.apply", "from ichprep.store import open_converted\n")
+    write(tmp_path, "ichprep.store.converted", "")
+    write(tmp_path, "ichprep.data.batches", "")
+    assert [a for a in room_arrows(tmp_path) if layer(a[1]) <= layer(a[0])] == []
+    write(tmp_path, "ichprep.store.converted", "def f():\n    from ichprep.models.apply import check_data\n")
+    write(tmp_path, "ichprep.data.batches", "from ichprep import plots\n")
+    write(tmp_path, "ichprep.plots", "")
+    assert sorted(a for a in room_arrows(tmp_path) if layer(a[1]) <= layer(a[0])) == [
+        ("data", "plots", "ichprep.data.batches"), ("store", "models", "ichprep.store.converted")]
 
 
 def path_to(start_prefix: str, forbidden: str, root: Path) -> list[str] | None:

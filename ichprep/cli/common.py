@@ -67,9 +67,23 @@ def resolved_options(ctx: typer.Context, stage: str) -> dict[str, Any]:
     name, scale, dry_run = params.pop("recipe"), params.pop("scale"), params.pop("dry_run")
     given = {k for k in params if (s := ctx.get_parameter_source(k)) is not None and s.name != "DEFAULT"}
     resolved = resolve(name, stage, scale, params, given)
-    if dry_run:
-        typer.echo(show(resolved, stage, RUNTIME))
-        raise typer.Exit(0)
-    if name is not None:
-        say(show(resolved, stage, RUNTIME))
+    if dry_run or name is not None:
+        flags = {p.name: p for p in ctx.command.params}
+        shown = show(resolved, stage, RUNTIME, lambda option, value: spelled(flags[option], value))
+        if dry_run:
+            typer.echo(shown)
+            raise typer.Exit(0)
+        say(shown)
     return resolved.options
+
+
+def spelled(param: Any, value: Any) -> str:
+    """An option and its value as one types them: ``--lr 2e-5``, ``--reverse-tta``, ``--no-pretrained``; a flag
+    that is off, ``(no --snapshots)``."""
+    from ichprep.train.recipes import shown
+
+    if not isinstance(value, bool) or not getattr(param, "is_flag", False):
+        return f"{param.opts[0]} {shown(value)}"
+    if value:
+        return param.opts[0]
+    return param.secondary_opts[0] if param.secondary_opts else f"(no {param.opts[0]})"

@@ -8,23 +8,9 @@ from typing import Optional
 import typer
 
 from ichprep import layout
+from ichprep.cli import common
 from ichprep.cli.app import app
-from ichprep.cli.common import (
-    DEVICE,
-    DRY_RUN,
-    OPTIMIZER,
-    QUIET,
-    RECIPE,
-    RESUME,
-    SCALE,
-    SCHEDULE,
-    SEED,
-    STOP_AFTER,
-    TTA,
-    WORKERS,
-    resolved_options,
-    say,
-)
+from ichprep.cli.common import resolved_options, say
 from ichprep.paths import existing, output_file
 
 RUN = typer.Argument(None, metavar="RUN", show_default=False, help="A finished `ichprep train --folds K` run folder "
@@ -58,14 +44,15 @@ VAL_FRAC = typer.Option(0.2, "--val-frac", min=0.0, max=0.9, help="Share of pati
 
 @app.command("train-series")
 def train_series_cmd(
-    ctx: typer.Context, run: Optional[Path] = RUN, out: Optional[Path] = SRUN, recipe: Optional[str] = RECIPE,
-    scale: str = SCALE, dry_run: bool = DRY_RUN, cell: str = CELL, hidden: int = HIDDEN, layers: int = LAYERS,
-    conv: int = CONV, dilations: str = DILATIONS, features: bool = FEATURES, deltas: bool = DELTAS, spacing: bool = SPACING,
-    epochs: int = EPOCHS, batch_size: int = BATCH, optimizer: str = OPTIMIZER, lr: float = LR, wd: float = WD,
-    schedule: str = SCHEDULE, dropout: float = DROPOUT, bags: int = BAGS, seq_aug: Optional[str] = SEQ_AUG, crop: int = CROP,
-    reverse: bool = REVERSE, cnn_epochs: Optional[str] = CNN_EPOCHS, val_frac: float = VAL_FRAC, tta: Optional[str] = TTA,
-    seed: int = SEED, workers: Optional[int] = WORKERS, device: str = DEVICE, quiet: bool = QUIET, resume: bool = RESUME,
-    stop_after: Optional[int] = STOP_AFTER,
+    ctx: typer.Context, run: Optional[Path] = RUN, out: Optional[Path] = SRUN, recipe: Optional[str] = common.RECIPE,
+    scale: str = common.SCALE, dry_run: bool = common.DRY_RUN, cell: str = CELL, hidden: int = HIDDEN,
+    layers: int = LAYERS, conv: int = CONV, dilations: str = DILATIONS, features: bool = FEATURES, deltas: bool = DELTAS,
+    spacing: bool = SPACING, epochs: int = EPOCHS, batch_size: int = BATCH, optimizer: str = common.OPTIMIZER,
+    lr: float = LR, wd: float = WD, schedule: str = common.SCHEDULE, dropout: float = DROPOUT, bags: int = BAGS,
+    seq_aug: Optional[str] = SEQ_AUG, crop: int = CROP, reverse: bool = REVERSE, cnn_epochs: Optional[str] = CNN_EPOCHS,
+    val_frac: float = VAL_FRAC, tta: Optional[str] = common.TTA, seed: int = common.SEED,
+    workers: Optional[int] = common.WORKERS, device: str = common.DEVICE, quiet: bool = common.QUIET,
+    resume: bool = common.RESUME, stop_after: Optional[int] = common.STOP_AFTER,
 ) -> None:
     """Train a sequence model over each series on a --folds run's out-of-fold embeddings."""
     from ichprep.series.config import series_config
@@ -84,9 +71,9 @@ def embed_cmd(
     data: Path = typer.Argument(..., metavar="DATA", help="convert's output."),
     out: Path = typer.Option(..., "--out", "-o", help="Parquet file: id, series, position, slice, logit_<label> x 6, "
                              "f0000... (float16)."),
-    tta: Optional[str] = TTA,
+    tta: Optional[str] = common.TTA,
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help="Images per batch."),
-    workers: Optional[int] = WORKERS, device: str = DEVICE, quiet: bool = QUIET,
+    workers: Optional[int] = common.WORKERS, device: str = common.DEVICE, quiet: bool = common.QUIET,
 ) -> None:
     """Write every image's pooled CNN features and six logits, with its series and position, for a second stage of your own."""
     existing(model, "MODEL", "file")

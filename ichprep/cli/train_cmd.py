@@ -9,30 +9,9 @@ from typing import Optional
 import typer
 
 from ichprep import layout
+from ichprep.cli import common
 from ichprep.cli.app import app
-from ichprep.cli.common import (
-    ARCH,
-    DEVICE,
-    DRY_RUN,
-    LABELS,
-    MAX_IMAGES,
-    NEIGHBOURS,
-    NORM,
-    OPTIMIZER,
-    PRETRAINED,
-    QUIET,
-    RECIPE,
-    RESUME,
-    SCALE,
-    SCHEDULE,
-    SEED,
-    STACK,
-    STOP_AFTER,
-    WEIGHTS,
-    WORKERS,
-    resolved_options,
-    say,
-)
+from ichprep.cli.common import resolved_options, say
 from ichprep.errors import IchprepError
 
 OPTIONAL_DATA = typer.Argument(None, metavar="DATA", show_default=False, help="convert's output: an image folder or HDF5 "
@@ -74,17 +53,20 @@ COMPILE = typer.Option(False, "--compile", help="torch.compile the network: comp
 
 @app.command("train")
 def train_cmd(
-    ctx: typer.Context, data: Optional[Path] = OPTIONAL_DATA, out: Optional[Path] = RUN, labels: Optional[Path] = LABELS,
-    arch: str = ARCH, weights: Optional[Path] = WEIGHTS, pretrained: bool = PRETRAINED, epochs: int = EPOCHS,
-    freeze_epochs: Optional[int] = FREEZE, lr_mult: float = LR_MULT, batch_size: int = BATCH, accumulate: int = ACCUMULATE,
-    optimizer: str = OPTIMIZER, lr: float = LR, wd: float = WD, schedule: str = SCHEDULE, sizes: Optional[str] = SIZES,
-    stage_epochs: Optional[str] = STAGE_EPOCHS, val_frac: Optional[float] = VAL_FRAC, seed: int = SEED,
-    workers: Optional[int] = WORKERS, resume: bool = RESUME, neighbours: int = NEIGHBOURS, stack: str = STACK,
-    norm: str = NORM, folds: Optional[int] = FOLDS, fold: Optional[int] = FOLD, train_folds: Optional[str] = TRAIN_FOLDS,
-    neg_ratio: Optional[str] = NEG_RATIO, flips: str = FLIPS, rotate: float = ROTATE, zoom: float = ZOOM,
-    shift: float = SHIFT, affine_p: float = AFFINE_P, no_augment: bool = NO_AUGMENT, snapshots: bool = SNAPSHOTS,
-    device: str = DEVICE, quiet: bool = QUIET, max_images: Optional[int] = MAX_IMAGES, stop_after: Optional[int] = STOP_AFTER,
-    compile_model: bool = COMPILE, recipe: Optional[str] = RECIPE, scale: str = SCALE, dry_run: bool = DRY_RUN,
+    ctx: typer.Context, data: Optional[Path] = OPTIONAL_DATA, out: Optional[Path] = RUN,
+    labels: Optional[Path] = common.LABELS, arch: str = common.ARCH, weights: Optional[Path] = common.WEIGHTS,
+    pretrained: bool = common.PRETRAINED, epochs: int = EPOCHS, freeze_epochs: Optional[int] = FREEZE,
+    lr_mult: float = LR_MULT, batch_size: int = BATCH, accumulate: int = ACCUMULATE, optimizer: str = common.OPTIMIZER,
+    lr: float = LR, wd: float = WD, schedule: str = common.SCHEDULE, sizes: Optional[str] = SIZES,
+    stage_epochs: Optional[str] = STAGE_EPOCHS, val_frac: Optional[float] = VAL_FRAC, seed: int = common.SEED,
+    workers: Optional[int] = common.WORKERS, resume: bool = common.RESUME, neighbours: int = common.NEIGHBOURS,
+    stack: str = common.STACK, norm: str = common.NORM, folds: Optional[int] = FOLDS, fold: Optional[int] = FOLD,
+    train_folds: Optional[str] = TRAIN_FOLDS, neg_ratio: Optional[str] = NEG_RATIO, flips: str = FLIPS,
+    rotate: float = ROTATE, zoom: float = ZOOM, shift: float = SHIFT, affine_p: float = AFFINE_P,
+    no_augment: bool = NO_AUGMENT, snapshots: bool = SNAPSHOTS, device: str = common.DEVICE, quiet: bool = common.QUIET,
+    max_images: Optional[int] = common.MAX_IMAGES, stop_after: Optional[int] = common.STOP_AFTER,
+    compile_model: bool = COMPILE, recipe: Optional[str] = common.RECIPE, scale: str = common.SCALE,
+    dry_run: bool = common.DRY_RUN,
 ) -> None:
     """Train a classifier of the six labels; the same command runs under torchrun for several GPUs."""
     from ichprep.train.options import train_config
@@ -100,16 +82,18 @@ def train_cmd(
 
 @app.command("lr-find")
 def lr_find_cmd(
-    data: Path = typer.Argument(..., metavar="DATA", help="convert's output: an image folder or HDF5 shards."),
+    data: Path = common.DATA,
     out: Path = typer.Option(..., "--out", "-o", help="Folder for lr_find.csv and lr_find.png."),
     start: float = typer.Option(1e-7, help="First learning rate."),
     end: float = typer.Option(10.0, help="Last learning rate (the sweep stops earlier on divergence)."),
     steps: int = typer.Option(100, min=2, help="Most batches to try."),
     batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help="Images per batch."),
-    labels: Optional[Path] = LABELS, arch: str = ARCH, weights: Optional[Path] = WEIGHTS, pretrained: bool = PRETRAINED,
-    neighbours: int = NEIGHBOURS, stack: str = STACK, norm: str = NORM, optimizer: str = OPTIMIZER,
+    labels: Optional[Path] = common.LABELS, arch: str = common.ARCH, weights: Optional[Path] = common.WEIGHTS,
+    pretrained: bool = common.PRETRAINED, neighbours: int = common.NEIGHBOURS, stack: str = common.STACK,
+    norm: str = common.NORM, optimizer: str = common.OPTIMIZER,
     size: Optional[int] = typer.Option(None, min=8, help="Resize batches to this side (default: the stored size)."),
-    seed: int = SEED, workers: Optional[int] = WORKERS, device: str = DEVICE, max_images: Optional[int] = MAX_IMAGES,
+    seed: int = common.SEED, workers: Optional[int] = common.WORKERS, device: str = common.DEVICE,
+    max_images: Optional[int] = common.MAX_IMAGES,
 ) -> None:
     """Learning-rate range test: exponential sweep, smoothed loss, stop on divergence; prints a suggested lr."""
     if not 0 < start < end:

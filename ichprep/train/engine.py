@@ -131,6 +131,8 @@ class Engine:
 
     def fit(self, task: Task, start: int) -> list[dict]:
         """Train epochs ``start`` to the last (or ``stop_after`` of them); the metrics rows of the whole run."""
+        if self.main:
+            self.out.mkdir(parents=True, exist_ok=True)
         for epoch in range(start, self.epochs):
             if self.stop_after is not None and epoch - start >= self.stop_after:
                 break

@@ -12,6 +12,7 @@ Values are as the command line takes them; nothing here imports torch or the CLI
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -263,18 +264,24 @@ def resolve(name: str | None, stage: str, scale: str, options: dict[str, Any], g
     return Resolved(out, {k: sources[k] for k in options}, name, scale)
 
 
-def _shown(value: Any) -> str:
-    """A value as the command line takes it: 2e-5, not 2e-05; a list of folds as 0,1,2; nothing as an empty pair of quotes."""
+def shown(value: Any) -> str:
+    """A value as the command line takes it: 2e-5, not 2e-05; a list of folds as 0,1,2; nothing as ``(not set)``."""
     if isinstance(value, float):
         return re.sub(r"e([+-])0*(\d)", r"e\1\2", f"{value:g}")
     if value is None or value == "":
-        return "''"
-    return str(value).lower() if isinstance(value, bool) else str(value)
+        return "(not set)"
+    return str(value)
 
 
-def show(resolved: Resolved, stage: str, unlisted: frozenset[str] = frozenset()) -> str:
-    """The resolved options in full (but ``unlisted``), one a line with where each value came from; a recipe's source
-    and what differs."""
+def spelled(option: str, value: Any) -> str:
+    """``--option value``: how a value reads when nothing says how the command line spells its option."""
+    return f"--{option.replace('_', '-')} {shown(value)}"
+
+
+def show(resolved: Resolved, stage: str, unlisted: frozenset[str] = frozenset(),
+         spell: Callable[[str, Any], str] = spelled) -> str:
+    """The resolved options in full (but ``unlisted``), one a line with where each value came from (``spell`` writes an
+    option and its value as the command line does); a recipe's source and what differs."""
     lines = []
     if resolved.recipe is not None:
         chosen = RECIPES[resolved.recipe]
@@ -283,10 +290,10 @@ def show(resolved: Resolved, stage: str, unlisted: frozenset[str] = frozenset())
     for key, value in resolved.options.items():
         if key in unlisted:
             continue
-        lines.append(f"  --{key.replace('_', '-')} {_shown(value)}  ({resolved.sources[key]})")
+        lines.append(f"  {spell(key, value)}  ({resolved.sources[key]})")
     if resolved.recipe is not None:
         chosen = RECIPES[resolved.recipe]
-        lines += [f"  then: ichprep predict ... --{k} {_shown(v.value)}  ({v.source})" for k, v in chosen.predict.items()
+        lines += [f"  then: ichprep predict ... {spelled(k, v.value)}  ({v.source})" for k, v in chosen.predict.items()
                   if stage == "series"]
         lines += [f"  not as published: {d}" for d in chosen.differs]
     return "\n".join(lines)

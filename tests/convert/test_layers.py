@@ -8,11 +8,10 @@ Input`` names ``ichprep.convert.sources``), not for the packages Python runs on 
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
-from test_imports import PACKAGE, modules, write
+from test_imports import PACKAGE, modules, named, write
 
 CONVERT = "ichprep.convert"
 ORDER = ("ichprep.convert.run", "ichprep.convert.render", "ichprep.convert.read", "ichprep.convert.sources")
@@ -20,20 +19,6 @@ ORDER = ("ichprep.convert.run", "ichprep.convert.render", "ichprep.convert.read"
 BELOW = ("ichprep.store", "ichprep.settings", "ichprep.windows", "ichprep.layout", "ichprep.errors", "ichprep.atomic",
          "ichprep.paths", "ichprep.labels")
 """What convert builds on: none of it imports anything of convert."""
-
-
-def named(name: str, path: Path, known: dict[str, Path]) -> set[str]:
-    """The ichprep modules that module ``name`` names in its imports (``from a import b``: ``a``, and ``a.b`` if a module)."""
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom):
-            anchor = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
-            base = ".".join(anchor + ([node.module] if node.module else []))
-            found |= {base} | {f"{base}.{alias.name}" for alias in node.names}
-        elif isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-    return {module for module in found if module in known}
 
 
 def room(module: str) -> str:
