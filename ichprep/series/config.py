@@ -123,5 +123,17 @@ def series_config(o: dict[str, Any]) -> SeriesConfig:
     parsed = {k: integers(o[k], option, lowest) for k, (option, lowest) in LISTS.items()}
     cfg = SeriesConfig(**{**o, **parsed, "dilations": parsed["dilations"] or (1,), "tta": views(o["tta"]),
                           "seq_aug": names(o["seq_aug"], "--seq-aug", SEQ_AUGMENTS)})
-    fold_run(cfg.run)
+    if cfg.resume and not (cfg.out / layout.LAST).exists():
+        raise IchprepError(f"--resume: no {cfg.out / layout.LAST} to continue from")
+    check_cnns(cfg, fold_run(cfg.run))
     return cfg
+
+
+def check_cnns(cfg: SeriesConfig, run: FoldRun) -> None:
+    """The fold CNNs the run will embed (each CNN epoch asked for) are there, and drew every --tta view in training."""
+    from ichprep.models.apply import check_views
+    from ichprep.series.train import cnn_records
+
+    for epoch in cfg.cnn_epochs or (None,):
+        for fold, record in zip(run.folds, cnn_records(run, epoch)):
+            check_views(record, cfg.tta, run.folder / layout.FOLD_DIR.format(fold) / layout.MODEL)

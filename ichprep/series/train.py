@@ -28,7 +28,7 @@ from ichprep import LABELS, atomic, layout, strict_json
 from ichprep.data.workers import loader_workers, usable_cores
 from ichprep.errors import IchprepError
 from ichprep.metrics import LABEL_WEIGHTS, weighted_log_loss
-from ichprep.models.apply import Embedded, check_views, default_batch, embed_ids
+from ichprep.models.apply import Embedded, default_batch, embed_ids
 from ichprep.models.device import pick_device
 from ichprep.models.saved import CnnModel, SeriesNet, SeriesPart, TwoStage, load_cnn, rates, save
 from ichprep.models.series_net import SeriesModel, padded, series_probs
@@ -219,8 +219,6 @@ def _part(cfg: SeriesConfig, run: FoldRun, data: Converted, epoch: int | None, o
           say: Callable[[str], None]):
     """The part of CNN epoch ``epoch`` (None: the folds' model.pt): its CNNs, trained sequence model, task and rates."""
     cnns = cnn_records(run, epoch)
-    for fold, record in zip(run.folds, cnns):
-        check_views(record, cfg.tta, fold_dir(run.folder, fold) / layout.MODEL)
     table = oof_embeddings(cfg, run, cnns, data, out, device, say)
     population = held_out(run, data, run.folds[0])
     stage = stage_data(table, population.labels, population.patients, cfg.features, cfg.val_frac, cfg.seed)

@@ -10,8 +10,10 @@ the command does, and a refusal still leaves nothing behind.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
+from ichprep import layout
 from ichprep.errors import IchprepError
 from ichprep.models.inputs import NORMS, STACKS, views
 from ichprep.paths import existing, output_folder
@@ -69,7 +71,7 @@ def choice(value: str, option: str, choices: tuple[str, ...]) -> str:
 
 
 def _paths(o: dict[str, Any]) -> None:
-    """DATA, --out and the files named must be there, and --out a folder that can be made."""
+    """DATA, --out and the files named must be there, --out a folder that can be made, and --resume have a run to go on."""
     if o.get("data") is None:
         raise IchprepError("missing argument DATA (convert's output)")
     if o.get("out") is None:
@@ -79,6 +81,10 @@ def _paths(o: dict[str, Any]) -> None:
     for option in ("labels", "weights"):
         if o.get(option) is not None:
             existing(o[option], f"--{option}", "file")
+    out = Path(o["out"])
+    folds = out.glob(f"{layout.FOLD_DIR.format('*')}/{layout.LAST}")
+    if o.get("resume") and not (out / layout.LAST).exists() and next(folds, None) is None:
+        raise IchprepError(f"--resume: no {out / layout.LAST} to continue from")
 
 
 def _folds(o: dict[str, Any]) -> tuple[int, ...]:

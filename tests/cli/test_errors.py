@@ -87,6 +87,50 @@ CASES: dict[str, list[str]] = {
     "predict: --clip 0.7": ["predict", "{root}/not-a-model.pt", "{root}/conv", "--out", "{root}/sub.csv", "--clip", "0.7"],
     "evaluate: MODEL not a model": ["evaluate", "{root}/not-a-model.pt", "{root}/conv", "--labels", "{root}/train.parquet"],
     "evaluate: --labels malformed": ["evaluate", "{root}/not-a-model.pt", "{root}/conv", "--labels", "{root}/broken.csv"],
+    "train: --folds 1": ["train", "{root}/conv", "--out", "{root}/run", "--folds", "1"],
+    "train: --train-folds past --folds": ["train", "{root}/conv", "--out", "{root}/run", "--folds", "3", "--train-folds", "0,3"],
+    "train: --train-folds twice a fold": ["train", "{root}/conv", "--out", "{root}/run", "--folds", "3", "--train-folds", "1,1"],
+    "train: --train-folds without --folds": ["train", "{root}/conv", "--out", "{root}/run", "--train-folds", "0"],
+    "train: --fold outside --train-folds": ["train", "{root}/conv", "--out", "{root}/run", "--folds", "3", "--train-folds", "0,1",
+                                            "--fold", "2"],
+    "train: --weights missing": ["train", "{root}/conv", "--out", "{root}/run", "--weights", "{root}/missing.pt"],
+    "train: unknown --recipe": ["train", "{root}/conv", "--out", "{root}/run", "--recipe", "third-place"],
+    "train: unknown --scale": ["train", "{root}/conv", "--out", "{root}/run", "--recipe", "seutao-2019", "--scale", "huge"],
+    "train: unknown --recipe in a dry run": ["train", "--recipe", "nope", "--dry-run"],
+    "train: no DATA": ["train", "--out", "{root}/run"],
+    "train: no --out": ["train", "{root}/conv"],
+    "train: --neg-ratio 0": ["train", "{root}/conv", "--out", "{root}/run", "--neg-ratio", "0"],
+    "train: --neg-ratio not a number": ["train", "{root}/conv", "--out", "{root}/run", "--neg-ratio", "half"],
+    "train: --accumulate 0": ["train", "{root}/conv", "--out", "{root}/run", "--accumulate", "0"],
+    "train: unknown --optimizer": ["train", "{root}/conv", "--out", "{root}/run", "--optimizer", "sgd"],
+    "train: bad --schedule": ["train", "{root}/conv", "--out", "{root}/run", "--schedule", "step"],
+    "train: unknown --flips": ["train", "{root}/conv", "--out", "{root}/run", "--flips", "hflip,rot90"],
+    "train: --affine-p 2": ["train", "{root}/conv", "--out", "{root}/run", "--affine-p", "2"],
+    "train: --folds into a run of other options": ["train", "{root}/conv", "--out", "{root}/folds", "--folds", "2", "--lr", "0.1"],
+    "train-series: RUN not finished": ["train-series", "{root}/unfinished", "--out", "{root}/srun"],
+    "train-series: --tta the folds never drew": ["train-series", "{root}/folds", "--out", "{root}/srun", "--tta", "transpose"],
+    "train-series: --cnn-epochs not kept": ["train-series", "{root}/folds", "--out", "{root}/srun", "--cnn-epochs", "1"],
+    "train-series: --resume with nothing to resume": ["train-series", "{root}/folds", "--out", "{root}/srun", "--resume"],
+    "train-series: unknown --cell": ["train-series", "{root}/folds", "--out", "{root}/srun", "--cell", "rnn"],
+    "train-series: even --conv": ["train-series", "{root}/folds", "--out", "{root}/srun", "--conv", "4"],
+    "train-series: bad --dilations": ["train-series", "{root}/folds", "--out", "{root}/srun", "--conv", "3", "--dilations", "1,0"],
+    "train-series: unknown --seq-aug": ["train-series", "{root}/folds", "--out", "{root}/srun", "--seq-aug", "shuffle"],
+    "train-series: --deltas of the logits alone": ["train-series", "{root}/folds", "--out", "{root}/srun", "--deltas",
+                                                   "--logits-only"],
+    "train-series: --bags 0": ["train-series", "{root}/folds", "--out", "{root}/srun", "--bags", "0"],
+    "train-series: unknown --recipe": ["train-series", "{root}/folds", "--out", "{root}/srun", "--recipe", "nope"],
+    "train-series: --out is a file": ["train-series", "{root}/folds", "--out", "{root}/a-file"],
+    "embed: a two-stage MODEL": ["embed", "{root}/two-stage.pt", "{root}/conv", "--out", "{root}/emb.parquet"],
+    "embed: DATA is DICOMs": ["embed", "{root}/folds/model.pt", "{root}/src", "--out", "{root}/emb.parquet"],
+    "embed: --tta the model never drew": ["embed", "{root}/folds/model.pt", "{root}/conv", "--out", "{root}/emb.parquet", "--tta",
+                                          "hflip"],
+    "predict: --tta the model never drew": ["predict", "{root}/folds/model.pt", "{root}/conv", "--out", "{root}/sub.csv", "--tta",
+                                            "vflip"],
+    "predict: an ensemble missing a fold": ["predict", "{root}/unfinished/model.pt", "{root}/conv", "--out", "{root}/sub.csv"],
+    "predict: --batch-size 0": ["predict", "{root}/folds/model.pt", "{root}/conv", "--out", "{root}/sub.csv", "-b", "0"],
+    "evaluate: --labels missing": ["evaluate", "{root}/folds/model.pt", "{root}/conv", "--labels", "{root}/missing.csv"],
+    "evaluate: --tta the model never drew": ["evaluate", "{root}/folds/model.pt", "{root}/conv", "--labels", "{root}/train.parquet",
+                                             "--tta", "transpose"],
 }
 
 
@@ -107,9 +151,29 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     save_file(timm.create_model("resnet18").state_dict(), root / "resnet18.safetensors")
     labelled_folder(root, 12)
     (root / "img").rename(root / "conv")
+    folds_run(root)
     other, _, other_labels, other_table = fabricate(4, seed=1)
     write_train_table(root / "other.parquet", [f"ID_other{i}" for i in range(4)], other_labels, other_table)
     return root
+
+
+def folds_run(root: Path) -> None:
+    """A finished 2-fold run trained without flips (ROOT/folds), one whose second fold is missing (ROOT/unfinished, its
+    model.pt naming it), and a two-stage model of its folds (ROOT/two-stage.pt, the sequence model untrained)."""
+    import shutil
+
+    from ichprep.models.saved import SeriesNet, SeriesPart, TwoStage, load_cnn, save
+    from ichprep.models.series_net import SeriesModel, SeriesShape
+
+    done = ichprep("train", root / "conv", "--out", root / "folds", "--folds", "2", "--arch", "test_resnet", "--no-pretrained",
+                   "--epochs", "1", "-b", "4", "--workers", "0", "--no-augment", "-q")
+    assert done.exit_code == 0, done.output
+    shutil.copytree(root / "folds", root / "unfinished")
+    shutil.rmtree(root / "unfinished" / "fold1")
+    cnns = [load_cnn(root / "folds" / f"fold{f}" / "model.pt") for f in range(2)]
+    shape = SeriesShape(0, hidden=4)
+    series = SeriesNet(shape.plain(), [SeriesModel(shape).state_dict()])
+    save(TwoStage([SeriesPart(cnns, series)], [], False, [0.1] * 6, [0.1] * 6, {}), root / "two-stage.pt")
 
 
 def snapshot(root: Path) -> set[tuple[str, int]]:

@@ -102,7 +102,30 @@ def test_each_recipe_runs_end_to_end_at_tiny_scale_on_phantoms(phantoms, tmp_pat
     cell = RECIPES[name].series["cell"].value if "cell" in RECIPES[name].series else "gru"
     assert f"  --cell {cell}  (" in series.stderr and "  --seed 42  (ichprep default)" in series.stderr
     record = load(tmp_path / "srun" / "model.pt")
-    assert record.parts[0].series.series_shape.cell == cell
+    shape = record.parts[0].series.series_shape
+    assert shape.cell == cell
+    if name == "nobrainer-2019":  # one sequence model per CNN epoch kept by --snapshots, each a bag of its last 3 epochs
+        assert [c.epoch for part in record.parts for c in part.cnns] == [1, 1, 2, 2] and shape.deltas
+        assert [len(part.series.states) for part in record.parts] == [3, 3] and record.tta == ["hflip", "transpose"]
+        assert (tmp_path / "run" / "fold1" / "epoch2.pt").is_file() and (tmp_path / "srun" / "cnn-epoch2" / "last.pt").is_file()
+    if name == "seutao-2019":
+        assert shape.conv == 3 and shape.dilations == (1, 2, 4, 2) and shape.spacing and record.reverse
+        assert load(tmp_path / "run" / "fold0" / "model.pt").stack == "2.5d"
+
+
+def test_cached_embeddings_serve_only_the_fold_models_they_came_from(run, tmp_path):
+    import shutil
+
+    root, _, _ = run
+    shutil.copytree(root / "run", tmp_path / "run")
+    first = ichprep("train-series", tmp_path / "run", "--out", tmp_path / "s", *SERIES)
+    again = ichprep("train-series", tmp_path / "run", "--out", tmp_path / "s", *SERIES)
+    assert "fold 0: embedded" in first.stderr and "already made" in again.stderr, again.output
+    (tmp_path / "run" / "fold0" / "last.pt").unlink()
+    retrained = ichprep("train", root / "img", "--out", tmp_path / "run", *CNN, "--fold", "0")
+    assert retrained.exit_code == 0, retrained.output
+    fresh = ichprep("train-series", tmp_path / "run", "--out", tmp_path / "s", *SERIES)
+    assert fresh.exit_code == 0 and "already made" not in fresh.stderr and "fold 0: embedded" in fresh.stderr, fresh.output
 
 
 def test_an_option_given_explicitly_wins_over_the_recipe(phantoms, tmp_path):

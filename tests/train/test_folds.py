@@ -79,3 +79,8 @@ def test_one_fold_at_a_time_is_assembled_when_the_last_one_is_there(blobs, tmp_p
     assert len(pd.read_csv(run / "oof.csv")) == len(ids) and (run / "model.pt").exists()
     again = ichprep("train", root / "img", "--out", run, "--folds", "3", *RUN)
     assert again.exit_code == 0 and again.stderr.count("finished already") == 3, again.output
+    before = sorted((p, p.stat().st_mtime_ns) for p in run.rglob("*"))
+    other = ichprep("train", root / "img", "--out", run, "--folds", "3", *RUN, "--lr", "0.5", "--flips", "hflip")
+    assert other.exit_code == 2 and other.stderr.count("\n") == 1, other.output
+    assert f"--out {run}: fold 0 there was trained with other settings (lr, flips)" in other.stderr
+    assert sorted((p, p.stat().st_mtime_ns) for p in run.rglob("*")) == before
