@@ -69,7 +69,8 @@ def check_same_run(cfg: TrainConfig) -> None:
 def train_folds(cfg: TrainConfig, say: Callable[[str], None] = print) -> dict | None:
     """Train the folds of ``cfg`` not finished yet (its folds, or ``cfg.fold`` alone); assemble the run once all are.
 
-    Returns the assembled scores, or None while folds are missing.
+    Returns the assembled scores, or None while folds are missing. A RUN of other options is refused first
+    (``check_same_run``; the command line checks it earlier still, before the starting weights are fetched).
     """
     from ichprep.train.cnn import train
 

@@ -10,6 +10,7 @@ the command does, and a refusal still leaves nothing behind.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -123,12 +124,15 @@ def train_config(o: dict[str, Any]) -> TrainConfig:
     sizes = integers(o.get("sizes"), "--sizes")
     stage_epochs = integers(o.get("stage_epochs"), "--stage-epochs", lowest=0)
     flips, ratio = views(o.get("flips", "hflip,vflip"), "--flips"), negatives(o.get("neg_ratio"))
+    fields = {RENAMED.get(k, k): v for k, v in o.items() if k not in PARSED}
+    cfg = TrainConfig(**fields, sizes=sizes, stage_epochs=stage_epochs, train_folds=trained, flips=flips, neg_ratio=ratio,
+                      augment=not o.get("no_augment", False))
     from ichprep.models.backbones import check_arch
     from ichprep.models.pretrained import resolve
+    from ichprep.train.folds import check_same_run
 
     check_arch(o["arch"])
-    start = resolve(o["arch"], o.get("weights"), o.get("pretrained", True))
-    fields = {RENAMED.get(k, k): v for k, v in o.items() if k not in PARSED}
-    return TrainConfig(**fields, start=start, sizes=sizes, stage_epochs=stage_epochs, train_folds=trained, flips=flips,
-                       neg_ratio=ratio, augment=not o.get("no_augment", False))
+    if cfg.folds is not None:
+        check_same_run(cfg)
+    return replace(cfg, start=resolve(o["arch"], o.get("weights"), o.get("pretrained", True)))
 
