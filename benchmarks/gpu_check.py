@@ -151,7 +151,8 @@ def main() -> None:
                               val_frac=VAL_FRAC, workers=args.workers, device=str(device), quiet=True, compile=args.compile)
             failed += train_and_resume(cfg, steps_per_epoch)
         folds = TrainConfig(data=data, out=root / "folds", arch=archs[0], pretrained=False, epochs=1, folds=2,
-                            batch_size=args.batch_size, workers=args.workers, device=str(device), quiet=True)
+                            batch_size=args.batch_size, workers=args.workers, device=str(device), quiet=True,
+                            flips=("hflip", "vflip", "transpose"))  # the views check_predict averages over
         start = time.perf_counter()
         scores = train_folds(folds, say=lambda _m: None)
         print(f"folds: 2 folds of {archs[0]} in {time.perf_counter() - start:.1f} s, "

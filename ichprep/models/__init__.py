@@ -4,6 +4,8 @@ timm is the model zoo: its implementations are the reference ones, and its own l
 caches and adapts ImageNet weights (the head dropped for six labels, the RGB stem tiled for more
 channels). ``backbones`` names, builds and groups them; ``pretrained`` decides where a run's
 starting weights come from and refuses, before any work, weights that cannot be had or do not fit;
-``saved`` reads model.pt files back (single models, fold ensembles, two-stage models) and
-``device`` says where a network runs and in what precision: what training and inference share.
+``saved`` holds model.pt files as typed records (single CNNs, fold ensembles, two-stage models),
+``series_net`` is the second stage's network, ``apply`` runs a CNN over images (checks, loader,
+TTA, embeddings), and ``device`` says where a network runs and in what precision: what training
+and inference share.
 """
