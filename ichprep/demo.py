@@ -13,7 +13,7 @@ predict converting DICOMs with the model's own settings.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,8 @@ def run_demo(out: Path, n: int = 1000, seed: int = 0, jobs: int | None = None, q
     """Run the whole job into ``out``; ``say`` receives the training's progress lines.
 
     Running it again gives the same result: the phantoms are rewritten byte for byte, convert
-    finds every image already done, and the training is deterministic on a CPU.
+    finds every image already done, finished folds and a finished second stage are not trained
+    again (an interrupted one resumes), and the training is deterministic on a CPU.
     """
     paths = DemoPaths(output_folder(Path(out), "OUT"))
     generate(paths.raw, n=n, seed=seed, size=4 * SIZE, progress=not quiet)
@@ -99,29 +100,27 @@ def run_demo(out: Path, n: int = 1000, seed: int = 0, jobs: int | None = None, q
                       batch_size=BATCH_SIZE, lr=LEARNING_RATE, seed=seed, workers=0, quiet=quiet, pretrained=False)
     say(f"training {FOLDS} folds of {cfg.arch} {NO_PRETRAINED_WHY}")
     folds = train_folds(cfg, say=say)
-    series = train_series(SeriesConfig(run=paths.run, out=paths.srun, epochs=SERIES_EPOCHS, seed=seed, workers=0, quiet=quiet),
-                          say=say)
+    series = train_series(SeriesConfig(run=paths.run, out=paths.srun, epochs=SERIES_EPOCHS, seed=seed, workers=0, quiet=quiet,
+                                       resume=(paths.srun / layout.LAST).exists()), say=say)
     test_images, scores = _test(paths, quiet)
     return DemoResult(paths, converted, report, folds, series, cfg.arch, str(pick_device(cfg.device)), test_images, scores)
 
 
-TESTED: tuple[tuple[str, str, bool], ...] = (("fold_ensemble_as_learned", "model", False), ("fold_ensemble", "model", True),
-                                           ("two_stage", "series_model", True))
-"""What the test phantoms score: the fold ensemble at the rates it learned on the 1:1 sample, the same corrected to
-the true rates (predict's default), and both stages: calibration's gain and the second stage's, apart."""
-
-
 def _test(paths: DemoPaths, quiet: bool) -> tuple[int, dict[str, Any]]:
-    """Predict the test DICOMs with the fold ensemble (as learned and corrected) and with the two stages, score each, write
-    the two-stage submission; the scores also hold each prediction's mean probability of ``any``."""
+    """Predict the test DICOMs with the fold ensemble and with the two stages and score them: the fold ensemble as it
+    learned on the 1:1 sample and at the true rates (predict's default), and both stages, so calibration's gain and the
+    second stage's show apart, each with its mean probability of ``any``; write the two-stage submission."""
     from ichprep.labels import load_labels
     from ichprep.predict import evaluate, predict, submission
 
-    scores, labels = {}, load_labels(paths.test_labels)
-    for name, model, corrected in TESTED:
-        pred = predict(getattr(paths, model), paths.test_dicoms, workers=0, quiet=quiet, prior_correction=corrected)
-        scores[name], _ = evaluate(pred, paths.test_labels)
-        scores[name].update(mean_any=float(pred.probs[:, 0].mean()), true_any=float(labels.loc[pred.ids, "any"].mean()))
+    labels = load_labels(paths.test_labels)
+    ensemble = predict(paths.model, paths.test_dicoms, workers=0, quiet=quiet)
+    pred = predict(paths.series_model, paths.test_dicoms, workers=0, quiet=quiet)
+    made = {"fold_ensemble_as_learned": replace(ensemble, probs=ensemble.as_learned), "fold_ensemble": ensemble, "two_stage": pred}
+    scores = {}
+    for name, predicted in made.items():
+        scores[name], _ = evaluate(predicted, labels)
+        scores[name].update(mean_any=float(predicted.probs[:, 0].mean()), true_any=float(labels.loc[predicted.ids, "any"].mean()))
     with atomic.replacing(paths.submission) as tmp:
         submission(pred).to_csv(tmp, index=False)
     atomic.write_bytes(paths.scores, strict_json.dumps(scores, indent=2).encode())

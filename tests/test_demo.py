@@ -76,8 +76,10 @@ def test_demo_runs_the_whole_job_and_says_where_each_output_went(demo):
     for name in ("model.pt", "metrics.csv", "scores.json"):
         assert (out / "srun" / name).is_file()
     submission = pd.read_csv(out / "submission.csv")
-    assert len(submission) == 6 * len(test)
+    assert list(submission.columns) == ["ID", "Label"] and len(submission) == 6 * len(test)
     assert set(submission["ID"].str.rsplit("_", n=1).str[0]) == set(test)
+    assert submission["ID"].str.fullmatch(r"ID_[0-9a-f]{9}_(epidural|intraparenchymal|intraventricular|subarachnoid|subdural|any)").all()
+    assert submission["Label"].between(1e-4, 1 - 1e-4).all() and submission["Label"].notna().all()
     for path in ("raw", "test", "images", "meta", "sheet.png", "run", "srun", "test_scores.json", "submission.csv"):
         assert str(out / path) in done.stdout, path
 
@@ -89,8 +91,11 @@ def test_the_model_learns_and_is_scored_on_new_patients(demo):
     scores = both["two_stage"]
     assert scores["auc"]["any"] >= 0.9 and both["fold_ensemble"]["auc"]["any"] >= 0.9, both
     assert re.search(rf"^any +{scores['log_loss']['any']:.4f} +{scores['auc']['any']:.3f} ", done.stdout, re.M), done.stdout
-    assert (f"weighted log loss {both['fold_ensemble']['weighted_log_loss']:.4f} with the fold ensemble, "
-            f"{scores['weighted_log_loss']:.4f} with both stages") in done.stdout
+    raw, calibrated = both["fold_ensemble_as_learned"], both["fold_ensemble"]
+    for name, result, gain in (("fold ensemble, at the true rates", calibrated, calibrated["weighted_log_loss"] - raw["weighted_log_loss"]),
+                               ("both stages", scores, scores["weighted_log_loss"] - calibrated["weighted_log_loss"])):
+        shown = [re.escape(f"{v:{f}}") for v, f in ((result["weighted_log_loss"], ".4f"), (result["mean_any"], ".1%"), (gain, "+.4f"))]
+        assert re.search(rf"^ +{name} +{shown[0]} +{shown[1]} +[a-z ]+ {shown[2]}$", done.stdout, re.M), (name, done.stdout)
     test_patients = {
         pydicom.dcmread(f, stop_before_pixels=True, force=True).PatientID for f in (out / "test" / "stage_1_train_images").glob("*.dcm")
     }
@@ -99,6 +104,24 @@ def test_the_model_learns_and_is_scored_on_new_patients(demo):
     # The patient split holds positives of every label, so each validation AUC is defined every epoch.
     assert history[[f"val_auc_{label}" for label in LABELS]].notna().all().all()
     assert np.isfinite(history["val_wll"]).all()
+
+
+def test_trained_on_the_1_to_1_sample_both_stages_predict_the_true_rate_and_score_every_labelled_image(demo):
+    """clean-meta keeps one negative per positive; the folds validate and the second stage trains on every labelled image,
+    and on new patients the mean predicted any of both stages is within a quarter of the true rate."""
+    out, done = demo
+    assert done.returncode == 0, done.stderr[-3000:]
+    labels = pd.read_csv(out / "raw" / "stage_1_train.csv")
+    manifest = pd.read_parquet(out / "images" / "manifest.parquet")
+    labelled = set(labels["ID"].str.rsplit("_", n=1).str[0]) & set(manifest.loc[manifest["status"] == "ok", "id"])
+    assert sorted(pd.read_csv(out / "run" / "oof.csv")["image"]) == sorted(labelled)
+    assert sorted(pd.read_parquet(out / "srun" / "oof_embeddings.parquet", columns=["id"])["id"]) == sorted(labelled)
+    assert len(pd.read_parquet(out / "meta" / "train.parquet")) < 0.6 * len(labelled)  # the sample is what trained
+    scores = strict_json((out / "test_scores.json").read_text())
+    for name in ("fold_ensemble", "two_stage"):
+        assert abs(scores[name]["mean_any"] - scores[name]["true_any"]) <= 0.25 * scores[name]["true_any"], scores[name]
+    as_learned = scores["fold_ensemble_as_learned"]
+    assert as_learned["mean_any"] > 1.25 * as_learned["true_any"]  # what the correction corrects
 
 
 def test_every_printed_command_runs_as_pasted_from_the_repository_root(demo):
@@ -115,8 +138,9 @@ def test_every_printed_command_runs_as_pasted_from_the_repository_root(demo):
     assert len(pd.read_csv(out / "submission-tta.csv")) == len(pd.read_csv(out / "submission.csv"))
 
 
-def test_a_second_run_says_everything_was_already_converted(tmp_path, monkeypatch, one_torch_thread):
-    """Conversion resumes; the training is the full demo's business (above), so one epoch of each stage does here."""
+def test_a_second_run_converts_nothing_trains_nothing_and_gives_the_same_result(tmp_path, monkeypatch, one_torch_thread):
+    """Conversion, the folds and the second stage resume to nothing to do; the training is the full demo's business
+    (above), so one epoch of each stage does here."""
     from ichprep import demo as the_demo
 
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
@@ -126,10 +150,12 @@ def test_a_second_run_says_everything_was_already_converted(tmp_path, monkeypatc
     first = ichprep("demo", out, "-n", "200", "--jobs", "1", "-q")
     assert first.exit_code == 0, first.output
     assert "(200 converted, 0 failed;" in first.stdout
+    scores = strict_json((out / "test_scores.json").read_text())
     again = ichprep("demo", out, "-n", "200", "--jobs", "1", "-q")
     assert again.exit_code == 0, again.output
     assert "(nothing to do: all 200 were already converted;" in again.stdout
-    assert (out / "submission.csv").is_file()
+    assert again.stderr.count("finished already") == 3 and "epoch=" not in again.stderr, again.stderr
+    assert strict_json((out / "test_scores.json").read_text()) == scores
 
 
 def test_printed_commands_use_the_word_an_active_environment_finds(monkeypatch):

@@ -30,11 +30,13 @@ from ichprep.store import Converted, open_converted
 
 @dataclass
 class Predictions:
-    """Probabilities (N, 6) in LABELS order for the image ids, as predicted, and what was done to them."""
+    """Probabilities (N, 6) in LABELS order for the image ids, as predicted, and what was done to them; ``as_learned``
+    the same average before any correction to the true rates (what calibration changed, next to it)."""
 
     ids: list[str]
     probs: np.ndarray
     notes: list[str] = field(default_factory=list)
+    as_learned: np.ndarray | None = None
 
 
 def cnns_of(record: Single) -> list[CnnModel]:
@@ -111,12 +113,13 @@ def predict(
                 check_data(cnn, converted, path)
         chosen = list(converted.images.ids) if ids is None else list(ids)
         num_workers, prefetch = loader_workers(workers, dev, 1, usable_cores())
-        total = np.zeros((len(chosen), len(LABELS)))
+        total, learned_total = np.zeros((len(chosen), len(LABELS))), np.zeros((len(chosen), len(LABELS)))
         for _, record in singles:
             probs = _single(record, converted, chosen, dev, tta, batch_size or default_batch(dev), num_workers, prefetch, quiet)
+            learned_total += probs
             if prior_correction:
                 learned, true = rates(record)
                 probs = prior_correct(probs, true, learned)
             total += probs
     note = correction_note(singles, prior_correction)
-    return Predictions(chosen, total / len(singles), [note] if note else [])
+    return Predictions(chosen, total / len(singles), [note] if note else [], learned_total / len(singles))

@@ -207,7 +207,10 @@ def fit_part(cfg: SeriesConfig, stage: Stage, out: Path, resume: bool, device: t
     config = {k: v for k, v in plain(asdict(cfg)).items() if k in RESUME_KEYS}
     engine = Engine(out, cfg.epochs, SERIES_CHECKPOINT, config, RESUME_KEYS, say, resume, cfg.stop_after, callbacks=bag)
     start = engine.start(task)
-    say(_describe(cfg, stage, task, device) + (f", resuming at epoch {start + 1}" if start else ""))
+    if start >= cfg.epochs:
+        say(f"sequence model: finished already ({out})")
+    else:
+        say(_describe(cfg, stage, task, device) + (f", resuming at epoch {start + 1}" if start else ""))
     engine.fit(task, start)
     if engine.stopped():
         return None

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from cli_run import ichprep
 from ich_fixtures import (
     area_resized,
     labelled_folder,
@@ -87,14 +88,22 @@ def test_tta_averages_over_the_views_of_the_stored_images(trained, tmp_path, tta
     assert not np.allclose(averaged, plain, atol=1e-4)
 
 
-def test_prior_correction_uses_the_rates_saved_with_the_model(trained):
+def test_prior_correction_is_the_default_and_uses_the_rates_saved_with_the_model(trained, tmp_path):
+    from dataclasses import replace
+
+    from ichprep.models.saved import save
+
     root, _, _, _ = trained
-    model = root / "run" / "model.pt"
+    model = tmp_path / "model.pt"  # as if trained on a 1:1 sample of data 10 % positive
+    save(replace(load_cnn(root / "run" / "model.pt"), train_pos_rate=[0.5] * 6, true_pos_rate=[0.1] * 6), model)
     record = load_cnn(model)
     raw = predict(model, root / "img", workers=0, quiet=True, prior_correction=False).probs
-    corrected = predict(model, root / "img", workers=0, quiet=True).probs
+    pred = predict(model, root / "img", workers=0, quiet=True)
     expected = prior_correct(raw, np.array(record.true_pos_rate), np.array(record.train_pos_rate))
-    assert np.allclose(corrected, expected)
+    assert np.allclose(pred.probs, expected) and np.array_equal(pred.as_learned, raw)
+    assert (pred.probs < raw).all() and pred.notes == [f"probabilities corrected from the positive rates {model} learned "
+                                                       "(any 50.0%) to the true ones (any 10.0%); --no-prior-correction keeps "
+                                                       "them as learned"]
 
 
 def test_evaluate_scores_only_labelled_images(trained, tmp_path):
@@ -112,12 +121,12 @@ def test_evaluate_scores_only_labelled_images(trained, tmp_path):
 def test_cli_predict_and_evaluate_json(trained, tmp_path):
     root, ids, _, labels = trained
     model = str(root / "run" / "model.pt")
-    done = run_cli("predict", model, str(root / "img"), "--out", str(tmp_path / "sub.csv"), "-q", "--workers", "0")
-    assert done.returncode == 0, done.stderr
+    done = ichprep("predict", model, str(root / "img"), "--out", str(tmp_path / "sub.csv"), "-q", "--workers", "0")
+    assert done.exit_code == 0, done.stderr
     sub = pd.read_csv(tmp_path / "sub.csv")
     assert len(sub) == 6 * len(ids) and sub["Label"].between(CLIP, 1 - CLIP).all()
-    done = run_cli("evaluate", model, str(root / "img"), "--labels", str(root / "train.parquet"), "--json", "-q", "--workers", "0")
-    assert done.returncode == 0, done.stderr
+    done = ichprep("evaluate", model, str(root / "img"), "--labels", str(root / "train.parquet"), "--json", "-q", "--workers", "0")
+    assert done.exit_code == 0, done.stderr
     result = json.loads(done.stdout)
     assert set(result) == {"weighted_log_loss", "auc", "log_loss", "accuracy"}
     assert list(result["auc"]) == list(LABELS)
@@ -133,12 +142,12 @@ def test_cli_refuses_a_missing_model(tmp_path):
 
 @pytest.mark.skipif(not RSNA.exists(), reason="real RSNA sample not available")
 def test_dicoms_are_rendered_with_the_models_own_settings(tmp_path):
-    def ichprep(*args: str) -> None:
-        done = run_cli(*args)
-        assert done.returncode == 0, done.stderr[-2000:]
+    def ok(*args: str) -> None:
+        done = ichprep(*args)
+        assert done.exit_code == 0, done.stderr[-2000:]
 
     for images, out in (("stage_2_train_images", "train"), ("stage_2_test_images", "test")):
-        ichprep("convert", RSNA / images, tmp_path / out, "--size", "32", "--windows", "brain,subdural,soft", "-q", "--jobs", "2")
+        ok("convert", RSNA / images, tmp_path / out, "--size", "32", "--windows", "brain,subdural,soft", "-q", "--jobs", "2")
     train(TrainConfig(data=tmp_path / "train", out=tmp_path / "run", labels=RSNA / "stage_2_train.csv", epochs=1, batch_size=8,
                       workers=0, quiet=True, val_frac=0.0), say=lambda _m: None)
     model = tmp_path / "run" / "model.pt"
@@ -272,8 +281,6 @@ def test_the_temporary_folder_is_removed_when_predict_fails(trained, raw_dicoms,
 
 
 def test_no_room_for_the_temporary_folder_is_refused_in_one_line_before_converting(trained, raw_dicoms, tmp_path, monkeypatch):
-    from cli_run import ichprep
-
     from ichprep.convert.run import budget
 
     monkeypatch.delenv("TMPDIR", raising=False)

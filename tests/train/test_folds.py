@@ -12,7 +12,7 @@ from ichprep.splits import patient_kfold
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-RUN = ("--epochs", "1", "-b", "8", "--workers", "0", "-q", "--no-pretrained", "--no-augment")
+RUN = ("--epochs", "1", "-b", "8", "--workers", "0", "-q", "--no-pretrained", "--no-augment", "--arch", "test_resnet")
 
 
 @pytest.fixture(scope="module")
