@@ -18,7 +18,8 @@ and ``predict`` uses ``is_converted`` to tell convert's output from a folder of 
     RUN/metrics.csv, curves.png   one row and one point per epoch (train, train-series)
     RUN/lr_find.csv, .png     the learning-rate range test (lr-find)
     RUN/fold<i>/ ...          a --folds run's folds, each a run; RUN/oof.csv, folds.csv, oof_scores.json assembled from them
-    SRUN/oof_embeddings.parquet, scores.json   train-series' embeddings (of every CNN epoch it embeds) and scores
+    SRUN/oof_embeddings.parquet, scores.json   train-series' embeddings and scores
+    SRUN/cnn-epoch<N>/        with --cnn-epochs, the sequence model of each CNN epoch, a run of its own
 
     DEMO/sheet.png, test_scores.json, submission.csv      the demo's own outputs beside the folders above
 """
@@ -59,7 +60,7 @@ OOF = "oof.csv"
 FOLD_SCORES = "folds.csv"
 OOF_SCORES = "oof_scores.json"
 OOF_EMBEDDINGS = "oof_embeddings.parquet"
-EPOCH_EMBEDDINGS = "oof_embeddings_epoch{}.parquet"
+CNN_EPOCH_DIR = "cnn-epoch{}"
 SERIES_SCORES = "scores.json"
 SHEET = "sheet.png"
 TEST_SCORES = "test_scores.json"

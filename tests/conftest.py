@@ -46,9 +46,20 @@ def pytest_configure(config: pytest.Config) -> None:
     config._ichprep_hf_home = home
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the demo the demo's tests check, in the background, as soon as they are known to run (``demo_job``)."""
+    if any(item.path.name == "test_demo.py" for item in session.items):
+        from demo_job import DemoJob
+
+        session.config._ichprep_demo = DemoJob()
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     import shutil
 
+    job = getattr(config, "_ichprep_demo", None)
+    if job is not None:
+        job.close()
     home = getattr(config, "_ichprep_hf_home", None)
     if home is not None:
         shutil.rmtree(home, ignore_errors=True)

@@ -68,6 +68,12 @@ class SeriesConfig:
     resume: bool = False
     stop_after: int | None = None
 
+    def parts(self) -> list[tuple[int | None, Path]]:
+        """(CNN epoch, folder) of each sequence model: SRUN itself, or SRUN/cnn-epoch<N>/ for each of ``cnn_epochs``."""
+        if not self.cnn_epochs:
+            return [(None, self.out)]
+        return [(epoch, self.out / layout.CNN_EPOCH_DIR.format(epoch)) for epoch in self.cnn_epochs]
+
     def shape(self, width: int) -> SeriesShape:
         """The sequence model's shape from the options and the CNNs' feature width."""
         from ichprep.models.series_net import SeriesShape
@@ -123,8 +129,9 @@ def series_config(o: dict[str, Any]) -> SeriesConfig:
     parsed = {k: integers(o[k], option, lowest) for k, (option, lowest) in LISTS.items()}
     cfg = SeriesConfig(**{**o, **parsed, "dilations": parsed["dilations"] or (1,), "tta": views(o["tta"]),
                           "seq_aug": names(o["seq_aug"], "--seq-aug", SEQ_AUGMENTS)})
-    if cfg.resume and not (cfg.out / layout.LAST).exists():
-        raise IchprepError(f"--resume: no {cfg.out / layout.LAST} to continue from")
+    first = cfg.parts()[0][1] / layout.LAST
+    if cfg.resume and not first.exists():
+        raise IchprepError(f"--resume: no {first} to continue from")
     check_cnns(cfg, fold_run(cfg.run))
     return cfg
 

@@ -236,9 +236,8 @@ def train_series(cfg: SeriesConfig, say: Callable[[str], None] = print) -> dict:
     scores.json (one sequence model per ``--cnn-epochs`` in its own folder); returns the scores ({} when stopped)."""
     device, run = pick_device(cfg.device), fold_run(cfg.run)
     data = open_converted(run.data)
-    places = [(None, cfg.out)] if not cfg.cnn_epochs else [(e, cfg.out / f"cnn-epoch{e}") for e in cfg.cnn_epochs]
     made = []
-    for k, (epoch, out) in enumerate(places):
+    for k, (epoch, out) in enumerate(cfg.parts()):
         if epoch is not None:
             say(f"CNN epoch {epoch} -> {out}")
         part = _part(cfg, run, data, epoch, out, cfg.resume and (k == 0 or (out / layout.LAST).exists()), device, say)
