@@ -111,7 +111,7 @@ def summary(made: DemoResult, n: int) -> list[str]:
         f"{_from_here(paths.test)}  ({made.test_images} new ones to test on)",
         f"images:        {_from_here(paths.images)}  ({done}; {SIZE} px PNG, manifest.parquet)",
         f"clean tables:  {_from_here(paths.meta)}  ({report['rows_kept']} of {report['rows_in']} images kept: "
-        f"{folds['train']['rows']} train / {folds['valid']['rows']} validation, split by patient)",
+        f"{folds['train']['rows']} train / {folds['valid']['rows']} validation, split by patient; train.parquet, report.png)",
         f"contact sheet: {_from_here(paths.sheet)}",
         *_models(made),
         *_tests(made),

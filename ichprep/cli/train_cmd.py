@@ -103,7 +103,7 @@ def lr_find_cmd(
     cfg = train_config(dict(data=data, out=out, labels=labels, arch=arch, weights=weights, pretrained=pretrained,
                             batch_size=batch_size, neighbours=neighbours, stack=stack, norm=norm, optimizer=optimizer,
                             sizes=str(size) if size else None, seed=seed, workers=workers, device=device, max_images=max_images))
-    from ichprep.train import lr_find
+    from ichprep.train.lr_find import lr_find
 
     _, suggestion = lr_find(cfg, start, end, steps, say=say)
     typer.echo(f"{suggestion:.2e}")

@@ -59,10 +59,9 @@ def correction_note(singles: list[tuple[Path, Single]], corrected: bool) -> str 
         return None
     path, learned, true = moved[0]
     if not corrected:
-        return (f"probabilities kept at the positive rates {path} learned (any {learned[0]:.1%}), not the true ones "
-                f"(any {true[0]:.1%}): --no-prior-correction")
-    return (f"probabilities corrected from the positive rates {path} learned (any {learned[0]:.1%}) to the true ones "
-            f"(any {true[0]:.1%}); --no-prior-correction keeps them as learned")
+        return f"probabilities kept at the rates {path} learned (any {learned[0]:.1%}), not the true ones (any {true[0]:.1%})"
+    return (f"probabilities corrected from the rates {path} learned (any {learned[0]:.1%}) to the true ones (any {true[0]:.1%}); "
+            "--no-prior-correction: as learned")
 
 
 def _single(record: Single, converted: Converted, chosen: list[str], dev: torch.device, tta: Sequence[str], batch: int,

@@ -2,7 +2,8 @@
 and the one engine under them and the second stage.
 
 ``train`` runs one CNN, ``train_folds`` K patient-grouped folds and their ensemble, ``fit`` whichever
-a ``TrainConfig`` asks for, ``lr_find`` the learning-rate range test. ``options`` turns the command
+a ``TrainConfig`` asks for; ``lr_find.lr_find`` is the learning-rate range test (its module's name, so
+it is imported from there). ``options`` turns the command
 line's values into a ``TrainConfig`` and ``recipes`` holds the published configurations; both, like
 ``config`` and ``schedule``'s names, import no torch, so a mistake is refused before torch loads.
 The names below are imported on first use. Applying a saved ``model.pt`` is ``ichprep.predict``.
@@ -16,10 +17,9 @@ if TYPE_CHECKING:
     from ichprep.train.cnn import train
     from ichprep.train.config import TrainConfig
     from ichprep.train.folds import fit, train_folds
-    from ichprep.train.lr_find import lr_find
 
-LAZY = {"TrainConfig": "config", "train": "cnn", "train_folds": "folds", "fit": "folds", "lr_find": "lr_find"}
-__all__ = ["TrainConfig", "fit", "lr_find", "train", "train_folds"]
+LAZY = {"TrainConfig": "config", "train": "cnn", "train_folds": "folds", "fit": "folds"}
+__all__ = ["TrainConfig", "fit", "train", "train_folds"]
 
 
 def __getattr__(name: str) -> Any:

@@ -197,17 +197,16 @@ def prepare(
     train_rate, true_rate = _rates(every, train_ids, neg_ratio), every.loc[pool, list(LABELS)].to_numpy(np.float64).mean(axis=0)
     notes.append(f"{len(train_ids)} train / {len(val_ids)} validation images, split by {split.how}")
     if neg_ratio is not None or len(train_ids) < len(pool):
-        notes.append(_balance(train_ids, val_ids, train_rate, true_rate, neg_ratio))
+        notes += _balance(train_ids, val_ids, train_rate, true_rate, neg_ratio)
     return TrainSet(data, every, train_ids, val_ids, series_table(data, table), train_rate, true_rate, notes, split.patients,
                     neg_ratio)
 
 
 def _balance(train_ids: list[str], val_ids: list[str], train_rate: np.ndarray, true_rate: np.ndarray,
-             neg_ratio: float | None) -> str:
-    """The line that says a run trains on a rebalanced sample and validates on the true distribution."""
+             neg_ratio: float | None) -> list[str]:
+    """The lines that say a run trains on a rebalanced sample and validates on the true distribution."""
     drawn = ("every labelled image of the training patients" if neg_ratio is not None and math.isinf(neg_ratio)
              else f"{neg_ratio:g} negative(s) per positive drawn afresh each epoch" if neg_ratio is not None
              else "the table's rebalanced sample")
-    return (f"training on {drawn} (any {train_rate[0]:.1%} of {len(train_ids)} images, {true_rate[0]:.1%} in every labelled "
-            f"image of those patients); validating on all {len(val_ids)} labelled images of the held-out patients, "
-            "predictions corrected to the true rate")
+    return [f"training on {drawn}: any in {train_rate[0]:.1%} ({true_rate[0]:.1%} in every labelled image of those patients)",
+            f"validating on all {len(val_ids)} labelled images of the held-out patients, corrected to the true rate"]

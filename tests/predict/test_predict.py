@@ -101,9 +101,8 @@ def test_prior_correction_is_the_default_and_uses_the_rates_saved_with_the_model
     pred = predict(model, root / "img", workers=0, quiet=True)
     expected = prior_correct(raw, np.array(record.true_pos_rate), np.array(record.train_pos_rate))
     assert np.allclose(pred.probs, expected) and np.array_equal(pred.as_learned, raw)
-    assert (pred.probs < raw).all() and pred.notes == [f"probabilities corrected from the positive rates {model} learned "
-                                                       "(any 50.0%) to the true ones (any 10.0%); --no-prior-correction keeps "
-                                                       "them as learned"]
+    assert (pred.probs < raw).all() and pred.notes == [f"probabilities corrected from the rates {model} learned (any 50.0%) "
+                                                       "to the true ones (any 10.0%); --no-prior-correction: as learned"]
 
 
 def test_evaluate_scores_only_labelled_images(trained, tmp_path):

@@ -47,7 +47,9 @@ def test_validation_is_every_labelled_image_of_the_held_out_patients_and_trainin
     pool = every.index[~every["PatientID"].isin(valid_patients)]
     assert ts.true_rate == pytest.approx(every.loc[pool, list(LABELS)].mean().to_numpy())
     assert ts.train_rate[0] > 1.5 * ts.true_rate[0]
-    assert any("validating on all" in note and "corrected to the true rate" in note for note in ts.notes)
+    assert f"validating on all {len(ts.val_ids)} labelled images of the held-out patients, corrected to the true rate" in ts.notes
+    assert f"training on the table's rebalanced sample: any in {ts.train_rate[0]:.1%} ({ts.true_rate[0]:.1%} in every" \
+        " labelled image of those patients)" in ts.notes
 
 
 def test_folds_cover_every_labelled_image_once_by_patient_and_train_only_on_the_sample(rebalanced):
