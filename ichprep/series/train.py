@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ichprep import LABELS, atomic, layout, strict_json
+from ichprep import atomic, layout, strict_json
 from ichprep.data.workers import loader_workers, usable_cores
 from ichprep.errors import IchprepError
 from ichprep.metrics import LABEL_WEIGHTS, weighted_log_loss
@@ -218,9 +218,18 @@ def fit_part(cfg: SeriesConfig, stage: Stage, out: Path, resume: bool, device: t
     return SeriesNet(shape.plain(), states), task
 
 
+@dataclass
+class Trained:
+    """A trained part: its CNNs and sequence model, the task it trained in, and each fold CNN's (learned, true) rates."""
+
+    part: SeriesPart
+    task: SeriesTask
+    rates: dict[int, tuple[np.ndarray, np.ndarray]]
+
+
 def _part(cfg: SeriesConfig, run: FoldRun, data: Converted, epoch: int | None, out: Path, resume: bool, device: torch.device,
-          say: Callable[[str], None]):
-    """The part of CNN epoch ``epoch`` (None: the folds' model.pt): its CNNs, trained sequence model, task and rates."""
+          say: Callable[[str], None]) -> Trained | None:
+    """The part of CNN epoch ``epoch`` (None: the folds' model.pt) trained into ``out``; None when it stopped early."""
     cnns = cnn_records(run, epoch)
     table = oof_embeddings(cfg, run, cnns, data, out, device, say)
     population = held_out(run, data, run.folds[0])
@@ -228,7 +237,7 @@ def _part(cfg: SeriesConfig, run: FoldRun, data: Converted, epoch: int | None, o
     fitted = fit_part(cfg, stage, out, resume, device, say)
     if fitted is None:
         return None
-    return SeriesPart(cnns, fitted[0]), fitted[1], population, {f: rates(r) for f, r in zip(run.folds, cnns)}
+    return Trained(SeriesPart(cnns, fitted[0]), fitted[1], {f: rates(r) for f, r in zip(run.folds, cnns)})
 
 
 def train_series(cfg: SeriesConfig, say: Callable[[str], None] = print) -> dict:
@@ -247,16 +256,20 @@ def train_series(cfg: SeriesConfig, say: Callable[[str], None] = print) -> dict:
     return _finish(cfg, made, say)
 
 
-def _finish(cfg: SeriesConfig, made: list, say: Callable[[str], None]) -> dict:
-    """The two-stage model.pt and scores.json of the trained parts, the validation scores said."""
-    task, population = made[-1][1], made[-1][2]
+def _finish(cfg: SeriesConfig, made: list[Trained], say: Callable[[str], None]) -> dict:
+    """The two-stage model.pt and scores.json of the trained parts (the last part's CNNs are the baselines), said.
+
+    The sequence models learned the true positive rate from complete series, so the record's learned and true rates
+    are one: its predictions need no correction.
+    """
+    task, stage = made[-1].task, made[-1].task.stage
     scores = {}
     if len(task.val_idx):
-        probs = np.mean([t.probabilities(p.series.networks(t.device)) for p, t, _, _ in made], axis=0)
-        scores = {"series": weighted_log_loss(task.stage.labels(task.val_idx), probs), **baselines(task.stage, task.val_idx, made[-1][3])}
+        probs = np.mean([m.task.probabilities(m.part.series.networks(m.task.device)) for m in made], axis=0)
+        scores = {"series": weighted_log_loss(stage.labels(task.val_idx), probs), **baselines(stage, task.val_idx, made[-1].rates)}
     scores = {f"val_{k}_wll": v for k, v in scores.items()}
-    rate = population.labels.loc[population.labels.index.isin(task.stage.table["id"]), list(LABELS)].to_numpy(np.float64).mean(0)
-    record = TwoStage([p for p, _, _, _ in made], list(cfg.tta), cfg.reverse, rate.tolist(), rate.tolist(), scores)
+    rate = np.concatenate([t.numpy() for t in stage.targets]).astype(np.float64).mean(axis=0).tolist()
+    record = TwoStage([m.part for m in made], list(cfg.tta), cfg.reverse, rate, rate, scores)
     save(record, cfg.out / layout.MODEL)
     atomic.write_bytes(cfg.out / layout.SERIES_SCORES, strict_json.dumps(scores, indent=2).encode())
     if scores:
