@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -62,10 +63,10 @@ def cnn_records(run: FoldRun, epoch: int | None) -> list[CnnModel]:
     return [load_cnn(p) for p in paths]
 
 
-def oof_embeddings(cfg: SeriesConfig, run: FoldRun, cnns: list[CnnModel], data: Converted, out: Path, device: torch.device,
-                   say: Callable[[str], None]) -> pd.DataFrame:
-    """Every image the run's folds held out, embedded by the fold that held it out: read from ``out``'s cache when it
-    was made by these very fold models with these views, else made and cached."""
+def oof_embeddings(cfg: SeriesConfig, run: FoldRun, cnns: list[CnnModel], held: Callable[[int], TrainSet], data: Converted,
+                   out: Path, device: torch.device, say: Callable[[str], None]) -> pd.DataFrame:
+    """Every image the run's folds held out (``held``: what each fold validated on), embedded by the fold that held it
+    out: read from ``out``'s cache when it was made by these very fold models with these views, else made and cached."""
     path = out / layout.OOF_EMBEDDINGS
     key = {"tta": ",".join(cfg.tta), "models": ";".join(c.identity for c in cnns)}
     if path.exists() and all(embeddings.metadata(path).get(k) == v for k, v in key.items()):
@@ -74,7 +75,7 @@ def oof_embeddings(cfg: SeriesConfig, run: FoldRun, cnns: list[CnnModel], data: 
     workers, prefetch = loader_workers(cfg.workers, device, 1, usable_cores())
     parts = []
     for fold, record in zip(run.folds, cnns):
-        ids = held_out(run, data, fold).val_ids
+        ids = held(fold).val_ids
         emb = embed_ids(record, data, ids, device, cfg.tta, cfg.embed_batch or default_batch(device), workers, prefetch, cfg.quiet)
         say(f"fold {fold}: embedded its {len(emb.ids)} held-out images ({emb.features.shape[1]} features"
             + (f", TTA {key['tta']}" if cfg.tta else "") + ")")
@@ -227,12 +228,12 @@ class Trained:
     rates: dict[int, tuple[np.ndarray, np.ndarray]]
 
 
-def _part(cfg: SeriesConfig, run: FoldRun, data: Converted, epoch: int | None, out: Path, resume: bool, device: torch.device,
-          say: Callable[[str], None]) -> Trained | None:
+def _part(cfg: SeriesConfig, run: FoldRun, held: Callable[[int], TrainSet], data: Converted, epoch: int | None, out: Path,
+          resume: bool, device: torch.device, say: Callable[[str], None]) -> Trained | None:
     """The part of CNN epoch ``epoch`` (None: the folds' model.pt) trained into ``out``; None when it stopped early."""
     cnns = cnn_records(run, epoch)
-    table = oof_embeddings(cfg, run, cnns, data, out, device, say)
-    population = held_out(run, data, run.folds[0])
+    table = oof_embeddings(cfg, run, cnns, held, data, out, device, say)
+    population = held(run.folds[0])
     stage = stage_data(table, population.labels, population.patients, cfg.features, cfg.val_frac, cfg.seed)
     fitted = fit_part(cfg, stage, out, resume, device, say)
     if fitted is None:
@@ -245,11 +246,12 @@ def train_series(cfg: SeriesConfig, say: Callable[[str], None] = print) -> dict:
     scores.json (one sequence model per ``--cnn-epochs`` in its own folder); returns the scores ({} when stopped)."""
     device, run = pick_device(cfg.device), fold_run(cfg.run)
     data = open_converted(run.data)
+    held = cache(partial(held_out, run, data))  # each fold's split made once, whatever the parts and folds that ask
     made = []
     for k, (epoch, out) in enumerate(cfg.parts()):
         if epoch is not None:
             say(f"CNN epoch {epoch} -> {out}")
-        part = _part(cfg, run, data, epoch, out, cfg.resume and (k == 0 or (out / layout.LAST).exists()), device, say)
+        part = _part(cfg, run, held, data, epoch, out, cfg.resume and (k == 0 or (out / layout.LAST).exists()), device, say)
         if part is None:
             return {}
         made.append(part)

@@ -205,6 +205,11 @@ def _values(values: tuple[float, ...]) -> str:
     return ",".join(f"{v:.3g}" for v in shown) + (",..." if len(set(values)) > 1 and len(values) > 3 else "")
 
 
+def _lr_mult(cfg: TrainConfig, start: Start) -> float:
+    """The stem's rate divisor: ``--lr-mult`` from trained weights; from random ones there is nothing to protect (1)."""
+    return cfg.lr_mult if start.kind != RANDOM else 1.0
+
+
 def _processes(n: int) -> str:
     return f"{n} process" if n == 1 else f"{n} processes"
 
@@ -217,13 +222,11 @@ def _task(cfg: TrainConfig, d: Dist, ts: TrainSet) -> tuple[CnnTask, TrainConfig
     cfg = replace(cfg, start=start_w, mean=mean, std=std)
     model = _wrap(build_model(cfg, train_ds.channels, d.device, start_w), cfg, d)
     loader, val_loader, positions = make_loaders(cfg, d, train_ds, val_ds, partial(ts.epoch_rows, seed=cfg.seed))
-    lr_mult = cfg.lr_mult if start_w.kind != RANDOM else 1.0
-    opt = optimizer(cfg.optimizer, layer_groups(unwrap(model), cfg.wd, lr_mult), cfg.lr, cfg.wd)
+    opt = optimizer(cfg.optimizer, layer_groups(unwrap(model), cfg.wd, _lr_mult(cfg, start_w)), cfg.lr, cfg.wd)
     step = make_step(model, opt, d.device, cfg.clip, cfg.accumulate)
     task = CnnTask(cfg, d, model, step, loader, val_loader, positions, val_ds.labels if val_ds is not None else None, ts,
                    cfg.stages())
-    stages = cfg.stages()
-    final = stages[-1] if stages and stages[-1] else image_size(train_ds)
+    final = task.stages[-1] if task.stages and task.stages[-1] else image_size(train_ds)
     return task, cfg, start_w, final
 
 
@@ -233,8 +236,7 @@ def _announce(task: CnnTask, start_w: Start, start: int, say: Callable[[str], No
     channels = len(cfg.mean)
     say(f"{start_w.arch} from {start_w.describe()}, {channels} channels" + (f" ({cfg.stack})" if cfg.stack != "windows" else "")
         + f", input mean/std {_values(cfg.mean)} / {_values(cfg.std)}")
-    frozen = min(cfg.frozen_epochs(), len(task.stages))
-    lr_mult = cfg.lr_mult if start_w.kind != RANDOM else 1.0
+    frozen, lr_mult = min(cfg.frozen_epochs(), len(task.stages)), _lr_mult(cfg, start_w)
     if frozen:
         say(f"fine-tuning: {frozen} epoch(s) of the head alone, then all layers at lr {cfg.lr / 2:g} (head) "
             f"down to {cfg.lr / 2 / lr_mult:g} (stem)")

@@ -135,17 +135,18 @@ class _Split:
 def _split(data: Converted, table: pd.DataFrame, every: pd.DataFrame, ids: list[str], meta: pd.DataFrame | None,
            val_frac: float | None, seed: int, folds: int | None, fold: int | None) -> _Split:
     """The held-out ids of a fold of ``folds``, else of the table's fold column (unless --val-frac), else by patient."""
-    patients = patients_of(ids, _column(table, "PatientID"), _column(meta, "PatientID"), data.patients, _series_of(data))
+    given = [m for m in (_column(table, "fold"), _column(meta, "fold")) if m is not None]
+    marks = pd.concat(given) if given else pd.Series(dtype=object)
+    marks = marks[~marks.index.duplicated()]
+    everyone = patients_of(list(dict.fromkeys([*ids, *marks.index])), _column(table, "PatientID"), _column(meta, "PatientID"),
+                           data.patients, _series_of(data))
+    patients = everyone.reindex(ids)
     if folds is not None and fold is not None:
         assignment, how = kfold(ids, patients, folds, seed, every["any"].reindex(ids) > 0, _column(table, "fold"))
         return _Split(set(assignment.index[assignment.to_numpy() == fold]), f"fold {fold} of {how}", patients)
-    given = [m for m in (_column(table, "fold"), _column(meta, "fold")) if m is not None]
-    marks = pd.concat(given) if given else pd.Series(dtype=object)
     valid_patients = None
     if len(marks) and marks.isin(["train", "valid"]).all():
-        known = marks[~marks.index.duplicated()]
-        valid_patients = set(patients_of(list(known.index), _column(table, "PatientID"), _column(meta, "PatientID"),
-                                         data.patients, _series_of(data))[known.to_numpy() == "valid"])
+        valid_patients = set(everyone.reindex(marks.index)[marks.to_numpy() == "valid"])
     chosen, how = holdout(ids, patients, val_frac, seed, every[list(LABELS)], valid_patients)
     return _Split({i for i, v in zip(ids, chosen) if v}, how, patients)
 

@@ -67,6 +67,18 @@ def test_folds_give_a_complete_patient_disjoint_oof_table_and_a_fold_ensemble(bl
     assert unseen.exit_code == 2 and "never saw that view in training (its augmentation drew no flips)" in unseen.stderr
 
 
+def test_train_folds_trains_and_averages_those_folds_alone(blobs, tmp_path):
+    root, ids, _, _ = blobs
+    run = tmp_path / "run"
+    done = ichprep("train", root / "img", "--out", run, "--folds", "3", "--train-folds", "0,2", *RUN)
+    assert done.exit_code == 0, done.output
+    assert sorted(p.name for p in run.glob("fold*") if p.is_dir()) == ["fold0", "fold2"]
+    oof = pd.read_csv(run / "oof.csv")
+    assert set(oof["fold"]) == {0, 2} and 0 < len(oof) < len(ids)  # the images folds 0 and 2 held out
+    members = [predict(run / f"fold{f}" / "model.pt", root / "img", workers=0, quiet=True).probs for f in (0, 2)]
+    assert np.allclose(predict(run / "model.pt", root / "img", workers=0, quiet=True).probs, np.mean(members, axis=0))
+
+
 def test_one_fold_at_a_time_is_assembled_when_the_last_one_is_there(blobs, tmp_path):
     root, ids, _, _ = blobs
     run = tmp_path / "run"

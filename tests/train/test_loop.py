@@ -13,6 +13,7 @@ import torch
 from ich_fixtures import (
     fabricate,
     write_folder,
+    write_train_table,
 )
 
 from ichprep import LABELS
@@ -73,6 +74,27 @@ def test_augment_flips_reverse_the_image_exactly():
     flipped = torch.isclose(out, torch.flip(x, dims=[3]), atol=1e-5).flatten(1).all(1)
     same = torch.isclose(out, x, atol=1e-5).flatten(1).all(1)
     assert (flipped | same).all() and flipped.any() and same.any()
+
+
+def test_without_the_shift_scale_rotate_each_image_is_itself_or_its_exact_transposition():
+    x = torch.rand(64, 2, 8, 8)
+    out = augment(x, torch.Generator().manual_seed(0), AugmentOptions(flips=("transpose",), rotate=30, scale=0.2, shift=0.1, p=0))
+    transposed = torch.isclose(out, x.transpose(2, 3), atol=1e-5).flatten(1).all(1)
+    same = torch.isclose(out, x, atol=1e-5).flatten(1).all(1)
+    assert (transposed | same).all() and transposed.sum() > 16 and same.sum() > 16
+
+
+def test_a_run_on_drawn_negatives_trains_each_epoch_on_positives_and_that_many_negatives(tmp_path):
+    ids, images, labels, table = fabricate(60, seed=5, size=8)
+    write_folder(tmp_path / "img", ids, images)
+    write_train_table(tmp_path / "train.parquet", ids, labels, table)
+    lines: list[str] = []
+    cfg = TrainConfig(data=tmp_path / "img", out=tmp_path / "run", labels=tmp_path / "train.parquet", arch="test_resnet",
+                      pretrained=False, epochs=1, batch_size=2, workers=0, quiet=True, val_frac=0.0, neg_ratio=0.5)
+    train(cfg, say=lines.append)
+    positives = int(labels[:, 0].sum())
+    assert f"1 epochs of {(positives + round(0.5 * positives)) // 2} steps on cpu (fp32, 0 loader workers)" in lines
+    assert any(line.startswith("training on 0.5 negative(s) per positive drawn afresh each epoch") for line in lines)
 
 
 def test_training_writes_the_run_folder(blobs, tmp_path):
